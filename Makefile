@@ -1,0 +1,26 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# Both create .venv and install zoo into it (editable) on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test clean
+
+$(STAMP): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Train the default model on rt-polarity (../shared/data), report validation
+# accuracy, then classify two sentences with the saved model.
+demo: $(STAMP)
+	$(BIN)/zoo train lstm_classifier
+	$(BIN)/zoo predict lstm_classifier "a gorgeous, witty, seductive movie." "the plot is a tedious mess."
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) saved_models/*/ .pytest_cache

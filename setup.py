@@ -1,0 +1,24 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="zoo",
+    version="0.1.0",
+    description="A Keras 3 / TensorFlow model zoo for text models whose exports deploy",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["zoo", "zoo.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow~=2.21.0",
+        "keras~=3.15.0",
+        "keras-hub~=0.32.0",
+        "tensorflow-text~=2.21.0",
+        "numpy>=1.26",
+        "ai-edge-litert>=2.0",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6"],
+        "bench": ["onnxruntime>=1.20", "tf2onnx>=1.16", "matplotlib>=3.8"],
+    },
+    entry_points={"console_scripts": ["zoo=zoo.cli:main"]},
+)

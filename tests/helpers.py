@@ -1,0 +1,80 @@
+"""Shared checks every registered model runs (like keras-hub's test_case)."""
+
+import keras
+import numpy as np
+
+import zoo
+
+POSITIVE = ["a great film", "great acting and a great story", "i loved it", "wonderful and moving", "loved the cast", "a wonderful story"]
+NEGATIVE = ["a dull film", "dull acting and a boring story", "i hated it", "boring and tedious", "hated the cast", "a tedious story"]
+TEXTS = (POSITIVE + NEGATIVE) * 2
+LABELS = np.array(([1] * len(POSITIVE) + [0] * len(NEGATIVE)) * 2, dtype="int32")
+# Never seen in training: out-of-vocabulary words, punctuation, unicode,
+# the empty string and text longer than the sequence length.
+UNSEEN = ["", "Great!!! ÉPIQUE café", "boring " * 40, "zzz qqq"]
+
+# Small enough to train in seconds; every family accepts these names.
+TINY_CONFIG = dict(vocabulary_size=64, sequence_length=12, embedding_dim=8, hidden_dim=8, learning_rate=1e-2, dropout=0.0)
+
+
+def tiny_config(name, **overrides):
+    defaults = zoo.model_info(name).default_config
+    config = {key: value for key, value in TINY_CONFIG.items() if key in defaults}
+    if "num_heads" in defaults:
+        config["num_heads"] = 2
+    return dict(config, **overrides)
+
+
+def build_tiny(name, **overrides):
+    keras.utils.set_random_seed(0)
+    model = zoo.create_model(name, **tiny_config(name, **overrides))
+    model.adapt(TEXTS)
+    return model
+
+
+def run_model_test(name):
+    """Build from the registry, learn on tiny data, predict raw strings."""
+    model = build_tiny(name, class_names=["negative", "positive"])
+    loss_before = model.evaluate(TEXTS, LABELS, verbose=0, return_dict=True)["loss"]
+    model.fit(TEXTS, LABELS, epochs=10, batch_size=8, verbose=0)
+    loss_after = model.evaluate(TEXTS, LABELS, verbose=0, return_dict=True)["loss"]
+    assert loss_after < 0.8 * loss_before, (loss_before, loss_after)
+
+    probabilities = model.predict(UNSEEN, verbose=0)
+    assert probabilities.shape == (len(UNSEEN), 2)
+    assert np.all(np.isfinite(probabilities))
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)
+    labels = model.predict_labels(["a great film", "a dull film"])
+    assert [label for label, _ in labels] == ["positive", "negative"]
+    return model
+
+
+def run_model_saving_test(model, tmp_path):
+    """`.keras` round trip in safe mode: same outputs, vocabulary and names."""
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path, safe_mode=True)
+    assert type(restored) is type(model)
+    assert type(restored.backbone) is type(model.backbone)
+    assert restored.class_names == model.class_names
+    assert restored.preprocessor.tokenizer.get_vocabulary() == model.preprocessor.tokenizer.get_vocabulary()
+    np.testing.assert_array_equal(restored.predict(UNSEEN + TEXTS, verbose=0), model.predict(UNSEEN + TEXTS, verbose=0))
+    # The optimizer state comes back too, so training can resume.
+    assert restored.optimizer.iterations.numpy() == model.optimizer.iterations.numpy()
+
+
+def run_config_test(model):
+    """get_config/from_config of backbone, preprocessor and task."""
+    backbone = model.backbone
+    clone = type(backbone).from_config(backbone.get_config())
+    assert clone.get_config() == backbone.get_config()
+    clone.set_weights(backbone.get_weights())
+    token_ids = model.preprocessor(TEXTS)
+    np.testing.assert_allclose(clone.predict(token_ids, verbose=0), backbone.predict(token_ids, verbose=0), atol=1e-6)
+
+    preprocessor = type(model.preprocessor).from_config(model.preprocessor.get_config())
+    assert preprocessor.get_config() == model.preprocessor.get_config()
+
+    task = type(model).from_config(model.get_config())
+    assert task.get_config()["class_names"] == model.class_names
+    assert task.count_params() == model.count_params()

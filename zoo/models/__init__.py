@@ -1,0 +1,7 @@
+"""Model families. Importing this package registers every model."""
+
+from zoo.models import recurrent, transformer  # noqa: F401  (registers models)
+from zoo.models.recurrent import RecurrentBackbone
+from zoo.models.text_classifier import TextClassifier
+from zoo.models.text_classifier_preprocessor import TextClassifierPreprocessor
+from zoo.models.transformer import TransformerBackbone

@@ -1,0 +1,150 @@
+"""`TextClassifier`: the task every zoo classifier family shares.
+
+A backbone (token ids to one feature vector per text) plus a dropout and a
+softmax head, with a `TextClassifierPreprocessor` attached so `fit`,
+`evaluate` and `predict` take raw strings. Saved as one `.keras` file.
+"""
+
+import keras
+import keras_hub
+import numpy as np
+
+from zoo.models.text_classifier_preprocessor import TextClassifierPreprocessor
+from zoo.preprocessing import WordTokenizer
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class TextClassifier(keras_hub.models.TextClassifier):
+    """Classify raw strings into `num_classes` named classes.
+
+    Args:
+        backbone: a `keras_hub.models.Backbone` mapping `token_ids`
+            `[batch, sequence_length]` to features `[batch, hidden]`.
+        num_classes: int. Number of classes.
+        preprocessor: `TextClassifierPreprocessor` or None (then the model
+            takes token ids).
+        class_names: list of str, one per class; defaults to "0", "1", ...
+        dropout: float. Dropout before the output layer.
+        learning_rate: float. Adam's learning rate for the default `compile`.
+
+    Example:
+    >>> classifier = zoo.create_model("lstm_classifier", vocabulary_size=100)
+    >>> classifier.adapt(["a good film", "a bad film"])
+    >>> classifier.predict(["a good film"]).shape
+    (1, 2)
+    """
+
+    def __init__(
+        self,
+        backbone,
+        num_classes=2,
+        preprocessor=None,
+        class_names=None,
+        dropout=0.0,
+        learning_rate=1e-3,
+        **kwargs,
+    ):
+        class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
+        if len(class_names) != num_classes:
+            raise ValueError(
+                f"class_names has {len(class_names)} names but num_classes={num_classes}"
+            )
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        # === Layers ===
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
+        self.output_dense = keras.layers.Dense(
+            num_classes, activation="softmax", dtype="float32", name="probabilities"
+        )
+
+        # === Functional Model ===
+        token_ids = backbone.input
+        features = backbone(token_ids)
+        probabilities = self.output_dense(self.output_dropout(features))
+        self.learning_rate = float(learning_rate)
+        super().__init__(inputs=token_ids, outputs=probabilities, **kwargs)
+
+        # === Config ===
+        self.num_classes = num_classes
+        self.class_names = class_names
+        self.dropout = dropout
+        self.activation = "softmax"
+
+    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
+        # keras-hub's default (Adam 5e-5) is for fine-tuning pretrained
+        # transformers; zoo's classifiers train from scratch.
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(self.learning_rate)
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=False)
+        if metrics == "auto":
+            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips this for models with a custom compile(); restoring the
+        # saved optimizer is what lets a reloaded model resume training.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    @property
+    def sequence_length(self):
+        return self.backbone.input.shape[1]
+
+    def adapt(self, texts):
+        """Learn the tokenizer's vocabulary from Python strings."""
+        self.preprocessor.tokenizer.adapt(texts)
+
+    def predict_labels(self, texts, batch_size=64):
+        """Return `(class_name, probability)` for each text."""
+        probabilities = self.predict(list(texts), batch_size=batch_size, verbose=0)
+        best = np.argmax(probabilities, axis=-1)
+        return [(self.class_names[i], float(p[i])) for i, p in zip(best, probabilities)]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_classes": self.num_classes,
+                "class_names": self.class_names,
+                "dropout": self.dropout,
+                "learning_rate": self.learning_rate,
+            }
+        )
+        return config
+
+
+def build_text_classifier(
+    backbone,
+    *,
+    sequence_length,
+    vocabulary_size,
+    num_classes,
+    class_names=None,
+    vocabulary=None,
+    lower=True,
+    punctuation="split",
+    min_count=1,
+    dropout=0.0,
+    learning_rate=1e-3,
+):
+    """Attach the shared preprocessing and a head to `backbone`."""
+    tokenizer = WordTokenizer(
+        vocabulary=vocabulary,
+        vocabulary_size=vocabulary_size,
+        lower=lower,
+        punctuation=punctuation,
+        min_count=min_count,
+    )
+    preprocessor = TextClassifierPreprocessor(tokenizer, sequence_length=sequence_length)
+    return TextClassifier(
+        backbone,
+        num_classes=num_classes,
+        preprocessor=preprocessor,
+        class_names=class_names,
+        dropout=dropout,
+        learning_rate=learning_rate,
+    )

@@ -1,0 +1,47 @@
+"""`TextClassifierPreprocessor`: raw strings to fixed-length token ids."""
+
+import keras
+import keras_hub
+import tensorflow as tf
+from keras_hub.src.utils.tensor_utils import preprocessing_function
+
+from zoo.preprocessing import reference
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class TextClassifierPreprocessor(keras_hub.models.Preprocessor):
+    """Tokenize, then truncate (keeping the start) and right-pad with id 0.
+
+    Args:
+        tokenizer: `zoo.preprocessing.WordTokenizer`.
+        sequence_length: int. Length of every row of token ids.
+
+    Example:
+    >>> tokenizer = WordTokenizer(vocabulary=["[PAD]", "[UNK]", "good"])
+    >>> preprocessor = TextClassifierPreprocessor(tokenizer, sequence_length=3)
+    >>> preprocessor(["good good good good", "bad"]).numpy().tolist()
+    [[2, 2, 2], [1, 0, 0]]
+    """
+
+    def __init__(self, tokenizer, sequence_length=64, **kwargs):
+        kwargs.setdefault("_allow_python_workflow", False)
+        super().__init__(**kwargs)
+        self.tokenizer = tokenizer
+        self.sequence_length = int(sequence_length)
+
+    @preprocessing_function
+    def call(self, x, y=None, sample_weight=None):
+        token_ids = self.tokenizer(x)
+        token_ids = token_ids.to_tensor(
+            default_value=reference.PAD_ID, shape=[None, self.sequence_length]
+        )
+        return keras.utils.pack_x_y_sample_weight(token_ids, y, sample_weight)
+
+    def reference(self):
+        """A `ReferenceWordTokenizer` giving exactly this layer's ids."""
+        return self.tokenizer.reference(self.sequence_length)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"sequence_length": self.sequence_length})
+        return config

@@ -1,0 +1,174 @@
+"""Pure-Python reference of zoo's word tokenizer: the rules, written once.
+
+This module has no TensorFlow import on purpose. It is the specification a
+phone app (or any non-TF client) ports, and it is what `WordTokenizer` (the
+Keras layer) mirrors op for op inside the graph. The test suite checks that
+both produce identical token ids on tricky text.
+
+The rules, in order:
+1. Lowercase with Unicode's full mapping and its context rules (`"İ"` becomes
+   `"i̇"`, a word-final `"Σ"` becomes `"ς"`), as ICU inside
+   `tf.strings.lower(..., encoding="utf-8")` does. Two quirks of that op are
+   part of the rule: the text ends at its first NUL character, and the few
+   letters added in Unicode 14 (which TensorFlow 2.21's ICU predates) stay
+   as they are.
+2. Punctuation: each ASCII punctuation character is either surrounded by
+   spaces (`"split"`, so `"great!"` gives `"great"`, `"!"`) or removed
+   (`"strip"`). Non-ASCII punctuation is left alone, like any other letter.
+3. Split on runs of ASCII whitespace (space, \\t, \\n, \\v, \\f, \\r) only;
+   a no-break space does not split, exactly like `tf.strings.split`.
+4. Look each word up in the vocabulary: id 0 is padding, id 1 is the
+   out-of-vocabulary token, words start at 2.
+5. Truncate to `sequence_length` ids (keeping the start) and right-pad with 0.
+
+Example:
+>>> tokenizer = ReferenceWordTokenizer(["[PAD]", "[UNK]", "good", "!"], 4)
+>>> tokenizer.encode(["Good film!"]).tolist()
+[[2, 1, 3, 0]]
+"""
+
+import collections
+import json
+import re
+import string
+
+import numpy as np
+
+PAD_TOKEN = "[PAD]"
+OOV_TOKEN = "[UNK]"
+PAD_ID = 0
+OOV_ID = 1
+PUNCTUATION_MODES = ("split", "strip")
+
+# `string.punctuation` is exactly the 32 ASCII punctuation characters. Both
+# Python's `re` and RE2 (used by `tf.strings.regex_replace`) read this class
+# the same way, and ASCII bytes never occur inside a multi-byte UTF-8
+# sequence, so byte-level (TF) and code-point-level (Python) matching agree.
+PUNCTUATION_PATTERN = "[" + re.escape(string.punctuation) + "]"
+ASCII_WHITESPACE = " \t\n\v\f\r"
+_PUNCTUATION_RE = re.compile(PUNCTUATION_PATTERN)
+_WHITESPACE_RE = re.compile("[" + re.escape(ASCII_WHITESPACE) + "]+")
+
+
+# Letters with a lowercase mapping in Python's Unicode 14 tables that
+# TensorFlow 2.21's ICU leaves unchanged. tests/preprocessing sweeps every
+# code point through both, so a TensorFlow upgrade that changes this fails
+# loudly instead of drifting.
+_LEFT_UNCHANGED_BY_TF = frozenset(
+    [0x2C2F, 0xA7C0, 0xA7D0, 0xA7D6, 0xA7D8]
+    + [c for c in range(0x10570, 0x10596) if c not in (0x1057B, 0x1058B, 0x10593)]
+)
+_LEFT_UNCHANGED_RE = re.compile(
+    "(" + "|".join(re.escape(chr(c)) for c in sorted(_LEFT_UNCHANGED_BY_TF)) + ")"
+)
+
+
+def lowercase(text):
+    """Unicode lowercase exactly as TensorFlow computes it (see rule 1)."""
+    text = text.split("\x00", 1)[0]
+    if not _LEFT_UNCHANGED_RE.search(text):
+        return text.lower()
+    # The split keeps the unchanged letters as their own parts (odd indices).
+    parts = _LEFT_UNCHANGED_RE.split(text)
+    return "".join(part if index % 2 else part.lower() for index, part in enumerate(parts))
+
+
+def split_words(text, lower=True, punctuation="split"):
+    """Apply rules 1-3 and return the list of words."""
+    if lower:
+        text = lowercase(text)
+    if punctuation == "split":
+        text = _PUNCTUATION_RE.sub(lambda match: f" {match.group(0)} ", text)
+    elif punctuation == "strip":
+        text = _PUNCTUATION_RE.sub("", text)
+    else:
+        raise ValueError(
+            f"punctuation must be one of {PUNCTUATION_MODES}, got {punctuation!r}"
+        )
+    return [word for word in _WHITESPACE_RE.split(text) if word]
+
+
+def build_vocabulary(texts, max_size, lower=True, punctuation="split", min_count=1):
+    """Most frequent words first (ties broken alphabetically), specials first.
+
+    `max_size` counts the two special tokens, so ids stay below `max_size`.
+    """
+    if max_size < 3:
+        raise ValueError(f"vocabulary_size must be at least 3, got {max_size}")
+    counts = collections.Counter()
+    for text in texts:
+        counts.update(split_words(text, lower=lower, punctuation=punctuation))
+    for special in (PAD_TOKEN, OOV_TOKEN):
+        counts.pop(special, None)
+    ranked = sorted(
+        (word for word, count in counts.items() if count >= min_count),
+        key=lambda word: (-counts[word], word),
+    )
+    return [PAD_TOKEN, OOV_TOKEN] + ranked[: max_size - 2]
+
+
+class ReferenceWordTokenizer:
+    """Text to padded token ids, in plain Python and NumPy.
+
+    Args:
+        vocabulary: list of str. Index is the token id; must start with
+            `"[PAD]"`, `"[UNK]"`.
+        sequence_length: int. Length of every encoded row.
+        lower: bool. Apply rule 1.
+        punctuation: `"split"` or `"strip"` (rule 2).
+    """
+
+    def __init__(self, vocabulary, sequence_length, lower=True, punctuation="split"):
+        vocabulary = list(vocabulary)
+        if vocabulary[:2] != [PAD_TOKEN, OOV_TOKEN]:
+            raise ValueError(
+                f"vocabulary must start with {PAD_TOKEN!r}, {OOV_TOKEN!r}; "
+                f"got {vocabulary[:2]!r}"
+            )
+        split_words("", punctuation=punctuation)  # validates the mode early
+        self.vocabulary = vocabulary
+        self.sequence_length = int(sequence_length)
+        self.lower = lower
+        self.punctuation = punctuation
+        self._ids = {word: index for index, word in enumerate(vocabulary)}
+
+    @classmethod
+    def from_json(cls, path):
+        """Load from a sidecar written by `to_json` (or by zoo's exporters)."""
+        with open(path, encoding="utf-8") as file:
+            spec = json.load(file)
+        tokenizer = spec.get("tokenizer", spec)
+        return cls(
+            tokenizer["vocabulary"],
+            tokenizer["sequence_length"],
+            lower=tokenizer["lower"],
+            punctuation=tokenizer["punctuation"],
+        )
+
+    def to_dict(self):
+        return {
+            "type": "word",
+            "rules": "zoo.preprocessing.reference (lowercase, punctuation, "
+            "ASCII-whitespace split, lookup, truncate, right-pad)",
+            "lower": self.lower,
+            "punctuation": self.punctuation,
+            "sequence_length": self.sequence_length,
+            "pad_id": PAD_ID,
+            "oov_id": OOV_ID,
+            "vocabulary": self.vocabulary,
+        }
+
+    def to_json(self, path):
+        with open(path, "w", encoding="utf-8") as file:
+            json.dump(self.to_dict(), file, ensure_ascii=False)
+
+    def tokenize(self, text):
+        return split_words(text, lower=self.lower, punctuation=self.punctuation)
+
+    def encode(self, texts):
+        """Return int32 ids of shape `[len(texts), sequence_length]`."""
+        ids = np.full((len(texts), self.sequence_length), PAD_ID, dtype=np.int32)
+        for row, text in enumerate(texts):
+            words = self.tokenize(text)[: self.sequence_length]
+            ids[row, : len(words)] = [self._ids.get(word, OOV_ID) for word in words]
+        return ids

@@ -1,0 +1,154 @@
+"""The model registry: look models up by name, timm-style.
+
+A registered function receives the merged configuration (its defaults, then
+the caller's overrides) and returns a ready Keras model. Variants are data:
+several names can share one builder with different defaults.
+
+Example:
+>>> import zoo
+>>> zoo.list_models("*lstm*")
+['bilstm_classifier', 'lstm_classifier']
+>>> model = zoo.create_model("lstm_classifier", hidden_dim=32)
+"""
+
+import dataclasses
+import difflib
+import fnmatch
+import importlib
+import re
+import types
+from typing import Callable, Mapping, Optional, Tuple
+
+import keras
+
+if keras.config.backend() != "tensorflow":
+    raise ImportError(
+        f"zoo needs the TensorFlow Keras backend; KERAS_BACKEND is {keras.config.backend()!r}"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows about one model name (immutable)."""
+
+    name: str
+    task: str
+    family: str
+    description: str
+    default_config: Mapping
+    export_formats: Tuple[str, ...]
+    builder: Callable = dataclasses.field(repr=False, compare=False)
+
+    def to_dict(self):
+        return {
+            "name": self.name,
+            "task": self.task,
+            "family": self.family,
+            "description": self.description,
+            "default_config": dict(self.default_config),
+            "export_formats": list(self.export_formats),
+        }
+
+
+class _Registry:
+    def __init__(self):
+        self._specs = {}
+
+    def register(self, builder, *, task, family, default_config, export_formats):
+        name = builder.__name__
+        if name in self._specs:
+            raise ValueError(f"model {name!r} is already registered")
+        description = (builder.__doc__ or "").strip().split("\n")[0]
+        self._specs[name] = ModelSpec(
+            name=name,
+            task=task,
+            family=family,
+            description=description,
+            default_config=types.MappingProxyType(dict(default_config)),
+            export_formats=tuple(export_formats),
+            builder=builder,
+        )
+        return builder
+
+    def spec(self, name):
+        _import_builtin_models()
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise KeyError(
+                f"unknown model {name!r}{_suggest(name, self._specs)}"
+            ) from None
+
+    def names(self, pattern=None, task=None):
+        _import_builtin_models()
+        names = [
+            name
+            for name, spec in self._specs.items()
+            if (pattern is None or fnmatch.fnmatchcase(name, pattern))
+            and (task is None or spec.task == task)
+        ]
+        return sorted(names, key=_natural_key)
+
+
+def _import_builtin_models():
+    # The family modules register themselves on import; importing here (not
+    # at the top) lets them import this module without a cycle.
+    importlib.import_module("zoo.models")
+
+
+def _suggest(word, candidates):
+    close = difflib.get_close_matches(word, list(candidates), n=3, cutoff=0.5)
+    if close:
+        return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return "; known: " + ", ".join(sorted(candidates))
+
+
+def _natural_key(name):
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+_REGISTRY = _Registry()
+
+
+def register_model(
+    *, task, family, default_config, export_formats=("keras", "saved_model", "tflite")
+):
+    """Register a builder under its function name.
+
+    The builder is called as `builder(**config)` with `default_config`
+    updated by the caller's overrides; the first docstring line becomes the
+    description.
+    """
+
+    def decorator(builder):
+        return _REGISTRY.register(
+            builder,
+            task=task,
+            family=family,
+            default_config=default_config,
+            export_formats=export_formats,
+        )
+
+    return decorator
+
+
+def list_models(pattern: Optional[str] = None, task: Optional[str] = None):
+    """Registered names matching a shell-style `pattern` (and `task`), sorted."""
+    return _REGISTRY.names(pattern, task)
+
+
+def model_info(name) -> ModelSpec:
+    """The immutable `ModelSpec` of a registered model."""
+    return _REGISTRY.spec(name)
+
+
+def create_model(name, **overrides):
+    """Build a registered model; keyword overrides replace its defaults."""
+    spec = _REGISTRY.spec(name)
+    unknown = [key for key in overrides if key not in spec.default_config]
+    if unknown:
+        key = unknown[0]
+        raise TypeError(
+            f"{name} got an unknown option {key!r}{_suggest(key, spec.default_config)}"
+        )
+    return spec.builder(**dict(spec.default_config, **overrides))

@@ -1,0 +1,148 @@
+"""Train a registered classifier on labeled text, keeping the best checkpoint.
+
+Example:
+>>> result = train_classifier("lstm_classifier", epochs=2, out_dir="saved_models/lstm_classifier")
+>>> result.validation.accuracy
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+import time
+
+import keras
+
+from zoo import registry
+from zoo.data import load_texts
+from zoo.evaluation import evaluate_classifier
+
+MODEL_FILENAME = "model.keras"
+REPORT_FILENAME = "train_report.json"
+
+
+@dataclasses.dataclass
+class TrainResult:
+    model: keras.Model
+    model_path: pathlib.Path
+    validation: object  # zoo.evaluation.ClassificationReport
+    history: dict
+    best_epoch: int
+    seconds: float
+    report: dict
+
+
+def train_classifier(
+    name,
+    data=None,
+    *,
+    out_dir=None,
+    text_column="text",
+    label_column="label",
+    encoding=None,
+    epochs=10,
+    batch_size=32,
+    validation_fraction=0.1,
+    seed=1337,
+    patience=3,
+    verbose=1,
+    **overrides,
+):
+    """Build `name` from the registry, fit it and save the best epoch.
+
+    The vocabulary is learned from the training split only. Keeps the epoch
+    with the best validation accuracy (checkpointed while training, restored
+    at the end), writes `model.keras` and `train_report.json` into `out_dir`
+    (default `saved_models/<name>`), each written whole or not at all.
+    """
+    dataset = load_texts(data, text_column=text_column, label_column=label_column, encoding=encoding)
+    train, validation = dataset.split(validation_fraction, seed)
+    keras.utils.set_random_seed(seed)
+    model = registry.create_model(
+        name, num_classes=len(dataset.class_names), class_names=list(dataset.class_names), **overrides
+    )
+    model.adapt(train.texts)
+
+    out_dir = pathlib.Path(out_dir or pathlib.Path("saved_models") / name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_dir = pathlib.Path(tempfile.mkdtemp(prefix=".checkpoint-", dir=out_dir))
+    try:
+        callbacks = [
+            keras.callbacks.ModelCheckpoint(
+                checkpoint_dir / "best.keras", monitor="val_accuracy", mode="max", save_best_only=True
+            ),
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True
+            ),
+        ]
+        started = time.perf_counter()
+        history = model.fit(
+            train.to_tf_dataset(batch_size, shuffle=True, seed=seed),
+            validation_data=validation.to_tf_dataset(batch_size),
+            epochs=epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+        seconds = time.perf_counter() - started
+        # EarlyStopping restores the best weights only when it stops early.
+        best = keras.saving.load_model(checkpoint_dir / "best.keras", safe_mode=True)
+        model.set_weights(best.get_weights())
+    finally:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+    report = evaluate_classifier(model, validation)
+    val_accuracy = history.history["val_accuracy"]
+    best_epoch = max(range(len(val_accuracy)), key=val_accuracy.__getitem__) + 1
+    summary = {
+        "model": name,
+        "config": _jsonable(dict(registry.model_info(name).default_config, **overrides)),
+        "data": {
+            "source": dataset.source,
+            "encoding": dataset.encoding,
+            "examples": len(dataset),
+            "train_examples": len(train),
+            "validation_examples": len(validation),
+            "validation_fraction": validation_fraction,
+            "seed": seed,
+            "class_names": list(dataset.class_names),
+        },
+        "epochs_run": len(val_accuracy),
+        "best_epoch": best_epoch,
+        "train_seconds": round(seconds, 2),
+        "train_examples_per_second": round(len(train) * len(val_accuracy) / seconds, 1),
+        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
+        "validation": report.to_dict(),
+        "versions": _versions(),
+    }
+    model_path = out_dir / MODEL_FILENAME
+    _write_atomically(model_path, model.save)
+    _write_atomically(
+        out_dir / REPORT_FILENAME, lambda path: pathlib.Path(path).write_text(json.dumps(summary, indent=2))
+    )
+    return TrainResult(model, model_path, report, history.history, best_epoch, seconds, summary)
+
+
+def _write_atomically(path, write):
+    """Call `write(temporary_path)`, then rename over `path` only if it worked."""
+    path = pathlib.Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        pathlib.Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(config):
+    return {key: value for key, value in config.items() if key not in ("vocabulary",)}
+
+
+def _versions():
+    import keras_hub
+    import tensorflow as tf
+
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "keras_hub": keras_hub.__version__}
