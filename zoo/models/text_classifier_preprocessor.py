@@ -17,6 +17,7 @@ class TextClassifierPreprocessor(keras_hub.models.Preprocessor):
         sequence_length: int. Length of every row of token ids.
 
     Example:
+    >>> from zoo.preprocessing import WordTokenizer
     >>> tokenizer = WordTokenizer(vocabulary=["[PAD]", "[UNK]", "good"])
     >>> preprocessor = TextClassifierPreprocessor(tokenizer, sequence_length=3)
     >>> preprocessor(["good good good good", "bad"]).numpy().tolist()

@@ -39,7 +39,7 @@ class WordTokenizer(keras_hub.tokenizers.Tokenizer):
     Example:
     >>> tokenizer = WordTokenizer(vocabulary_size=100)
     >>> tokenizer.adapt(["a good film", "a bad film!"])
-    >>> tokenizer(["A good film!"]).to_list()
+    >>> tokenizer(["A good film!"])
     [[2, 6, 3, 4]]
     """
 

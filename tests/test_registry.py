@@ -1,0 +1,71 @@
+"""The registry: listing, specs, creation, errors with suggestions."""
+
+import dataclasses
+
+import pytest
+
+import zoo
+from zoo.registry import ModelSpec
+
+
+def test_list_models_patterns_and_task():
+    assert zoo.list_models("*lstm*") == ["bilstm_classifier", "lstm_classifier"]
+    everything = zoo.list_models()
+    assert everything == sorted(everything)
+    assert zoo.list_models(task="text-classification") == [n for n in everything if zoo.model_info(n).task == "text-classification"]
+    assert zoo.list_models("nothing*") == []
+
+
+def test_model_info_is_immutable():
+    spec = zoo.model_info("lstm_classifier")
+    assert isinstance(spec, ModelSpec)
+    assert spec.family == "lstm" and spec.task == "text-classification"
+    assert "saved_model" in spec.export_formats and spec.description
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.name = "other"
+    with pytest.raises(TypeError):
+        spec.default_config["hidden_dim"] = 1
+
+
+def test_every_classifier_takes_the_shared_keywords():
+    shared = {"vocabulary_size", "sequence_length", "num_classes", "embedding_dim", "hidden_dim", "dropout"}
+    for name in zoo.list_models(task="text-classification"):
+        assert shared <= set(zoo.model_info(name).default_config), name
+    assert "num_heads" in zoo.model_info("transformer_classifier").default_config
+
+
+def test_create_model_applies_overrides():
+    model = zoo.create_model("gru_classifier", hidden_dim=7, sequence_length=9, num_classes=3)
+    assert model.backbone.hidden_dim == 7
+    assert model.sequence_length == 9
+    assert model.output_shape == (None, 3)
+    assert model.class_names == ["0", "1", "2"]
+
+
+def test_unknown_name_suggests_close_matches():
+    with pytest.raises(KeyError, match="did you mean 'lstm_classifier'"):
+        zoo.model_info("lstm_clasifier")
+    with pytest.raises(KeyError, match="known: "):
+        zoo.create_model("zzzz")
+
+
+def test_unknown_override_suggests_close_keys():
+    with pytest.raises(TypeError, match="unknown option 'hiden_dim'; did you mean 'hidden_dim'"):
+        zoo.create_model("lstm_classifier", hiden_dim=3)
+
+
+def test_register_model_and_duplicates():
+    @zoo.register_model(task="text-classification", family="test", default_config={"hidden_dim": 4})
+    def _test_only_classifier(**config):
+        """A test-only entry."""
+        return config
+
+    try:
+        assert zoo.create_model("_test_only_classifier", hidden_dim=5) == {"hidden_dim": 5}
+        assert zoo.model_info("_test_only_classifier").description == "A test-only entry."
+        with pytest.raises(ValueError, match="already registered"):
+            zoo.register_model(task="x", family="y", default_config={})(_test_only_classifier)
+    finally:
+        from zoo import registry
+
+        registry._REGISTRY._specs.pop("_test_only_classifier")
