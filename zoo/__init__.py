@@ -5,7 +5,6 @@
 ['bilstm_classifier', 'lstm_classifier']
 """
 
-import importlib
 import os
 
 # zoo's preprocessing and exporters are TensorFlow graphs: pin the backend
@@ -13,31 +12,17 @@ import os
 # zoo.registry).
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from zoo.data import load_texts  # noqa: E402
+from zoo.registry import ModelSpec, create_model, list_models, model_info, register_model  # noqa: E402
+
+# Importing the models registers every family and makes zoo's layers known
+# to keras.saving.load_model.
+from zoo.models import (  # noqa: E402
+    RecurrentBackbone,
+    TextClassifier,
+    TextClassifierPreprocessor,
+    TransformerBackbone,
+)
+from zoo.preprocessing import ReferenceWordTokenizer, WordTokenizer  # noqa: E402
+
 __version__ = "0.1.0"
-
-# Public names, imported on first use so `zoo --help` and `import zoo.data`
-# do not pay for TensorFlow's start-up.
-_EXPORTS = {
-    "ModelSpec": "zoo.registry",
-    "create_model": "zoo.registry",
-    "list_models": "zoo.registry",
-    "model_info": "zoo.registry",
-    "register_model": "zoo.registry",
-    "TextClassifier": "zoo.models",
-    "TextClassifierPreprocessor": "zoo.models",
-    "RecurrentBackbone": "zoo.models",
-    "TransformerBackbone": "zoo.models",
-    "WordTokenizer": "zoo.preprocessing",
-    "ReferenceWordTokenizer": "zoo.preprocessing",
-    "load_texts": "zoo.data",
-}
-
-
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'zoo' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_EXPORTS))

@@ -140,7 +140,7 @@ def _train(args):
 def _load(model):
     import keras
 
-    import zoo  # noqa: F401  (registers zoo's layers for deserialization)
+    import zoo  # noqa: F401  (registers zoo layers for deserialization)
     from zoo.training import MODEL_FILENAME
 
     path = pathlib.Path(model)

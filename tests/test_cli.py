@@ -1,0 +1,82 @@
+"""The `zoo` command line, run as a user would: in a subprocess."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests import helpers
+
+TINY = ["--set", "vocabulary_size=64", "--set", "embedding_dim=8", "--set", "hidden_dim=8", "--set", "learning_rate=0.01"]
+
+
+def run_zoo(*args, cwd=None):
+    result = subprocess.run(
+        [sys.executable, "-m", "zoo", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
+    return result
+
+
+def error_line(result):
+    """The user-facing error: exit status 2 and exactly one `zoo ...: error:` line."""
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("zoo ")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "reviews.csv"
+    rows = [(text, "positive" if label else "negative") for text, label in zip(helpers.TEXTS * 3, list(helpers.LABELS) * 3)]
+    path.write_text("text,label\n" + "".join(f"{text},{label}\n" for text, label in rows))
+    return path
+
+
+def test_list_and_info():
+    listing = run_zoo("list")
+    assert listing.returncode == 0, listing.stderr
+    for name in ["simple_rnn_classifier", "lstm_classifier", "bilstm_classifier", "gru_classifier", "transformer_classifier"]:
+        assert name in listing.stdout
+    only_gru = run_zoo("list", "*gru*").stdout.split()
+    assert "gru_classifier" in only_gru and "lstm_classifier" not in only_gru
+    info = json.loads(run_zoo("info", "transformer_classifier").stdout)
+    assert info["family"] == "transformer" and info["default_config"]["num_heads"] == 4
+
+
+def test_train_evaluate_predict(tiny_csv, tmp_path):
+    out = tmp_path / "model"
+    train = run_zoo("train", "lstm_classifier", "--data", tiny_csv, "--epochs", 3, "--batch-size", 8, "--out", out, *TINY)
+    assert train.returncode == 0, train.stderr
+    assert "validation accuracy:" in train.stdout and "confusion matrix" in train.stdout
+    assert (out / "model.keras").is_file()
+    report = json.loads((out / "train_report.json").read_text())
+    assert report["data"]["class_names"] == ["negative", "positive"]
+    assert report["epochs_run"] >= 1 and 0 <= report["validation"]["accuracy"] <= 1
+
+    evaluate = run_zoo("evaluate", out, "--data", tiny_csv, "--json")
+    assert evaluate.returncode == 0, evaluate.stderr
+    metrics = json.loads(evaluate.stdout)
+    assert sum(map(sum, metrics["confusion_matrix"])) == len(helpers.TEXTS) * 3
+    assert set(metrics["per_class"]) == {"negative", "positive"}
+    table = run_zoo("evaluate", out / "model.keras", "--data", tiny_csv, "--split", "validation")
+    assert "precision" in table.stdout and "split: validation" in table.stdout
+
+    predict = run_zoo("predict", out, "a great film", "a dull film", "--json")
+    assert predict.returncode == 0, predict.stderr
+    rows = [json.loads(line) for line in predict.stdout.splitlines()]
+    assert [row["text"] for row in rows] == ["a great film", "a dull film"]
+    assert all(row["label"] in ("negative", "positive") and 0.5 <= row["probability"] <= 1 for row in rows)
+
+
+def test_errors_are_one_line(tiny_csv, tmp_path):
+    assert "no such file" in error_line(run_zoo("train", "lstm_classifier", "--data", tmp_path / "missing.csv"))
+    assert "did you mean 'lstm_classifier'" in error_line(run_zoo("train", "lstm_clasifier", "--data", tiny_csv))
+    assert "unknown option 'hiden_dim'" in error_line(
+        run_zoo("train", "lstm_classifier", "--data", tiny_csv, "--set", "hiden_dim=3")
+    )
+    assert "missing column 'review'" in error_line(
+        run_zoo("train", "lstm_classifier", "--data", tiny_csv, "--text-column", "review")
+    )
+    assert "no trained model" in error_line(run_zoo("predict", tmp_path / "nothing", "text"))
