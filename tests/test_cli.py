@@ -69,6 +69,21 @@ def test_train_evaluate_predict(tiny_csv, tmp_path):
     assert [row["text"] for row in rows] == ["a great film", "a dull film"]
     assert all(row["label"] in ("negative", "positive") and 0.5 <= row["probability"] <= 1 for row in rows)
 
+    # Export validates on the split recorded in train_report.json.
+    root = tmp_path / "serving"
+    exported = run_zoo("export", out, "--root", root, "--quantize", "float16")
+    assert exported.returncode == 0, exported.stderr
+    assert "exported model version 1" in exported.stdout and "litert float32" in exported.stdout
+    version = root / "model" / "1"
+    assert (version / "saved_model.pb").is_file() and (version / "litert" / "model.float16.tflite").is_file()
+    export_report = json.loads((version / "export_report.json").read_text())
+    assert export_report["validation_examples"] == report["data"]["validation_examples"]
+    again = run_zoo("export", out, "--root", root, "--version", 1, "--format", "tflite", "--quantize", "none")
+    assert "already exists" in error_line(again)
+    assert run_zoo("export", out, "--root", root, "--name", "sentiment", "--format", "tflite",
+                   "--quantize", "none").returncode == 0
+    assert sorted(p.name for p in root.iterdir()) == ["model", "sentiment"]
+
 
 def test_errors_are_one_line(tiny_csv, tmp_path):
     assert "no such file" in error_line(run_zoo("train", "lstm_classifier", "--data", tmp_path / "missing.csv"))
@@ -80,3 +95,21 @@ def test_errors_are_one_line(tiny_csv, tmp_path):
         run_zoo("train", "lstm_classifier", "--data", tiny_csv, "--text-column", "review")
     )
     assert "no trained model" in error_line(run_zoo("predict", tmp_path / "nothing", "text"))
+
+
+def test_train_and_generate_causal_lm(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(f"ROMEO: the {w} is sweet, and so is the night." for w in ("rose", "moon", "day") * 30))
+    out = tmp_path / "lm"
+    train = run_zoo("train", "gpt2_tiny", "--data", corpus, "--epochs", 1, "--batch-size", 4, "--out", out,
+                    "--set", "tokenizer=train", "--set", "bpe_vocabulary_size=300", "--set", "sequence_length=32",
+                    "--set", "num_layers=1", "--set", "jit_compile=false")
+    assert train.returncode == 0, train.stderr
+    assert "perplexity" in train.stdout and "tokens/s" in train.stdout
+    generated = run_zoo("generate", out, "--prompt", "ROMEO:", "--prompt", "the", "--max-length", 16,
+                        "--sampler", "top_k", "--seed", 1, "--json")
+    assert generated.returncode == 0, generated.stderr
+    rows = [json.loads(line) for line in generated.stdout.splitlines()]
+    assert [row["prompt"] for row in rows] == ["ROMEO:", "the"]
+    assert all(row["text"].startswith(row["prompt"]) for row in rows)
+    assert "invalid choice: 'nucleus'" in error_line(run_zoo("generate", out, "--prompt", "x", "--sampler", "nucleus"))

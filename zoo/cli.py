@@ -15,10 +15,11 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.filterwarnings("ignore", module="keras")
     from zoo.data import DataError
+    from zoo.export import ExportError
 
     try:
         return args.run(args) or 0
-    except (DataError, KeyError, TypeError, FileNotFoundError, ValueError) as error:
+    except (DataError, ExportError, KeyError, TypeError, FileNotFoundError, ValueError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"zoo {args.command}: error: {message}", file=sys.stderr)
         return 2
@@ -37,11 +38,13 @@ def _build_parser():
     command.add_argument("name")
     command.set_defaults(run=_info)
 
-    command = commands.add_parser("train", help="train a registered model on labeled text")
+    command = commands.add_parser(
+        "train", help="train a classifier on labeled text, or fine-tune a causal LM on a corpus"
+    )
     command.add_argument("name")
     _add_data_arguments(command)
-    command.add_argument("--epochs", type=int, default=10)
-    command.add_argument("--batch-size", type=int, default=32)
+    command.add_argument("--epochs", type=int, help="default 10 for classifiers, 1 for language models")
+    command.add_argument("--batch-size", type=int, help="default 32 for classifiers, 8 for language models")
     command.add_argument("--patience", type=int, default=3, help="epochs without improvement before stopping")
     command.add_argument("--out", help="output folder (default saved_models/NAME)")
     command.add_argument(
@@ -58,16 +61,45 @@ def _build_parser():
     command.add_argument("--json", action="store_true", help="print the report as JSON")
     command.set_defaults(run=_evaluate)
 
-    command = commands.add_parser("predict", help="label and probability for each text")
+    command = commands.add_parser("export", help="SavedModel for TF Serving + builtin-only LiteRT files, validated")
     command.add_argument("model", help=".keras file, its folder, or a registered name trained into saved_models/")
+    command.add_argument("--root", default="saved_models", help="TF Serving base path (default saved_models)")
+    command.add_argument("--name", help="model name under ROOT (default: the model folder's name)")
+    command.add_argument("--version", type=int, help="integer version (default: next free one)")
+    command.add_argument("--format", default="saved_model,tflite", help="comma list of saved_model, tflite")
+    command.add_argument(
+        "--quantize", default="float16,dynamic_int8,int8",
+        help="comma list of float16, dynamic_int8, int8 LiteRT variants, or 'none'",
+    )
+    command.add_argument("--force", action="store_true", help="replace an existing version")
+    _add_data_arguments(command, default_help="validation split the model was trained against")
+    command.set_defaults(run=_export)
+
+    command = commands.add_parser("generate", help="continue prompts with a trained causal LM")
+    command.add_argument("model", help=".keras file, its folder, or a registered name trained into saved_models/")
+    command.add_argument("--prompt", action="append", required=True, help="repeat for a batch of prompts")
+    command.add_argument("--max-length", type=int, default=64, help="total tokens, prompt included")
+    command.add_argument("--sampler", choices=("greedy", "top_k", "top_p", "beam"), default="greedy")
+    command.add_argument("--temperature", type=float, default=1.0)
+    command.add_argument("--top-k", type=int, default=10)
+    command.add_argument("--top-p", type=float, default=0.9)
+    command.add_argument("--num-beams", type=int, default=4)
+    command.add_argument("--seed", type=int)
+    command.add_argument("--json", action="store_true", help="one JSON object per prompt")
+    command.set_defaults(run=_generate)
+
+    command = commands.add_parser("predict", help="label and probability for each text")
+    command.add_argument(
+        "model", help=".keras file, its folder, a registered name trained into saved_models/, or an exported .tflite"
+    )
     command.add_argument("texts", nargs="+", metavar="TEXT")
     command.add_argument("--json", action="store_true", help="print one JSON object per text")
     command.set_defaults(run=_predict)
     return parser
 
 
-def _add_data_arguments(command):
-    command.add_argument("--data", help="CSV/TSV/JSONL file or folder (default: rt-polarity in ../shared/data)")
+def _add_data_arguments(command, default_help="rt-polarity in ../shared/data"):
+    command.add_argument("--data", help=f"CSV/TSV/JSONL file or folder (default: {default_help})")
     command.add_argument("--text-column", default="text")
     command.add_argument("--label-column", default="label")
     command.add_argument("--encoding", help="file encoding (default: try utf-8, cp1252, latin-1)")
@@ -105,6 +137,10 @@ def _parse_overrides(pairs):
 
 
 def _train(args):
+    import zoo
+
+    if zoo.model_info(args.name).task == "causal-lm":
+        return _train_causal_lm(args)
     from zoo.training import train_classifier
 
     result = train_classifier(
@@ -114,8 +150,8 @@ def _train(args):
         text_column=args.text_column,
         label_column=args.label_column,
         encoding=args.encoding,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
+        epochs=args.epochs or 10,
+        batch_size=args.batch_size or 32,
         validation_fraction=args.validation_fraction,
         seed=args.seed,
         patience=args.patience,
@@ -137,20 +173,58 @@ def _train(args):
     print(f"\nvalidation accuracy: {result.validation.accuracy:.4f}")
 
 
+def _train_causal_lm(args):
+    from zoo.causal_lm import train_causal_lm
+
+    options = _parse_overrides(args.set)
+    trainer_keys = ("learning_rate", "warmup_fraction", "weight_decay", "clipnorm", "lora_rank",
+                    "jit_compile", "max_train_windows")
+    trainer_options = {key: options.pop(key) for key in trainer_keys if key in options}
+    result = train_causal_lm(
+        args.name,
+        args.data,
+        out_dir=args.out,
+        epochs=args.epochs or 1,
+        batch_size=args.batch_size or 8,
+        validation_fraction=args.validation_fraction,
+        seed=args.seed,
+        encoding=args.encoding,
+        **trainer_options,
+        **options,
+    )
+    report = result.report
+    print()
+    print(f"data        {report['data']['source']} ({report['data']['train_tokens']} train / "
+          f"{report['data']['validation_tokens']} validation tokens)")
+    print(f"epochs      {report['epochs_run']}, {report['train_seconds']:.1f} s, "
+          f"{report['tokens_per_second']:.0f} tokens/s (last epoch)")
+    print(f"validation  loss {report['validation_loss_before']:.4f} -> {report['validation_loss']:.4f}, "
+          f"perplexity {report['validation_perplexity_before']:.1f} -> {report['validation_perplexity']:.1f}")
+    print(f"saved       {result.model_path}")
+
+
+def _generate(args):
+    from zoo.causal_lm import generate
+
+    model = _load(args.model)
+    outputs = generate(
+        model, list(args.prompt), max_length=args.max_length, sampler=args.sampler, seed=args.seed,
+        temperature=args.temperature, **({"top_k": args.top_k} if args.sampler == "top_k" else {}),
+        **({"top_p": args.top_p} if args.sampler == "top_p" else {}),
+        **({"num_beams": args.num_beams} if args.sampler == "beam" else {}),
+    )
+    for prompt, output in zip(args.prompt, outputs):
+        if args.json:
+            print(json.dumps({"prompt": prompt, "text": output}))
+        else:
+            print(output)
+            print("---")
+
+
 def _load(model):
-    import keras
+    from zoo.training import load_classifier
 
-    import zoo  # noqa: F401  (registers zoo layers for deserialization)
-    from zoo.training import MODEL_FILENAME
-
-    path = pathlib.Path(model)
-    if not path.exists() and not path.suffix:
-        path = pathlib.Path("saved_models") / model
-    if path.is_dir():
-        path = path / MODEL_FILENAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no trained model there (train one with `zoo train NAME`)")
-    return keras.saving.load_model(path, safe_mode=True)
+    return load_classifier(model)
 
 
 def _evaluate(args):
@@ -174,12 +248,59 @@ def _evaluate(args):
 
 
 def _predict(args):
-    classifier = _load(args.model)
+    if pathlib.Path(args.model).suffix == ".tflite":
+        # An exported LiteRT file: the sidecar tokenizer and ai_edge_litert.
+        from zoo.lite import TextClassifierRunner
+
+        classifier = TextClassifierRunner(args.model)
+    else:
+        classifier = _load(args.model)
     for text, (label, probability) in zip(args.texts, classifier.predict_labels(args.texts)):
         if args.json:
             print(json.dumps({"text": text, "label": label, "probability": round(probability, 6)}))
         else:
             print(f"{label}\t{probability:.4f}\t{text}")
+
+
+def _export(args):
+    import zoo.export
+    from zoo.data import load_texts
+
+    validation_data = calibration_texts = None
+    if args.data:
+        classifier = _load(args.model)
+        dataset = load_texts(
+            args.data, text_column=args.text_column, label_column=args.label_column,
+            encoding=args.encoding, class_names=classifier.class_names,
+        )
+        train, validation_data = dataset.split(args.validation_fraction, args.seed)
+        calibration_texts = train.texts
+    result = zoo.export.export(
+        args.model,
+        root=args.root,
+        name=args.name or _default_export_name(args.model),
+        version=args.version,
+        formats=_comma_list(args.format),
+        quantize=() if args.quantize == "none" else _comma_list(args.quantize),
+        force=args.force,
+        validation_data=validation_data,
+        calibration_texts=calibration_texts,
+    )
+    print(f"exported {result.name} version {result.version} to {result.path} "
+          f"({result.report['validation_examples']} validation examples, {result.report['seconds']:.1f} s)")
+    print(result.format_table())
+
+
+def _default_export_name(model):
+    # saved_models/lstm_classifier/model.keras exports as "lstm_classifier".
+    path = pathlib.Path(model)
+    if path.suffix == ".keras":
+        return path.parent.name if path.parent.name not in ("", ".") else path.stem
+    return path.name
+
+
+def _comma_list(value):
+    return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
 if __name__ == "__main__":

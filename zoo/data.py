@@ -294,3 +294,87 @@ def _encode_labels(records, label_column, class_names):
         if label not in index:
             raise DataError(f"{where}: field {label_column!r}: unknown class {label!r}; expected one of {names}")
     return np.asarray([index[label] for label in labels], dtype=np.int32), names
+
+
+# === Unlabeled corpora (language modeling) ===
+
+DEFAULT_CORPUS = pathlib.Path("tinyshakespeare") / "input.txt"
+
+
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+    """Documents of raw text for language modeling."""
+
+    documents: tuple
+    source: str
+    encoding: str
+
+    def __len__(self):
+        return len(self.documents)
+
+    @property
+    def num_characters(self):
+        return sum(map(len, self.documents))
+
+    def split(self, validation_fraction=0.1, seed=1337):
+        """Deterministic `(train, validation)` corpora.
+
+        Several documents are shuffled and split by document. A single
+        document (tinyshakespeare) is split by position: the last
+        `validation_fraction` of its lines, so no line is in both.
+        """
+        if not 0 < validation_fraction < 1:
+            raise DataError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
+        if len(self.documents) > 1:
+            order = np.random.default_rng(seed).permutation(len(self.documents))
+            num_validation = max(1, int(round(len(self.documents) * validation_fraction)))
+            pick = lambda indices: tuple(self.documents[i] for i in sorted(indices))  # noqa: E731
+            return (
+                dataclasses.replace(self, documents=pick(order[num_validation:])),
+                dataclasses.replace(self, documents=pick(order[:num_validation])),
+            )
+        lines = self.documents[0].split("\n")
+        cut = len(lines) - max(1, int(round(len(lines) * validation_fraction)))
+        if cut < 1:
+            raise DataError(f"{self.source}: too little text to split off a validation part")
+        return (
+            dataclasses.replace(self, documents=("\n".join(lines[:cut]),)),
+            dataclasses.replace(self, documents=("\n".join(lines[cut:]),)),
+        )
+
+
+def load_corpus(path=None, *, text_column="text", encoding=None):
+    """Load raw text: a `.txt` file (one document), a `.jsonl` file (one
+    document per object, field `text_column`), or a folder of `.txt` files.
+    None loads tinyshakespeare from the shared data dir.
+    """
+    path = pathlib.Path(path) if path is not None else default_data_dir() / DEFAULT_CORPUS
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.txt") if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise DataError(f"{path}: no .txt files in the folder")
+        decoded = [_read_text(file, encoding) for file in files]
+        documents = [text for text, _ in decoded]
+        encodings = {used for _, used in decoded}
+    elif path.suffix.lower() in (".jsonl", ".ndjson"):
+        text, used = _read_text(path, encoding)
+        documents, encodings = [], {used}
+        for line_number, line in enumerate(_lines(text), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataError(f"{path}:{line_number}: invalid JSON ({error.msg})") from None
+            if not isinstance(record, dict) or not isinstance(record.get(text_column), str):
+                raise DataError(f"{path}:{line_number}: field {text_column!r}: expected an object with a string")
+            documents.append(record[text_column])
+    else:
+        text, used = _read_text(path, encoding)
+        documents, encodings = [text], {used}
+    documents = [document for document in documents if document.strip()]
+    if not documents:
+        raise DataError(f"{path}: no text found")
+    return Corpus(tuple(documents), str(path), "+".join(sorted(encodings)))

@@ -151,4 +151,9 @@ def create_model(name, **overrides):
         raise TypeError(
             f"{name} got an unknown option {key!r}{_suggest(key, spec.default_config)}"
         )
-    return spec.builder(**dict(spec.default_config, **overrides))
+    model = spec.builder(**dict(spec.default_config, **overrides))
+    # The registry name becomes the model's name, so saved files, exports
+    # and TF Serving paths are named after what was built.
+    if isinstance(model, keras.Model):
+        model.name = name
+    return model

@@ -106,6 +106,8 @@ def train_classifier(
             "validation_examples": len(validation),
             "validation_fraction": validation_fraction,
             "seed": seed,
+            "text_column": text_column,
+            "label_column": label_column,
             "class_names": list(dataset.class_names),
         },
         "epochs_run": len(val_accuracy),
@@ -122,6 +124,47 @@ def train_classifier(
         out_dir / REPORT_FILENAME, lambda path: pathlib.Path(path).write_text(json.dumps(summary, indent=2))
     )
     return TrainResult(model, model_path, report, history.history, best_epoch, seconds, summary)
+
+
+def load_classifier(model):
+    """Load a trained classifier from a `.keras` file, its folder, or a registered name.
+
+    A bare name that is not a path means `saved_models/<name>/model.keras`.
+    """
+    import zoo  # noqa: F401  (registers zoo's layers for deserialization)
+
+    path = _model_file(model)
+    return keras.saving.load_model(path, safe_mode=True)
+
+
+def held_out_split(model):
+    """`(train, validation)` exactly as the model was trained, from its `train_report.json`.
+
+    Returns None when the model has no training report beside it.
+    """
+    report_path = _model_file(model).parent / REPORT_FILENAME
+    if not report_path.is_file():
+        return None
+    data = json.loads(report_path.read_text())["data"]
+    dataset = load_texts(
+        data["source"],
+        text_column=data.get("text_column", "text"),
+        label_column=data.get("label_column", "label"),
+        encoding=data["encoding"],
+        class_names=data["class_names"],
+    )
+    return dataset.split(data["validation_fraction"], data["seed"])
+
+
+def _model_file(model):
+    path = pathlib.Path(model)
+    if not path.exists() and not path.suffix:
+        path = pathlib.Path("saved_models") / model
+    if path.is_dir():
+        path = path / MODEL_FILENAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no trained model there (train one with `zoo train NAME`)")
+    return path
 
 
 def _write_atomically(path, write):

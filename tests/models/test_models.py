@@ -18,3 +18,4 @@ def test_model(name, tmp_path):
     model = helpers.run_model_test(name)
     helpers.run_model_saving_test(model, tmp_path)
     helpers.run_config_test(model)
+    helpers.run_export_test(model, tmp_path)

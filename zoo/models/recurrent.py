@@ -4,11 +4,19 @@ One backbone covers the family; the registered variants only differ in the
 cell and direction they pass in.
 """
 
+import warnings
+
 import keras
 import keras_hub
 
 from zoo.models.text_classifier import build_text_classifier
 from zoo.registry import register_model
+
+# Max pooling deliberately takes the recurrent outputs with their padding
+# mask: Keras zeroes the outputs of masked steps, so the pool is max(0, text
+# steps) for any amount of padding. Keras warns that the pool "destroys the
+# mask" on every call; that is the intent here, so keep the warning quiet.
+warnings.filterwarnings("ignore", message=r"Layer 'max_pool' \(of type GlobalMaxPooling1D\)")
 
 CELLS = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 

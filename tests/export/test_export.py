@@ -1,0 +1,164 @@
+"""zoo.export: versions, atomicity, refusal of non-builtin ops, TF Serving details.
+
+Every registered classifier also runs `helpers.run_export_test` in
+tests/models/test_models.py; these tests cover the machinery once.
+"""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests import helpers
+from zoo.export import ExportError, export, litert, saved_model
+from zoo.export import exporter as exporter_module
+
+VALIDATION = (helpers.TEXTS, helpers.LABELS)
+
+
+@pytest.fixture(scope="module")
+def model():
+    model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
+    model.fit(helpers.TEXTS, helpers.LABELS, epochs=2, batch_size=8, verbose=0)
+    return model
+
+
+def fast_export(model, root, **kwargs):
+    kwargs.setdefault("quantize", ())
+    return export(model, root=root, validation_data=VALIDATION, **kwargs)
+
+
+def entries(folder):
+    return sorted(os.listdir(folder))
+
+
+def test_versions_count_up_and_existing_ones_are_kept(model, tmp_path):
+    first = fast_export(model, tmp_path)
+    second = fast_export(model, tmp_path)
+    assert (first.version, second.version) == (1, 2)
+    assert entries(tmp_path / "gru_classifier") == ["1", "2"]
+    before = (first.path / "saved_model.pb").stat().st_mtime_ns
+    with pytest.raises(ExportError, match="already exists"):
+        fast_export(model, tmp_path, version=1)
+    assert (first.path / "saved_model.pb").stat().st_mtime_ns == before
+    replaced = fast_export(model, tmp_path, version=1, force=True)
+    assert replaced.path == first.path and entries(tmp_path / "gru_classifier") == ["1", "2"]
+    assert fast_export(model, tmp_path, version=7, formats=("tflite",)).path.name == "7"
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, ExportError])
+def test_interrupted_or_failed_export_leaves_nothing(model, tmp_path, monkeypatch, failure):
+    def convert_then_fail(*args, **kwargs):
+        raise failure("interrupted during LiteRT conversion")
+
+    monkeypatch.setattr(litert, "convert", convert_then_fail)
+    with pytest.raises(failure):
+        fast_export(model, tmp_path)
+    assert entries(tmp_path / "gru_classifier") == []
+
+
+def test_parity_failure_fails_the_export(model, tmp_path, monkeypatch):
+    real_run = exporter_module._run_isolated
+    monkeypatch.setattr(exporter_module, "_run_isolated", lambda *args: real_run(*args) + 1e-3)
+    with pytest.raises(ExportError, match=r"exceeds 0.0001"):
+        fast_export(model, tmp_path)
+    assert entries(tmp_path / "gru_classifier") == []
+
+
+def test_a_crashing_interpreter_fails_float32_and_drops_a_quantized_variant(model, tmp_path, monkeypatch):
+    real_run = exporter_module._run_isolated
+
+    def crash_on(filename):
+        def run(path, *args):
+            if path.name == filename:
+                raise exporter_module._InterpreterCrash("the LiteRT interpreter crashed (signal SIGABRT)")
+            return real_run(path, *args)
+        return run
+
+    monkeypatch.setattr(exporter_module, "_run_isolated", crash_on("model.tflite"))
+    with pytest.raises(ExportError, match="SIGABRT"):
+        fast_export(model, tmp_path)
+    assert entries(tmp_path / "gru_classifier") == []
+
+    monkeypatch.setattr(exporter_module, "_run_isolated", crash_on("model.float16.tflite"))
+    result = fast_export(model, tmp_path, quantize=("float16", "dynamic_int8"))
+    assert "SIGABRT" in result.report["skipped"]["litert float16"]
+    assert sorted(os.listdir(result.path / "litert")) == [
+        "model.dynamic_int8.json", "model.dynamic_int8.tflite", "model.json", "model.tflite"]
+    assert "SKIPPED" in result.format_table()
+
+
+def test_non_builtin_ops_are_named_with_their_layer(tmp_path):
+    class StringLength(keras.layers.Layer):
+        def call(self, token_ids):
+            return tf.cast(tf.strings.length(tf.strings.as_string(token_ids)), "float32")
+
+    inputs = keras.Input((4,), dtype="int32")
+    model = keras.Model(inputs, keras.layers.Dense(2)(StringLength(name="digits")(inputs)))
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        litert.SIGNATURE_KEY,
+        lambda token_ids: {litert.OUTPUT_NAME: model(token_ids)},
+        input_signature=[tf.TensorSpec([1, 4], tf.int32, name=litert.INPUT_NAME)],
+    )
+    archive.write_out(str(tmp_path / "sm"), verbose=False)
+    with pytest.raises(ExportError) as error:
+        litert.convert(tmp_path / "sm")
+    message = str(error.value)
+    assert "tf.AsString" in message and "tf.StringLength" in message and "digits" in message
+    assert "\n" not in message
+
+
+def test_saved_model_cli_lists_both_signatures(model, tmp_path):
+    result = fast_export(model, tmp_path, formats=("saved_model",))
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    shown = subprocess.run([cli, "show", "--dir", str(result.path), "--all"], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    for expected in ["signature_def['serving_default']", "signature_def['predict_token_ids']",
+                     "inputs['text']", "inputs['token_ids']", "outputs['probabilities']",
+                     "outputs['class_id']", "outputs['label']"]:
+        assert expected in shown.stdout, expected
+    assert not (result.path / "litert").exists()
+
+
+def test_warmup_requests_are_real_predict_requests(model, tmp_path):
+    result = fast_export(model, tmp_path, formats=("saved_model",))
+    requests = saved_model.read_warmup_requests(result.path)
+    assert [r.model_spec.signature_name for r in requests] == ["serving_default"] * 2
+    assert requests[0].model_spec.name == "gru_classifier"
+    texts = tf.make_ndarray(requests[1].inputs["text"]).tolist()
+    assert [t.decode() for t in texts] == helpers.TEXTS[:8]
+    # And they run against the exported signature.
+    served = tf.saved_model.load(str(result.path)).signatures["serving_default"]
+    assert served(text=tf.constant(texts))["probabilities"].shape == (8, 2)
+
+
+def test_bad_arguments_fail_before_writing(model, tmp_path):
+    with pytest.raises(ExportError, match="formats"):
+        fast_export(model, tmp_path, formats=("onnx",))
+    with pytest.raises(ExportError, match="quantize"):
+        fast_export(model, tmp_path, quantize=("int4",))
+    with pytest.raises(ExportError, match="version"):
+        fast_export(model, tmp_path, version=0)
+    with pytest.raises(ExportError, match="vocabulary"):
+        fast_export(helpers.zoo.create_model("gru_classifier", **helpers.tiny_config("gru_classifier")), tmp_path)
+    assert not (tmp_path / "gru_classifier").exists() or entries(tmp_path / "gru_classifier") == []
+
+
+def test_sidecar_tokenizer_matches_keras_ids(model, tmp_path):
+    from zoo.lite import TextClassifierRunner
+
+    result = fast_export(model, tmp_path, formats=("tflite",))
+    runner = TextClassifierRunner(result.path / "litert" / "model.tflite")
+    np.testing.assert_array_equal(
+        runner.tokenizer.encode(helpers.UNSEEN), model.preprocessor(helpers.UNSEEN).numpy()
+    )
+    labels = runner.predict_labels(["a great film", "a dull film"])
+    assert [label for label, _ in labels] == [label for label, _ in model.predict_labels(["a great film", "a dull film"])]
+    with pytest.raises(TypeError):
+        runner.predict("one string")

@@ -1,0 +1,258 @@
+"""Fine-tune and sample registered causal language models (GPT-2).
+
+`train_causal_lm` packs a corpus into fixed windows (documents joined by
+`<|endoftext|>`, no padding), holds out a validation part, and trains with
+AdamW (linear warmup, cosine decay, gradient clipping), XLA on by default,
+a checkpoint every epoch and `BackupAndRestore` so a killed run resumes where
+it stopped. `generate` samples with keras-hub's samplers.
+
+Example:
+>>> result = train_causal_lm("gpt2_tiny", epochs=1, out_dir="saved_models/gpt2_tiny")
+>>> generate(result.model, ["ROMEO:"], max_length=40, sampler="top_k", seed=0)
+"""
+
+import dataclasses
+import json
+import math
+import pathlib
+import time
+
+import keras
+import keras_hub
+import numpy as np
+import tensorflow as tf
+
+from zoo import registry
+from zoo.data import load_corpus
+from zoo.preprocessing import bpe
+from zoo.training import MODEL_FILENAME, REPORT_FILENAME, _versions, _write_atomically
+
+SAMPLERS = ("greedy", "top_k", "top_p", "beam")
+
+
+@dataclasses.dataclass
+class LanguageModelResult:
+    model: keras.Model
+    model_path: pathlib.Path
+    report: dict
+
+
+def pack_tokens(token_ids, sequence_length):
+    """Cut one long id stream into `[n, sequence_length + 1]` windows (inputs + next token)."""
+    window = sequence_length + 1
+    usable = (len(token_ids) - 1) // sequence_length * sequence_length + 1
+    if usable < window:
+        raise ValueError(
+            f"{len(token_ids)} tokens are fewer than one training window of {window}; "
+            "use more text or a smaller sequence_length"
+        )
+    starts = np.arange(0, usable - 1, sequence_length)
+    return np.stack([token_ids[start : start + window] for start in starts]).astype(np.int32)
+
+
+def tokenize_corpus(tokenizer, corpus, chunk_lines=2000):
+    """All documents as one int32 id stream, each followed by `<|endoftext|>`."""
+    stream = []
+    for document in corpus.documents:
+        lines = document.split("\n")
+        # Tokenize in chunks that end at line breaks: the BPE pre-tokenizer
+        # never merges across "\n", so the ids equal whole-document ones.
+        for start in range(0, len(lines), chunk_lines):
+            chunk = "\n".join(lines[start : start + chunk_lines])
+            if start + chunk_lines < len(lines):
+                chunk += "\n"
+            stream.append(np.asarray(tokenizer(chunk), np.int32))
+        stream.append(np.asarray([tokenizer.end_token_id], np.int32))
+    return np.concatenate(stream)
+
+
+def windows_dataset(windows, batch_size, shuffle=False, seed=1337):
+    features = {"token_ids": windows[:, :-1], "padding_mask": np.ones_like(windows[:, :-1], dtype=bool)}
+    dataset = tf.data.Dataset.from_tensor_slices((features, windows[:, 1:]))
+    if shuffle:
+        dataset = dataset.shuffle(len(windows), seed=seed, reshuffle_each_iteration=True)
+    # Full batches only: one static shape, one XLA compilation.
+    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+class TokensPerSecond(keras.callbacks.Callback):
+    """Adds `tokens_per_second` (training throughput) to each epoch's logs."""
+
+    def __init__(self, tokens_per_batch):
+        super().__init__()
+        self.tokens_per_batch = tokens_per_batch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._batches, self._started = 0, time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._started
+        if logs is not None:
+            logs["tokens_per_second"] = self._batches * self.tokens_per_batch / max(seconds, 1e-9)
+            if "val_loss" in logs:
+                logs["val_perplexity"] = math.exp(min(logs["val_loss"], 50.0))
+
+
+def train_causal_lm(
+    name,
+    data=None,
+    *,
+    out_dir=None,
+    epochs=1,
+    batch_size=8,
+    learning_rate=5e-4,
+    warmup_fraction=0.1,
+    weight_decay=0.01,
+    clipnorm=1.0,
+    lora_rank=None,
+    jit_compile=True,
+    validation_fraction=0.1,
+    seed=1337,
+    max_train_windows=None,
+    encoding=None,
+    callbacks=(),
+    verbose=1,
+    **overrides,
+):
+    """Fine-tune (or train from scratch) a registered causal LM on a corpus.
+
+    Args:
+        name: a registered `causal-lm` model, e.g. "gpt2_tiny".
+        data: `.txt`, `.jsonl` or folder of `.txt` (default tinyshakespeare).
+        out_dir: default `saved_models/<name>`; holds `model.keras`,
+            `train_report.json`, per-epoch checkpoints and the resume backup.
+        lora_rank: train only rank-`r` LoRA adapters of the backbone.
+        max_train_windows: cap the number of training windows (quick runs).
+        callbacks: extra Keras callbacks, run after zoo's own.
+        **overrides: model config, e.g. `weights=DIR`, `sequence_length=256`,
+            `tokenizer="train"`, `bpe_vocabulary_size=4096`.
+    """
+    spec = registry.model_info(name)
+    if spec.task != "causal-lm":
+        raise ValueError(f"{name} is a {spec.task} model; train it with `zoo train` / train_classifier")
+    corpus = load_corpus(data, encoding=encoding)
+    train_corpus, validation_corpus = corpus.split(validation_fraction, seed)
+    out_dir = pathlib.Path(out_dir or pathlib.Path("saved_models") / name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+
+    config = dict(spec.default_config, **overrides)
+    if config["tokenizer"] == "train" and config.get("vocabulary") is None:
+        # The vocabulary is part of the model: learn it on the training part
+        # only, and keep it beside the checkpoints so a resumed run reuses it.
+        vocabulary_dir = out_dir / "tokenizer"
+        if not (vocabulary_dir / bpe.MERGES_FILENAME).is_file():
+            vocabulary, merges = bpe.train_byte_level_bpe(train_corpus.documents, config["bpe_vocabulary_size"])
+            bpe.write_vocabulary_files(vocabulary_dir, vocabulary, merges)
+        overrides["vocabulary"], overrides["merges"] = bpe.vocabulary_files(vocabulary_dir)
+    model = registry.create_model(name, **overrides)
+    tokenizer = model.preprocessor.tokenizer
+    sequence_length = model.preprocessor.sequence_length
+
+    train_windows = pack_tokens(tokenize_corpus(tokenizer, train_corpus), sequence_length)
+    validation_windows = pack_tokens(tokenize_corpus(tokenizer, validation_corpus), sequence_length)
+    if max_train_windows:
+        train_windows = train_windows[: int(max_train_windows)]
+    if len(train_windows) < batch_size:
+        raise ValueError(f"only {len(train_windows)} training windows for batch_size {batch_size}")
+    validation_batch = min(batch_size, len(validation_windows))
+    train_data = windows_dataset(train_windows, batch_size, shuffle=True, seed=seed)
+    validation_data = windows_dataset(validation_windows, validation_batch)
+
+    if lora_rank:
+        model.backbone.enable_lora(int(lora_rank))
+    steps = epochs * (len(train_windows) // batch_size)
+    warmup_steps = int(steps * warmup_fraction)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else learning_rate,
+        decay_steps=max(1, steps - warmup_steps),
+        warmup_target=learning_rate if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay, clipnorm=clipnorm)
+    # No decay on biases, layer norms and embeddings (GPT-2's recipe).
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "embeddings"])
+    # Train the preprocessor-free view of the task: the windows are ids.
+    trainer = keras_hub.models.GPT2CausalLM(backbone=model.backbone, preprocessor=None)
+    trainer.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=jit_compile,
+    )
+    initial = trainer.evaluate(validation_data, verbose=0, return_dict=True)
+    callbacks = [
+        TokensPerSecond(batch_size * sequence_length),
+        keras.callbacks.BackupAndRestore(str(out_dir / "backup"), delete_checkpoint=True),
+        keras.callbacks.ModelCheckpoint(str(out_dir / "checkpoints" / "epoch_{epoch:03d}.weights.h5"),
+                                        save_weights_only=True),
+        *callbacks,
+    ]
+    started = time.perf_counter()
+    history = trainer.fit(
+        train_data, validation_data=validation_data, epochs=epochs, callbacks=callbacks, verbose=verbose
+    )
+    seconds = time.perf_counter() - started
+    final = trainer.evaluate(validation_data, verbose=0, return_dict=True)
+
+    report = {
+        "model": name,
+        "config": {key: str(value) if isinstance(value, pathlib.Path) else value
+                   for key, value in overrides.items() if key not in ("vocabulary", "merges")},
+        "data": {"source": corpus.source, "encoding": corpus.encoding, "characters": corpus.num_characters,
+                 "train_tokens": int(train_windows.size), "validation_tokens": int(validation_windows.size),
+                 "validation_fraction": validation_fraction, "seed": seed},
+        "sequence_length": sequence_length,
+        "batch_size": batch_size,
+        "epochs_run": len(history.history.get("loss", [])),
+        "lora_rank": lora_rank,
+        "jit_compile": jit_compile,
+        "train_seconds": round(seconds, 2),
+        "tokens_per_second": history.history.get("tokens_per_second", [None])[-1],
+        "validation_loss_before": initial["loss"],
+        "validation_perplexity_before": math.exp(min(initial["loss"], 50.0)),
+        "validation_loss": final["loss"],
+        "validation_perplexity": math.exp(min(final["loss"], 50.0)),
+        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
+        "versions": _versions(),
+    }
+    model_path = out_dir / MODEL_FILENAME
+    _write_atomically(model_path, model.save)
+    _write_atomically(out_dir / REPORT_FILENAME, lambda path: pathlib.Path(path).write_text(json.dumps(report, indent=2)))
+    return LanguageModelResult(model, model_path, report)
+
+
+def make_sampler(sampler="greedy", *, temperature=1.0, top_k=10, top_p=0.9, num_beams=4, seed=None):
+    """A keras-hub sampler by name."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if sampler == "greedy":
+        return keras_hub.samplers.GreedySampler(temperature=temperature)
+    if sampler == "top_k":
+        return keras_hub.samplers.TopKSampler(k=top_k, temperature=temperature, seed=seed)
+    if sampler == "top_p":
+        return keras_hub.samplers.TopPSampler(p=top_p, temperature=temperature, seed=seed)
+    return keras_hub.samplers.BeamSampler(num_beams=num_beams, temperature=temperature)
+
+
+def generate(model, prompts, *, max_length=64, sampler="greedy", seed=None, **sampler_args):
+    """Continue each prompt; stops at `<|endoftext|>` or `max_length` tokens.
+
+    Args:
+        model: a `GPT2CausalLM` with its preprocessor.
+        prompts: a string or a list of strings (one batch).
+        max_length: total length in tokens, prompt included.
+        sampler: "greedy", "top_k", "top_p" or "beam".
+        seed: makes the stochastic samplers reproducible.
+    """
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    model.compile(sampler=make_sampler(sampler, seed=seed, **sampler_args))
+    single = isinstance(prompts, str)
+    outputs = model.generate(tf.constant([prompts] if single else list(prompts)), max_length=max_length)
+    outputs = [text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+               for text in np.asarray(outputs).reshape(-1)]
+    return outputs[0] if single else outputs

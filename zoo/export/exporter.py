@@ -1,0 +1,376 @@
+"""`zoo.export`: write a classifier as a TF Serving version plus LiteRT files, validated.
+
+Layout of one version (TF Serving loads `<root>/<name>/<version>/` as is and
+ignores the extra files):
+
+    <root>/<name>/<version>/
+        saved_model.pb, variables/, fingerprint.pb
+        assets/vocabulary.txt
+        assets.extra/tf_serving_warmup_requests
+        litert/model.tflite            float32, int32 token ids in, builtin ops only
+        litert/model.json              sidecar: vocabulary, rules, labels, tensors
+        litert/model.<quantization>.tflite (+ .json)
+        export_report.json             parity of every artifact against Keras
+        manifest.json
+
+The version is assembled in a hidden temporary folder beside it (TF Serving
+only picks up integer folder names) and renamed into place only after every
+artifact passed validation, so an interrupted or failed export leaves nothing.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from zoo.export import litert, litert_probe, manifest, saved_model, validate
+from zoo.export.errors import ExportError
+from zoo.lite import SIDECAR_FORMAT, sidecar_path
+from zoo.preprocessing.reference import ReferenceWordTokenizer
+
+FORMATS = ("saved_model", "tflite")
+REPORT_FILENAME = "export_report.json"
+LITERT_DIRNAME = "litert"
+CALIBRATION_EXAMPLES = 200
+
+
+@dataclasses.dataclass
+class ExportResult:
+    path: pathlib.Path
+    name: str
+    version: int
+    report: dict
+
+    def format_table(self):
+        lines = [validate.format_table(self.report["parity"])]
+        lines += [f"{artifact:<34}SKIPPED: {reason}" for artifact, reason in self.report["skipped"].items()]
+        return "\n".join(lines)
+
+
+def export(
+    model,
+    root="saved_models",
+    name=None,
+    version=None,
+    formats=FORMATS,
+    quantize=litert.QUANTIZATIONS,
+    force=False,
+    validation_data=None,
+    calibration_texts=None,
+):
+    """Export a text classifier and prove each artifact reproduces Keras.
+
+    Args:
+        model: a `TextClassifier`, a `.keras` file, a folder holding one, or
+            a registered name trained into `saved_models/`.
+        root: TF Serving model base path; the version goes to
+            `<root>/<name>/<version>/`.
+        name: defaults to the model's name.
+        version: int >= 1; default is one more than the highest existing.
+        formats: any of "saved_model", "tflite".
+        quantize: extra LiteRT variants: "float16", "dynamic_int8", "int8".
+        force: replace an existing version.
+        validation_data: held-out `TextDataset` (or `(texts, labels)`, or
+            texts alone) to validate on. Default: the validation split the
+            model was trained against (from `train_report.json` beside a
+            model file), else rt-polarity's seeded validation split.
+        calibration_texts: training texts for full-int8 calibration; default
+            from the same training split.
+
+    Returns:
+        `ExportResult` with the version path and the report.
+
+    Example:
+    >>> result = zoo.export("saved_models/lstm_classifier/model.keras", root="/tmp/serving")
+    >>> print(result.format_table())
+    """
+    from zoo.training import held_out_split, load_classifier
+
+    started = time.perf_counter()
+    model_path = None
+    if not hasattr(model, "preprocessor"):
+        model_path = model
+        model = load_classifier(model)
+    formats = _check_choices("formats", formats, FORMATS)
+    quantize = _check_choices("quantize", quantize or (), litert.QUANTIZATIONS)
+    if quantize and "tflite" not in formats:
+        raise ExportError("quantize needs the 'tflite' format")
+    if not model.preprocessor.tokenizer.is_adapted:
+        raise ExportError(f"{model.name}: the tokenizer has no vocabulary yet; adapt and train the model first")
+    name = name or model.name
+    if not name or os.sep in name or name.startswith("."):
+        raise ExportError(f"name must be a plain folder name, got {name!r}")
+
+    texts, labels, calibration = _validation_examples(
+        model, validation_data, calibration_texts, held_out_split(model_path) if model_path else None
+    )
+    base = pathlib.Path(root) / name
+    base.mkdir(parents=True, exist_ok=True)
+    version = _choose_version(base, version, force)
+    final = base / str(version)
+
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base))
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix="zoo-export-"))
+    try:
+        keras_probabilities = np.asarray(model.predict(tf.constant(texts), batch_size=256, verbose=0))
+        artifacts, parity = {}, {"keras": validate.compare(keras_probabilities, keras_probabilities, labels)}
+        skipped = {}
+        if "saved_model" in formats:
+            artifacts["saved_model"], parity["saved_model (text)"], parity["saved_model (token_ids)"] = (
+                _export_saved_model(model, name, staging, scratch, texts, labels, keras_probabilities)
+            )
+        if "tflite" in formats:
+            for quantization in (None,) + tuple(quantize):
+                key = f"litert {quantization or 'float32'}"
+                artifact, figures = _export_litert(
+                    model, staging / LITERT_DIRNAME, scratch, quantization, calibration, texts, labels,
+                    keras_probabilities,
+                )
+                if artifact is None:
+                    skipped[key] = figures["skipped"]
+                else:
+                    artifacts[key], parity[key] = artifact, figures
+        report = {
+            "name": name,
+            "version": version,
+            "validation_examples": len(texts),
+            "float32_tolerance": validate.FLOAT32_TOLERANCE,
+            "parity": parity,
+            "skipped": skipped,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+        (staging / REPORT_FILENAME).write_text(json.dumps(report, indent=2))
+        files = _file_hashes(staging)
+        (staging / manifest.MANIFEST_FILENAME).write_text(
+            json.dumps(
+                manifest.build_manifest(
+                    name=name, version=version, classifier=model, artifacts=artifacts, validation=parity,
+                    files=files,
+                ),
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        _move_into_place(staging, final, force)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return ExportResult(final, name, version, report)
+
+
+def _export_saved_model(model, name, staging, scratch, texts, labels, keras_probabilities):
+    vocabulary_file = scratch / "vocabulary" / "vocabulary.txt"
+    vocabulary_file.parent.mkdir()
+    vocabulary_file.write_text("\n".join(model.preprocessor.tokenizer.vocabulary), encoding="utf-8")
+    saved_model.write_saved_model(model, staging, vocabulary_file, warmup_texts=texts[:8], model_name=name)
+    vocabulary_file.unlink()  # the SavedModel must read its own asset copy
+
+    loaded = tf.saved_model.load(str(staging))
+    by_text = _call_in_batches(loaded.signatures[saved_model.TEXT_SIGNATURE], "text", tf.constant(texts))
+    token_ids = model.preprocessor.reference().encode(texts)
+    by_ids = _call_in_batches(
+        loaded.signatures[saved_model.TOKEN_IDS_SIGNATURE], "token_ids", tf.constant(token_ids)
+    )
+    text_figures = validate.compare(keras_probabilities, by_text, labels)
+    ids_figures = validate.compare(keras_probabilities, by_ids, labels)
+    validate.require_float32_parity("SavedModel serving_default (raw strings)", text_figures)
+    validate.require_float32_parity("SavedModel predict_token_ids", ids_figures)
+    size = sum(path.stat().st_size for path in staging.rglob("*") if path.is_file())
+    text_figures["bytes"] = ids_figures["bytes"] = size
+    artifact = {
+        "format": "saved_model",
+        "path": ".",
+        "signatures": {
+            saved_model.TEXT_SIGNATURE: _signature_spec(loaded.signatures[saved_model.TEXT_SIGNATURE]),
+            saved_model.TOKEN_IDS_SIGNATURE: _signature_spec(loaded.signatures[saved_model.TOKEN_IDS_SIGNATURE]),
+        },
+        "assets": ["assets/vocabulary.txt", f"assets.extra/{saved_model.WARMUP_FILENAME}"],
+        "bytes": size,
+    }
+    return artifact, text_figures, ids_figures
+
+
+def _export_litert(model, directory, scratch, quantization, calibration, texts, labels, keras_probabilities):
+    unroll = quantization == "int8"
+    conversion_model = scratch / ("litert_saved_model_unrolled" if unroll else "litert_saved_model")
+    if not conversion_model.exists():
+        litert.write_conversion_saved_model(model, conversion_model, unroll_rnns=unroll)
+    reference = model.preprocessor.reference()
+    calibration_ids = reference.encode(calibration) if quantization == "int8" else None
+    flatbuffer = litert.convert(conversion_model, quantization, calibration_ids)
+
+    directory.mkdir(exist_ok=True)
+    path = directory / ("model.tflite" if quantization is None else f"model.{quantization}.tflite")
+    path.write_bytes(flatbuffer)
+    input_spec = {"name": litert.INPUT_NAME, "dtype": "int32", "shape": [1, model.sequence_length]}
+    output_spec = {"name": litert.OUTPUT_NAME, "dtype": "float32", "shape": [1, model.num_classes]}
+    sidecar = {
+        "format": SIDECAR_FORMAT,
+        "model": model.name,
+        "quantization": quantization or "float32",
+        "signature": litert.SIGNATURE_KEY,
+        "input": input_spec,
+        "output": output_spec,
+        "labels": list(model.class_names),
+        "custom_ops": [],
+        "tokenizer": reference.to_dict(),
+    }
+    sidecar_path(path).write_text(json.dumps(sidecar, ensure_ascii=False), encoding="utf-8")
+
+    # Validate the file as a user runs it: the pure-Python reference
+    # tokenizer reading the sidecar, the stock interpreter, no delegates,
+    # in a separate process (a crashing kernel must not kill the export).
+    token_ids = ReferenceWordTokenizer.from_json(sidecar_path(path)).encode(texts)
+    try:
+        probabilities = _run_isolated(path, token_ids, scratch)
+    except _InterpreterCrash as crash:
+        path.unlink()
+        sidecar_path(path).unlink()
+        if quantization is None:
+            raise ExportError(f"LiteRT {path.name}: {crash}") from None
+        # A quantized variant that crashes is left out and reported, not shipped.
+        return None, {"skipped": f"{path.name} not written: {crash}", "bytes": None}
+    figures = validate.compare(keras_probabilities, probabilities, labels)
+    figures["bytes"] = len(flatbuffer)
+    if quantization is None:
+        validate.require_float32_parity(f"LiteRT {path.name}", figures)
+    elif figures["has_nan"]:
+        raise ExportError(f"LiteRT {path.name}: NaN in the outputs on validation examples")
+    artifact = {
+        "format": "tflite",
+        "path": str(path.relative_to(directory.parent)),
+        "sidecar": str(sidecar_path(path).relative_to(directory.parent)),
+        "quantization": quantization or "float32",
+        "inputs": [input_spec],
+        "outputs": [output_spec],
+        "signature": litert.SIGNATURE_KEY,
+        "ops": litert.op_names(flatbuffer),
+        "custom_ops": [],
+        "bytes": len(flatbuffer),
+    }
+    return artifact, figures
+
+
+class _InterpreterCrash(Exception):
+    pass
+
+
+def _run_isolated(path, token_ids, scratch):
+    """Probabilities from `litert_probe.py` in a child process."""
+    ids_file, out_file = scratch / "probe_ids.npy", scratch / "probe_out.npy"
+    np.save(ids_file, token_ids)
+    out_file.unlink(missing_ok=True)
+    completed = subprocess.run(
+        [sys.executable, str(pathlib.Path(litert_probe.__file__)), str(path), str(ids_file), str(out_file),
+         litert.SIGNATURE_KEY, litert.INPUT_NAME, litert.OUTPUT_NAME],
+        capture_output=True, text=True,
+    )
+    if completed.returncode != 0:
+        how = (f"signal {signal.Signals(-completed.returncode).name}" if completed.returncode < 0
+               else f"exit status {completed.returncode}")
+        last = next((line for line in reversed(completed.stderr.splitlines()) if line.strip()), "")
+        raise _InterpreterCrash(f"the LiteRT interpreter crashed ({how}) on validation inputs: {last[:200]}")
+    return np.load(out_file)
+
+
+def _validation_examples(model, validation_data, calibration_texts, trained_split):
+    from zoo.data import TextDataset, load_texts
+
+    train = None
+    if validation_data is None:
+        if trained_split is not None:
+            train, validation_data = trained_split
+        else:
+            dataset = load_texts()
+            if list(dataset.class_names) != list(model.class_names):
+                raise ExportError(
+                    f"validation_data is required: the model's classes {list(model.class_names)} are not "
+                    f"the default dataset's {list(dataset.class_names)}"
+                )
+            train, validation_data = dataset.split()
+    if isinstance(validation_data, TextDataset):
+        texts, labels = list(validation_data.texts), np.asarray(validation_data.labels)
+    elif isinstance(validation_data, tuple) and len(validation_data) == 2:
+        texts, labels = list(validation_data[0]), np.asarray(validation_data[1])
+    else:
+        texts, labels = list(validation_data), None
+    if not texts or not all(isinstance(text, str) for text in texts):
+        raise ExportError("validation_data must hold at least one text, and only str texts")
+    if calibration_texts is None:
+        # Calibrate on training text when we know it; else on the validation
+        # texts (their labels are never used for calibration).
+        calibration_texts = train.texts if train is not None else texts
+    order = np.random.default_rng(0).permutation(len(calibration_texts))[:CALIBRATION_EXAMPLES]
+    return texts, labels, [calibration_texts[i] for i in order]
+
+
+def _choose_version(base, version, force):
+    existing = sorted(int(path.name) for path in base.iterdir() if path.name.isdigit())
+    if version is None:
+        return (existing[-1] + 1) if existing else 1
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ExportError(f"version must be an integer >= 1, got {version!r}")
+    if version in existing and not force:
+        raise ExportError(f"{base / str(version)} already exists; choose another version or pass force=True (--force)")
+    return version
+
+
+def _move_into_place(staging, final, force):
+    if final.exists():
+        if not force:
+            raise ExportError(f"{final} appeared while exporting; not overwriting it")
+        # Swap with two renames so a reader never sees a half version.
+        retired = final.with_name(f".old-{final.name}-{os.getpid()}")
+        os.rename(final, retired)
+        os.rename(staging, final)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.rename(staging, final)
+
+
+def _call_in_batches(signature, input_name, inputs, batch_size=256):
+    outputs = [
+        signature(**{input_name: inputs[start : start + batch_size]})["probabilities"].numpy()
+        for start in range(0, int(inputs.shape[0]), batch_size)
+    ]
+    return np.concatenate(outputs)
+
+
+def _signature_spec(concrete_function):
+    def describe(spec):
+        return {"dtype": spec.dtype.name, "shape": spec.shape.as_list()}
+
+    inputs = concrete_function.structured_input_signature[1]
+    outputs = concrete_function.structured_outputs
+    return {
+        "inputs": {key: describe(spec) for key, spec in inputs.items()},
+        "outputs": {key: describe(tensor) for key, tensor in outputs.items()},
+    }
+
+
+def _check_choices(field, values, allowed):
+    values = (values,) if isinstance(values, str) else tuple(values)
+    unknown = [value for value in values if value not in allowed]
+    if unknown:
+        raise ExportError(f"{field}: unknown {unknown}; expected any of {list(allowed)}")
+    return tuple(dict.fromkeys(values))
+
+
+def _file_hashes(directory):
+    return {
+        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }

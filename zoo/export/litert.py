@@ -1,0 +1,155 @@
+"""LiteRT (TFLite) files that run on builtin ops only.
+
+Keras's `model.export(format="litert")` always enables SELECT_TF_OPS, so RNNs
+(TensorList ops) and models with a tokenizer attached (HashTable ops) convert
+but fail in the stock LiteRT runtime. zoo converts the token-id model only,
+with a static `[1, sequence_length]` signature (which lets the converter lower
+RNN loops to a builtin WHILE) from a SavedModel written by
+`keras.export.ExportArchive` (which freezes the variables), and with
+TFLITE_BUILTINS as the only op set: a model that needs anything else fails
+here, naming each op and the layer it came from, instead of producing a file
+that cannot run.
+"""
+
+import pathlib
+import re
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorflow.lite.python import schema_py_generated as tflite_schema
+
+from zoo.export.errors import ExportError
+
+# Quantization recipes by name. None is the float32 reference file.
+QUANTIZATIONS = ("float16", "dynamic_int8", "int8")
+SIGNATURE_KEY = "serving_default"
+INPUT_NAME = "token_ids"
+OUTPUT_NAME = "probabilities"
+
+_BUILTIN_NAMES = {
+    code: name for name, code in vars(tflite_schema.BuiltinOperator).items() if not name.startswith("_")
+}
+
+
+def token_id_model(classifier):
+    """The classifier without its preprocessor: token ids in, probabilities out.
+
+    A new Functional model over the same layers (weights shared), so neither
+    the tokenizer's lookup table nor its string ops reach the converter.
+    """
+    return keras.Model(classifier.inputs, classifier.outputs, name=f"{classifier.name}_token_ids")
+
+
+def write_conversion_saved_model(classifier, directory, batch_size=1, unroll_rnns=False):
+    """SavedModel with one fixed-shape int32 signature, the converter's input.
+
+    Args:
+        unroll_rnns: trace recurrent layers as `sequence_length` unrolled
+            steps instead of a WHILE loop. Full-int8 calibration needs it:
+            TFLite's calibrator segfaults logging WHILE outputs
+            (tensorflow#75140, open since 2.17).
+    """
+    model = token_id_model(classifier)
+    recurrent = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.RNN)]
+    saved_unroll = [layer.unroll for layer in recurrent]
+    try:
+        for layer in recurrent:
+            layer.unroll = unroll_rnns or layer.unroll
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(
+            SIGNATURE_KEY,
+            lambda token_ids: {OUTPUT_NAME: model(token_ids, training=False)},
+            input_signature=[
+                tf.TensorSpec([batch_size, classifier.sequence_length], tf.int32, name=INPUT_NAME)
+            ],
+        )
+        archive.write_out(str(directory), verbose=False)
+    finally:
+        for layer, unroll in zip(recurrent, saved_unroll):
+            layer.unroll = unroll
+    return pathlib.Path(directory)
+
+
+def convert(saved_model_dir, quantization=None, calibration_token_ids=None):
+    """Convert to a builtins-only flatbuffer; return its bytes.
+
+    Args:
+        saved_model_dir: from `write_conversion_saved_model`.
+        quantization: None (float32), "float16" (float16 weights),
+            "dynamic_int8" (int8 weights, float activations) or "int8"
+            (int8 weights and activations calibrated on
+            `calibration_token_ids`; ops without an int8 kernel stay float).
+        calibration_token_ids: int32 array `[n, sequence_length]`, real
+            training examples, required for "int8".
+    """
+    if quantization not in (None,) + QUANTIZATIONS:
+        raise ExportError(f"quantization must be one of {QUANTIZATIONS} or None, got {quantization!r}")
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=[SIGNATURE_KEY])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "int8":
+        if calibration_token_ids is None or len(calibration_token_ids) == 0:
+            raise ExportError("int8 quantization needs calibration examples (training texts)")
+
+        def representative_dataset():
+            for row in calibration_token_ids:
+                yield {INPUT_NAME: np.asarray(row, np.int32)[np.newaxis]}
+
+        converter.representative_dataset = representative_dataset
+    try:
+        flatbuffer = converter.convert()
+    except Exception as error:  # ConverterError, but also MLIR pass failures
+        raise ExportError(describe_conversion_error(str(error), quantization)) from None
+    non_builtin = [op for op in op_names(flatbuffer) if not op.isupper()]
+    if non_builtin:
+        raise ExportError(f"LiteRT file would need non-builtin ops {non_builtin}; refusing to write it")
+    return flatbuffer
+
+
+def describe_conversion_error(message, quantization=None):
+    """One line naming every op LiteRT lacks and the layer each came from."""
+    # MLIR diagnostics look like:
+    #   loc(callsite(fused["TensorListReserve:", "lstm_classifier/lstm/TensorListReserve@..."]
+    #   ...)): 'tf.TensorListReserve' op is neither a custom op nor a flex op
+    found = {}
+    for line in message.splitlines():
+        op = re.search(r"'(tf\.\w+)' op is neither a custom op nor a flex op", line)
+        if not op:
+            continue
+        location = re.search(r'fused\["[^"]*", "([^"@]+)', line)
+        layer = _layer_of(location.group(1)) if location else "unknown layer"
+        found.setdefault(op.group(1), set()).add(layer)
+    if not found:
+        first = next((line for line in message.splitlines() if "error" in line.lower()), message[:300])
+        return f"LiteRT conversion ({quantization or 'float32'}) failed: {first.strip()}"
+    ops = "; ".join(f"{op} (from {', '.join(sorted(layers))})" for op, layers in sorted(found.items()))
+    return (
+        f"LiteRT conversion ({quantization or 'float32'}) needs ops outside TFLite's builtin set: {ops}. "
+        "Rewrite those layers with builtin-convertible ops; zoo does not ship Flex (SELECT_TF_OPS) files"
+    )
+
+
+def _layer_of(node_name):
+    # "lstm_classifier_token_ids_1/recurrent_backbone_1/lstm_1/while/..." -> the
+    # layer path without the op and Keras's "_1" uniquifying suffixes.
+    parts = [part for part in node_name.split("/")[:-1] if part not in ("while", "body", "cond")]
+    return "/".join(parts) or node_name
+
+
+def op_names(flatbuffer):
+    """Sorted names of every operator in every subgraph ("CustomName" for custom ops)."""
+    model = tflite_schema.Model.GetRootAs(flatbuffer, 0)
+    names = set()
+    for index in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(index)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        if builtin == tflite_schema.BuiltinOperator.CUSTOM:
+            names.add(code.CustomCode().decode("utf-8"))
+        else:
+            names.add(_BUILTIN_NAMES[builtin])
+    return sorted(names)

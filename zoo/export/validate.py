@@ -1,0 +1,73 @@
+"""Parity of every exported artifact against the Keras model it came from."""
+
+import numpy as np
+
+from zoo.export.errors import ExportError
+
+# float32 artifacts must match Keras this closely (max |Δ probability|).
+FLOAT32_TOLERANCE = 1e-4
+
+
+def compare(reference_probabilities, probabilities, labels=None):
+    """Figures for one artifact: differences, label agreement, accuracy.
+
+    Args:
+        reference_probabilities: Keras's `[n, num_classes]` output.
+        probabilities: the artifact's output on the same inputs.
+        labels: optional int class ids, for accuracy and its change.
+    """
+    reference_probabilities = np.asarray(reference_probabilities, np.float64)
+    probabilities = np.asarray(probabilities, np.float64)
+    if probabilities.shape != reference_probabilities.shape:
+        raise ExportError(
+            f"artifact output shape {probabilities.shape} != Keras output shape {reference_probabilities.shape}"
+        )
+    difference = np.abs(probabilities - reference_probabilities)
+    predicted = probabilities.argmax(axis=-1)
+    figures = {
+        "examples": int(len(probabilities)),
+        "has_nan": bool(np.isnan(probabilities).any()),
+        "max_abs_diff": float(np.nanmax(difference)) if difference.size else 0.0,
+        "mean_abs_diff": float(np.nanmean(difference)) if difference.size else 0.0,
+        "label_agreement": float((predicted == reference_probabilities.argmax(axis=-1)).mean()),
+    }
+    if labels is not None:
+        labels = np.asarray(labels)
+        figures["accuracy"] = float((predicted == labels).mean())
+        figures["accuracy_change"] = figures["accuracy"] - float(
+            (reference_probabilities.argmax(axis=-1) == labels).mean()
+        )
+    return figures
+
+
+def require_float32_parity(artifact, figures, tolerance=FLOAT32_TOLERANCE):
+    """Raise unless a float32 artifact reproduces Keras within `tolerance`."""
+    if figures["has_nan"]:
+        raise ExportError(f"{artifact}: NaN in the outputs on validation examples")
+    if figures["max_abs_diff"] > tolerance:
+        raise ExportError(
+            f"{artifact}: max |probability - Keras| = {figures['max_abs_diff']:.3g} on "
+            f"{figures['examples']} validation examples exceeds {tolerance:g}"
+        )
+
+
+def format_table(rows):
+    """A small fixed-width table of `{artifact: figures}`."""
+    lines = [f"{'artifact':<34}{'max|Δ|':>10}{'mean|Δ|':>10}{'agree':>8}{'acc':>8}{'Δacc':>8}{'size':>10}"]
+    for artifact, figures in rows.items():
+        accuracy = figures.get("accuracy")
+        change = figures.get("accuracy_change")
+        lines.append(
+            f"{artifact:<34}{figures['max_abs_diff']:>10.2e}{figures['mean_abs_diff']:>10.2e}"
+            f"{figures['label_agreement']:>8.2%}"
+            f"{'' if accuracy is None else format(accuracy, '.2%'):>8}"
+            f"{'' if change is None else format(change * 100, '+.2f'):>8}"
+            f"{_size(figures.get('bytes')):>10}"
+        )
+    return "\n".join(lines)
+
+
+def _size(num_bytes):
+    if num_bytes is None:
+        return ""
+    return f"{num_bytes / 1024:.0f} KiB" if num_bytes < 1024**2 else f"{num_bytes / 1024**2:.2f} MiB"
