@@ -37,6 +37,11 @@ class LanguageModelResult:
     report: dict
 
 
+def perplexity(loss):
+    """exp(loss), capped so a diverged run reports a huge number, not an overflow."""
+    return math.exp(min(loss, 50.0))
+
+
 def pack_tokens(token_ids, sequence_length):
     """Cut one long id stream into `[n, sequence_length + 1]` windows (inputs + next token)."""
     window = sequence_length + 1
@@ -93,7 +98,7 @@ class TokensPerSecond(keras.callbacks.Callback):
         if logs is not None:
             logs["tokens_per_second"] = self._batches * self.tokens_per_batch / max(seconds, 1e-9)
             if "val_loss" in logs:
-                logs["val_perplexity"] = math.exp(min(logs["val_loss"], 50.0))
+                logs["val_perplexity"] = perplexity(logs["val_loss"])
 
 
 def train_causal_lm(
@@ -213,9 +218,9 @@ def train_causal_lm(
         "train_seconds": round(seconds, 2),
         "tokens_per_second": history.history.get("tokens_per_second", [None])[-1],
         "validation_loss_before": initial["loss"],
-        "validation_perplexity_before": math.exp(min(initial["loss"], 50.0)),
+        "validation_perplexity_before": perplexity(initial["loss"]),
         "validation_loss": final["loss"],
-        "validation_perplexity": math.exp(min(final["loss"], 50.0)),
+        "validation_perplexity": perplexity(final["loss"]),
         "history": {key: [float(v) for v in values] for key, values in history.history.items()},
         "versions": _versions(),
     }

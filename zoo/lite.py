@@ -58,23 +58,16 @@ class TextClassifierRunner:
         self._signature = self.interpreter.get_signature_runner(self.spec["signature"])
         self._input_name = self.spec["input"]["name"]
         self._output_name = self.spec["output"]["name"]
-        self._batch_size = int(self.spec["input"]["shape"][0])
 
     def predict_token_ids(self, token_ids):
         """Probabilities `[n, num_classes]` for int32 ids `[n, sequence_length]`."""
-        token_ids = np.asarray(token_ids, dtype=np.int32)
-        rows = []
-        # The file has a static batch (RNNs lower to builtins only that
-        # way); feed it slice by slice, padding the last slice.
-        for start in range(0, len(token_ids), self._batch_size):
-            batch = token_ids[start : start + self._batch_size]
-            padded = np.zeros((self._batch_size, token_ids.shape[1]), np.int32)
-            padded[: len(batch)] = batch
-            output = self._signature(**{self._input_name: padded})[self._output_name]
-            rows.append(np.asarray(output, np.float32)[: len(batch)])
-        if not rows:
+        # Imported here: zoo.export imports this module (sidecar names).
+        from zoo.export.litert_probe import run_in_batches
+
+        probabilities = run_in_batches(self._signature, token_ids, self._input_name, self._output_name)
+        if probabilities is None:
             return np.zeros((0, len(self.class_names)), np.float32)
-        return np.concatenate(rows)
+        return probabilities
 
     def predict(self, texts):
         """Probabilities `[len(texts), num_classes]` for raw strings."""

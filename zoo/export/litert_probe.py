@@ -19,15 +19,24 @@ def run(model_path, token_ids, signature, input_name, output_name):
     interpreter = Interpreter(
         model_path=model_path, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     )
-    runner = interpreter.get_signature_runner(signature)
-    batch_size = int(interpreter.get_signature_runner(signature).get_input_details()[input_name]["shape"][0])
+    return run_in_batches(interpreter.get_signature_runner(signature), token_ids, input_name, output_name)
+
+
+def run_in_batches(signature_runner, token_ids, input_name, output_name):
+    """Outputs for every row of `token_ids` through a static-batch signature.
+
+    The files have a static batch (RNNs lower to builtins only that way), so
+    rows go through slice by slice, the last slice padded with id 0.
+    """
+    token_ids = np.asarray(token_ids, dtype=np.int32)
+    batch_size = int(signature_runner.get_input_details()[input_name]["shape"][0])
     rows = []
     for start in range(0, len(token_ids), batch_size):
         batch = token_ids[start : start + batch_size]
         padded = np.zeros((batch_size, token_ids.shape[1]), np.int32)
         padded[: len(batch)] = batch
-        rows.append(np.asarray(runner(**{input_name: padded})[output_name], np.float32)[: len(batch)])
-    return np.concatenate(rows)
+        rows.append(np.asarray(signature_runner(**{input_name: padded})[output_name], np.float32)[: len(batch)])
+    return np.concatenate(rows) if rows else None
 
 
 if __name__ == "__main__":

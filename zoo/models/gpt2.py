@@ -100,7 +100,8 @@ def _register(name, description):
         task="causal-lm",
         family="gpt2",
         default_config=dict(GPT2_DEFAULTS, **shape),
-        export_formats=("keras", "saved_model", "tflite"),
+        # SavedModel/LiteRT export of GPT-2 is not built yet (issue 4).
+        export_formats=("keras",),
     )(builder)
 
 
