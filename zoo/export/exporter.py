@@ -1,17 +1,22 @@
-"""`zoo.export`: write a classifier as a TF Serving version plus LiteRT files, validated.
+"""`zoo.export`: write a model as a TF Serving version plus LiteRT files, validated.
 
 Layout of one version (TF Serving loads `<root>/<name>/<version>/` as is and
 ignores the extra files):
 
     <root>/<name>/<version>/
         saved_model.pb, variables/, fingerprint.pb
-        assets/vocabulary.txt
+        assets/                        the tokenizer's vocabulary
         assets.extra/tf_serving_warmup_requests
         litert/model.tflite            float32, int32 token ids in, builtin ops only
-        litert/model.json              sidecar: vocabulary, rules, labels, tensors
+        litert/model.json              sidecar: tokenizer, labels or KV cache, tensors
         litert/model.<quantization>.tflite (+ .json)
         export_report.json             parity of every artifact against Keras
         manifest.json
+
+Text classifiers: `serving_default` on raw strings + `predict_token_ids`; one
+LiteRT signature. Causal LMs (`zoo.export.causal_lm`): `generate` and
+`logits`; LiteRT `prefill` + `decode` with a KV cache, checked token for token
+against Keras's greedy `generate`.
 
 The version is assembled in a hidden temporary folder beside it (TF Serving
 only picks up integer folder names) and renamed into place only after every
@@ -33,15 +38,17 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from zoo.export import litert, litert_probe, manifest, saved_model, validate
+from zoo.export import causal_lm, litert, litert_probe, manifest, saved_model, validate
 from zoo.export.errors import ExportError
-from zoo.lite import SIDECAR_FORMAT, sidecar_path
+from zoo.lite import SIDECAR_FORMAT, Generator, sidecar_path
 from zoo.preprocessing.reference import ReferenceWordTokenizer
 
 FORMATS = ("saved_model", "tflite")
 REPORT_FILENAME = "export_report.json"
 LITERT_DIRNAME = "litert"
 CALIBRATION_EXAMPLES = 200
+# Prompts a causal LM is validated on when none are given.
+DEFAULT_PROMPTS = ("ROMEO:", "The king", "First Citizen:\nWe are", "O, what a", "And so", "I will not")
 
 
 @dataclasses.dataclass
@@ -63,29 +70,39 @@ def export(
     name=None,
     version=None,
     formats=FORMATS,
-    quantize=litert.QUANTIZATIONS,
+    quantize=None,
     force=False,
     validation_data=None,
     calibration_texts=None,
+    cache_length=None,
+    validation_length=48,
 ):
-    """Export a text classifier and prove each artifact reproduces Keras.
+    """Export a text classifier or causal LM and prove each artifact reproduces Keras.
 
     Args:
-        model: a `TextClassifier`, a `.keras` file, a folder holding one, or
-            a registered name trained into `saved_models/`.
+        model: a `TextClassifier` or GPT-2 `CausalLM`, a `.keras` file, a
+            folder holding one, or a registered name trained into `saved_models/`.
         root: TF Serving model base path; the version goes to
             `<root>/<name>/<version>/`.
         name: defaults to the model's name.
         version: int >= 1; default is one more than the highest existing.
         formats: any of "saved_model", "tflite".
-        quantize: extra LiteRT variants: "float16", "dynamic_int8", "int8".
+        quantize: extra LiteRT variants: "float16", "dynamic_int8", "int8"
+            (classifiers; default all three) or "float16", "dynamic_int8"
+            (causal LMs; default "dynamic_int8", int8 weights).
         force: replace an existing version.
-        validation_data: held-out `TextDataset` (or `(texts, labels)`, or
-            texts alone) to validate on. Default: the validation split the
-            model was trained against (from `train_report.json` beside a
-            model file), else rt-polarity's seeded validation split.
+        validation_data: classifiers: held-out `TextDataset` (or `(texts,
+            labels)`, or texts alone) to validate on; default the validation
+            split the model was trained against (from `train_report.json`
+            beside a model file), else rt-polarity's seeded validation split.
+            Causal LMs: prompts (default `DEFAULT_PROMPTS`).
         calibration_texts: training texts for full-int8 calibration; default
             from the same training split.
+        cache_length: causal LMs: the LiteRT KV cache's length, the most
+            tokens (prompt included) one generation can hold; default 256
+            or the model's `max_sequence_length` if smaller.
+        validation_length: causal LMs: `max_length` of the validation
+            generations.
 
     Returns:
         `ExportResult` with the version path and the report.
@@ -101,19 +118,28 @@ def export(
     if not hasattr(model, "preprocessor"):
         model_path = model
         model = load_classifier(model)
+    is_lm = causal_lm.is_causal_lm(model)
     formats = _check_choices("formats", formats, FORMATS)
-    quantize = _check_choices("quantize", quantize or (), litert.QUANTIZATIONS)
+    if quantize is None:
+        quantize = ("dynamic_int8",) if is_lm else litert.QUANTIZATIONS
+    quantize = _check_choices("quantize", quantize, causal_lm.QUANTIZATIONS if is_lm else litert.QUANTIZATIONS)
     if quantize and "tflite" not in formats:
         raise ExportError("quantize needs the 'tflite' format")
-    if not model.preprocessor.tokenizer.is_adapted:
+    if getattr(model, "preprocessor", None) is None:
+        raise ExportError(f"{model.name}: the model has no preprocessor (tokenizer) attached; zoo exports take text")
+    if not is_lm and not model.preprocessor.tokenizer.is_adapted:
         raise ExportError(f"{model.name}: the tokenizer has no vocabulary yet; adapt and train the model first")
     name = name or model.name
     if not name or os.sep in name or name.startswith("."):
         raise ExportError(f"name must be a plain folder name, got {name!r}")
 
-    texts, labels, calibration = _validation_examples(
-        model, validation_data, calibration_texts, held_out_split(model_path) if model_path else None
-    )
+    if is_lm:
+        prompts = _validation_prompts(validation_data)
+        cache_length = _cache_length(model, cache_length)
+    else:
+        texts, labels, calibration = _validation_examples(
+            model, validation_data, calibration_texts, held_out_split(model_path) if model_path else None
+        )
     base = pathlib.Path(root) / name
     base.mkdir(parents=True, exist_ok=True)
     version = _choose_version(base, version, force)
@@ -122,28 +148,21 @@ def export(
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base))
     scratch = pathlib.Path(tempfile.mkdtemp(prefix="zoo-export-"))
     try:
-        keras_probabilities = np.asarray(model.predict(tf.constant(texts), batch_size=256, verbose=0))
-        artifacts, parity = {}, {"keras": validate.compare(keras_probabilities, keras_probabilities, labels)}
-        skipped = {}
-        if "saved_model" in formats:
-            artifacts["saved_model"], parity["saved_model (text)"], parity["saved_model (token_ids)"] = (
-                _export_saved_model(model, name, staging, scratch, texts, labels, keras_probabilities)
+        if is_lm:
+            artifacts, parity, skipped = _export_causal_lm(
+                model, name, staging, scratch, formats, quantize, prompts, cache_length,
+                min(validation_length, cache_length),
             )
-        if "tflite" in formats:
-            for quantization in (None,) + tuple(quantize):
-                key = f"litert {quantization or 'float32'}"
-                artifact, figures = _export_litert(
-                    model, staging / LITERT_DIRNAME, scratch, quantization, calibration, texts, labels,
-                    keras_probabilities,
-                )
-                if artifact is None:
-                    skipped[key] = figures["skipped"]
-                else:
-                    artifacts[key], parity[key] = artifact, figures
+            examples = len(prompts)
+        else:
+            artifacts, parity, skipped = _export_classifier(
+                model, name, staging, scratch, formats, quantize, texts, labels, calibration
+            )
+            examples = len(texts)
         report = {
             "name": name,
             "version": version,
-            "validation_examples": len(texts),
+            "validation_examples": examples,
             "float32_tolerance": validate.FLOAT32_TOLERANCE,
             "parity": parity,
             "skipped": skipped,
@@ -154,8 +173,7 @@ def export(
         (staging / manifest.MANIFEST_FILENAME).write_text(
             json.dumps(
                 manifest.build_manifest(
-                    name=name, version=version, classifier=model, artifacts=artifacts, validation=parity,
-                    files=files,
+                    name=name, version=version, model=model, artifacts=artifacts, validation=parity, files=files,
                 ),
                 indent=2,
                 ensure_ascii=False,
@@ -168,6 +186,28 @@ def export(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return ExportResult(final, name, version, report)
+
+
+def _export_classifier(model, name, staging, scratch, formats, quantize, texts, labels, calibration):
+    keras_probabilities = np.asarray(model.predict(tf.constant(texts), batch_size=256, verbose=0))
+    artifacts, parity = {}, {"keras": validate.compare(keras_probabilities, keras_probabilities, labels)}
+    skipped = {}
+    if "saved_model" in formats:
+        artifacts["saved_model"], parity["saved_model (text)"], parity["saved_model (token_ids)"] = (
+            _export_saved_model(model, name, staging, scratch, texts, labels, keras_probabilities)
+        )
+    if "tflite" in formats:
+        for quantization in (None,) + tuple(quantize):
+            key = f"litert {quantization or 'float32'}"
+            artifact, figures = _export_litert(
+                model, staging / LITERT_DIRNAME, scratch, quantization, calibration, texts, labels,
+                keras_probabilities,
+            )
+            if artifact is None:
+                skipped[key] = figures["skipped"]
+            else:
+                artifacts[key], parity[key] = artifact, figures
+    return artifacts, parity, skipped
 
 
 def _export_saved_model(model, name, staging, scratch, texts, labels, keras_probabilities):
@@ -261,6 +301,140 @@ def _export_litert(model, directory, scratch, quantization, calibration, texts, 
         "bytes": len(flatbuffer),
     }
     return artifact, figures
+
+
+def _export_causal_lm(model, name, staging, scratch, formats, quantize, prompts, cache_length, max_length):
+    """SavedModel (`generate`, `logits`) and LiteRT prefill/decode files, each checked against Keras."""
+    reference = causal_lm.keras_greedy_token_ids(model, prompts, max_length)
+    generated = sum(len(ids) for ids in reference)
+    artifacts, skipped = {}, {}
+    parity = {"keras": {"prompts": len(prompts), "max_length": max_length, "generated_tokens": generated}}
+    prompt_ids = [causal_lm.prompt_token_ids(model, prompt) for prompt in prompts]
+    keras_logits = [_keras_last_logits(model, ids) for ids in prompt_ids]
+    if "saved_model" in formats:
+        causal_lm.write_saved_model(model, staging, warmup_prompts=prompts[:4], model_name=name)
+        loaded = tf.saved_model.load(str(staging))
+        generate = loaded.signatures[causal_lm.GENERATE_SIGNATURE]
+        tokens = []
+        for prompt, ids in zip(prompts, prompt_ids):
+            row = generate(prompts=tf.constant([prompt]), max_length=tf.constant(max_length, tf.int32))["token_ids"]
+            row = row.numpy()[0]
+            tokens.append([int(token) for token in row[len(ids):] if token >= 0])
+        figures = _token_agreement(reference, tokens)
+        logits_signature = loaded.signatures[causal_lm.LOGITS_SIGNATURE]
+        figures["logits_max_abs_diff"] = max(
+            float(np.abs(logits_signature(token_ids=tf.constant([ids], tf.int32))["logits"].numpy()[0, -1]
+                         - expected).max())
+            for ids, expected in zip(prompt_ids, keras_logits)
+        )
+        _require_identical_tokens("SavedModel generate", figures, prompts, reference, tokens)
+        validate.require_float32_parity("SavedModel logits", {"max_abs_diff": figures["logits_max_abs_diff"],
+                                                              "has_nan": False})
+        figures["bytes"] = sum(path.stat().st_size for path in staging.rglob("*") if path.is_file())
+        parity["saved_model"] = figures
+        artifacts["saved_model"] = {
+            "format": "saved_model",
+            "path": ".",
+            "signatures": {key: _signature_spec(loaded.signatures[key])
+                           for key in (causal_lm.GENERATE_SIGNATURE, causal_lm.LOGITS_SIGNATURE)},
+            "custom_ops": ["RegexSplitWithOffsets (tensorflow-text; linked into TF Serving's model server)"],
+            "bytes": figures["bytes"],
+        }
+    if "tflite" in formats:
+        conversion_model = causal_lm.write_conversion_saved_model(model, scratch / "litert_saved_model", cache_length)
+        directory = staging / LITERT_DIRNAME
+        directory.mkdir(exist_ok=True)
+        for quantization in (None,) + tuple(quantize):
+            key = f"litert {quantization or 'float32'}"
+            path = directory / ("model.tflite" if quantization is None else f"model.{quantization}.tflite")
+            flatbuffer, sidecar = causal_lm.write_litert_file(model, conversion_model, path, quantization, cache_length)
+            # As a user runs it: the sidecar's pure-Python BPE, the stock
+            # interpreter with no delegates, zoo.lite's loop.
+            generator = Generator(path, delegates=False)
+            tokens = [generator.generate_token_ids(generator.prompt_token_ids(prompt), max_length)
+                      for prompt in prompts]
+            figures = _token_agreement(reference, tokens)
+            figures["prefill_logits_max_abs_diff"] = max(
+                float(np.abs(_litert_prefill_logits(generator, ids) - expected).max())
+                for ids, expected in zip(prompt_ids, keras_logits)
+            )
+            figures["bytes"] = len(flatbuffer)
+            if quantization is None:
+                _require_identical_tokens(f"LiteRT {path.name}", figures, prompts, reference, tokens)
+            parity[key] = figures
+            artifacts[key] = {
+                "format": "tflite",
+                "path": str(path.relative_to(staging)),
+                "sidecar": str(sidecar_path(path).relative_to(staging)),
+                "quantization": quantization or "float32",
+                "signatures": sidecar["signatures"],
+                "inputs": sidecar["inputs"],
+                "outputs": sidecar["outputs"],
+                "ops": litert.op_names(flatbuffer),
+                "custom_ops": [],
+                "bytes": len(flatbuffer),
+            }
+    return artifacts, parity, skipped
+
+
+def _keras_last_logits(model, token_ids):
+    token_ids = np.asarray([token_ids], np.int32)
+    hidden = model.backbone({"token_ids": token_ids, "padding_mask": np.ones_like(token_ids, dtype=bool)})
+    return np.asarray(model.backbone.token_embedding(hidden[:, -1], reverse=True))[0]
+
+
+def _litert_prefill_logits(generator, token_ids):
+    padded = np.zeros((1, generator.cache_length), np.int32)
+    padded[0, : len(token_ids)] = token_ids
+    return generator._prefill(token_ids=padded, length=np.int32(len(token_ids)))["logits"][0]
+
+
+def _token_agreement(reference, tokens):
+    """Exact sequences, and the share of reference tokens matched before the first divergence."""
+    matched = 0
+    for expected, got in zip(reference, tokens):
+        for a, b in zip(expected, got):
+            if a != b:
+                break
+            matched += 1
+    total = sum(len(ids) for ids in reference)
+    return {
+        "prompts": len(reference),
+        "identical_sequences": sum(a == b for a, b in zip(reference, tokens)) / max(1, len(reference)),
+        "token_agreement": matched / max(1, total),
+        "generated_tokens": sum(len(ids) for ids in tokens),
+    }
+
+
+def _require_identical_tokens(artifact, figures, prompts, reference, tokens):
+    if figures["identical_sequences"] == 1.0:
+        return
+    index = next(i for i, (a, b) in enumerate(zip(reference, tokens)) if a != b)
+    step = next((j for j, (a, b) in enumerate(zip(reference[index], tokens[index])) if a != b),
+                min(len(reference[index]), len(tokens[index])))
+    raise ExportError(
+        f"{artifact}: greedy generation differs from Keras for prompt {prompts[index]!r} at new token {step} "
+        f"(Keras {reference[index][step:step + 3]}, artifact {tokens[index][step:step + 3]})"
+    )
+
+
+def _validation_prompts(validation_data):
+    if validation_data is None:
+        return list(DEFAULT_PROMPTS)
+    prompts = [validation_data] if isinstance(validation_data, str) else list(validation_data)
+    if not prompts or not all(isinstance(prompt, str) for prompt in prompts):
+        raise ExportError("validation_data for a causal LM must be a list of prompt strings")
+    return prompts
+
+
+def _cache_length(model, cache_length):
+    limit = model.backbone.max_sequence_length
+    if cache_length is None:
+        return min(256, limit)
+    if isinstance(cache_length, bool) or not isinstance(cache_length, int) or not 2 <= cache_length <= limit:
+        raise ExportError(f"cache_length must be an integer from 2 to the model's max_sequence_length {limit}, "
+                          f"got {cache_length!r}")
+    return cache_length
 
 
 class _InterpreterCrash(Exception):

@@ -72,11 +72,12 @@ def write_conversion_saved_model(classifier, directory, batch_size=1, unroll_rnn
     return pathlib.Path(directory)
 
 
-def convert(saved_model_dir, quantization=None, calibration_token_ids=None):
+def convert(saved_model_dir, quantization=None, calibration_token_ids=None, signature_keys=(SIGNATURE_KEY,)):
     """Convert to a builtins-only flatbuffer; return its bytes.
 
     Args:
-        saved_model_dir: from `write_conversion_saved_model`.
+        saved_model_dir: from `write_conversion_saved_model` (or the causal
+            LM's, with `signature_keys=("prefill", "decode")`).
         quantization: None (float32), "float16" (float16 weights),
             "dynamic_int8" (int8 weights, float activations) or "int8"
             (int8 weights and activations calibrated on
@@ -86,7 +87,7 @@ def convert(saved_model_dir, quantization=None, calibration_token_ids=None):
     """
     if quantization not in (None,) + QUANTIZATIONS:
         raise ExportError(f"quantization must be one of {QUANTIZATIONS} or None, got {quantization!r}")
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=[SIGNATURE_KEY])
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=list(signature_keys))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantization is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -77,23 +77,33 @@ def write_saved_model(classifier, directory, vocabulary_file, warmup_texts=(), m
     )
     archive.write_out(str(directory), verbose=False)
     if warmup_texts:
-        write_warmup_requests(directory, list(warmup_texts), model_name or classifier.name)
+        texts = list(warmup_texts)
+        # Batch sizes 1 and len(texts): TF Serving warms each shape it sees.
+        write_warmup_requests(
+            directory, model_name or classifier.name, TEXT_SIGNATURE,
+            [{"text": tf.constant(texts[:1])}, {"text": tf.constant(texts)}],
+        )
     return directory
 
 
-def write_warmup_requests(directory, texts, model_name):
-    """`assets.extra/tf_serving_warmup_requests`: one PredictionLog per text batch."""
+def write_warmup_requests(directory, model_name, signature_name, batches):
+    """`assets.extra/tf_serving_warmup_requests`: one PredictionLog per batch.
+
+    Args:
+        batches: list of `{input_name: value}`; TF Serving runs each at load
+            time, so give every batch shape clients will send.
+    """
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     extra = pathlib.Path(directory) / "assets.extra"
     extra.mkdir(exist_ok=True)
     with tf.io.TFRecordWriter(str(extra / WARMUP_FILENAME)) as writer:
-        # Batch sizes 1 and len(texts): TF Serving warms each shape it sees.
-        for batch in ([texts[0]], texts):
+        for inputs in batches:
             request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=TEXT_SIGNATURE)
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature_name)
             )
-            request.inputs["text"].CopyFrom(tf.make_tensor_proto(batch, dtype=tf.string))
+            for input_name, value in inputs.items():
+                request.inputs[input_name].CopyFrom(tf.make_tensor_proto(value))
             log = prediction_log_pb2.PredictionLog(
                 predict_log=prediction_log_pb2.PredictLog(request=request)
             )

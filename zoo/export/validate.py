@@ -53,6 +53,8 @@ def require_float32_parity(artifact, figures, tolerance=FLOAT32_TOLERANCE):
 
 def format_table(rows):
     """A small fixed-width table of `{artifact: figures}`."""
+    if any("identical_sequences" in figures for figures in rows.values()):
+        return format_generation_table(rows)
     lines = [f"{'artifact':<34}{'max|Δ|':>10}{'mean|Δ|':>10}{'agree':>8}{'acc':>8}{'Δacc':>8}{'size':>10}"]
     for artifact, figures in rows.items():
         accuracy = figures.get("accuracy")
@@ -71,3 +73,18 @@ def _size(num_bytes):
     if num_bytes is None:
         return ""
     return f"{num_bytes / 1024:.0f} KiB" if num_bytes < 1024**2 else f"{num_bytes / 1024**2:.2f} MiB"
+
+
+def format_generation_table(rows):
+    """The causal-LM version: greedy generation agreement with Keras."""
+    lines = [f"{'artifact':<34}{'same seqs':>10}{'tokens':>8}{'agree':>8}{'max|Δlogit|':>12}{'size':>10}"]
+    for artifact, figures in rows.items():
+        if "identical_sequences" not in figures:
+            lines.append(f"{artifact:<34}{'':>10}{figures.get('generated_tokens', 0):>8}")
+            continue
+        difference = figures.get("prefill_logits_max_abs_diff", figures.get("logits_max_abs_diff"))
+        lines.append(
+            f"{artifact:<34}{figures['identical_sequences']:>10.0%}{figures['generated_tokens']:>8}"
+            f"{figures['token_agreement']:>8.1%}{difference:>12.2e}{_size(figures.get('bytes')):>10}"
+        )
+    return "\n".join(lines)

@@ -10,6 +10,7 @@ the weights, explicit `vocabulary`/`merges`, or one trained on the corpus
 (`zoo.training_lm` does that when `tokenizer="train"`).
 """
 
+import keras
 import keras_hub
 
 from zoo.preprocessing import bpe
@@ -35,14 +36,34 @@ GPT2_DEFAULTS = dict(
 )
 
 
+@keras.saving.register_keras_serializable(package="zoo")
+class GPT2Tokenizer(keras_hub.models.GPT2Tokenizer):
+    """keras-hub's GPT-2 tokenizer, always on its TensorFlow code path.
+
+    keras-hub 0.32 tokenizes eagerly with Hugging Face `tokenizers` and a
+    Llama-3 split pattern, but inside `tf.function`/`tf.data` (so in every
+    SavedModel) with RE2 patterns that follow GPT-2's original split. The two
+    disagree on contractions and some whitespace (" 't" is " " + "'t" on the
+    first, " '" + "t" on the second, as in OpenAI's GPT-2). zoo trains, serves
+    and exports with one tokenizer, so it pins the TensorFlow path, the one a
+    SavedModel can run and the one matching the published GPT-2 tokenization.
+    `zoo.preprocessing.bpe_reference` reproduces it in plain Python.
+    """
+
+    def __init__(self, vocabulary=None, merges=None, **kwargs):
+        kwargs["_allow_python_workflow"] = False
+        super().__init__(vocabulary=vocabulary, merges=merges, **kwargs)
+
+
 def build_tokenizer(tokenizer="gpt2", vocabulary=None, merges=None, weights=None):
-    """A `keras_hub.models.GPT2Tokenizer` from the first source given."""
+    """A `GPT2Tokenizer` from the first source given."""
     if vocabulary is not None or merges is not None:
         if vocabulary is None or merges is None:
             raise ValueError("vocabulary and merges must be given together")
-        return keras_hub.models.GPT2Tokenizer(vocabulary=_maybe_str(vocabulary), merges=_maybe_str(merges))
+        return GPT2Tokenizer(vocabulary=_maybe_str(vocabulary), merges=_maybe_str(merges))
     if weights is not None and tokenizer == "gpt2":
-        return keras_hub.models.GPT2Tokenizer.from_preset(str(weights))
+        loaded = keras_hub.models.GPT2Tokenizer.from_preset(str(weights))
+        return GPT2Tokenizer(vocabulary=loaded.vocabulary, merges=loaded.merges)
     if tokenizer == "gpt2":
         vocabulary, merges = bpe.gpt2_vocabulary_files()
     elif tokenizer == "train":
@@ -52,7 +73,7 @@ def build_tokenizer(tokenizer="gpt2", vocabulary=None, merges=None, weights=None
         )
     else:
         vocabulary, merges = bpe.vocabulary_files(tokenizer)
-    return keras_hub.models.GPT2Tokenizer(vocabulary=str(vocabulary), merges=str(merges))
+    return GPT2Tokenizer(vocabulary=str(vocabulary), merges=str(merges))
 
 
 def _maybe_str(value):
@@ -100,8 +121,7 @@ def _register(name, description):
         task="causal-lm",
         family="gpt2",
         default_config=dict(GPT2_DEFAULTS, **shape),
-        # SavedModel/LiteRT export of GPT-2 is not built yet (issue 4).
-        export_formats=("keras",),
+        export_formats=("keras", "saved_model", "tflite"),
     )(builder)
 
 

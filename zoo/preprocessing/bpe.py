@@ -7,7 +7,8 @@ Three sources, all offline:
 - `train_byte_level_bpe(texts, vocabulary_size)`: a new vocabulary learned on
   the user's corpus with Hugging Face `tokenizers` (GPT-2's byte mapping and
   pre-tokenization regex, so keras-hub's `BytePairTokenizer` yields exactly the
-  ids `tokenizers` does; tests/preprocessing/test_bpe.py checks it).
+  ids `tokenizers` does on text without contractions; tests/models/test_gpt2.py
+  checks it).
 
 Every family that needs subword ids takes its tokenizer from here.
 """

@@ -1,0 +1,172 @@
+"""GPT-2 speed on this machine: fine-tuning tokens/s and generation tokens/s.
+
+Random weights in a real shape (no download; speed does not depend on the
+values) and GPT-2's published 50,257-token vocabulary, tinyshakespeare text.
+Measured in one process, one after another, so the ratios compare like with
+like on a noisy machine:
+
+- fine-tuning: zoo's trainer (`zoo.causal_lm.build_trainer`: AdamW, clipping,
+  XLA unless --no-xla) on packed windows; tokens/s over the timed steps after
+  warm-up steps that include compilation.
+- generation: new tokens/s, greedy, for keras-hub `generate` (its XLA-compiled
+  cached loop, after a warm-up call) and zoo's LiteRT decoder
+  (`zoo.lite.Generator`, float32 and int8 weights, XNNPACK, 2 threads),
+  prompt "ROMEO:" and the same number of new tokens.
+- file sizes of the LiteRT files and the SavedModel.
+
+    python -m benchmarks.gpt2 [--shape gpt2_small] [--quick]
+
+Writes benchmarks/results/gpt2_<shape>.json.
+"""
+
+import argparse
+import json
+import pathlib
+import platform
+import statistics
+import tempfile
+import time
+
+RESULTS = pathlib.Path(__file__).parent / "results"
+
+
+def machine():
+    import os
+
+    import keras
+    import keras_hub
+    import tensorflow as tf
+
+    flags = []
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                flags = sorted(set(line.split(":")[1].split()) & {"avx", "avx2", "avx512f", "fma", "avx512_vnni",
+                                                                  "avx_vnni", "amx_tile"})
+                break
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu_flags": flags, "python": platform.python_version(),
+            "tensorflow": tf.__version__, "keras": keras.__version__, "keras_hub": keras_hub.__version__}
+
+
+def fine_tuning(model, corpus, batch_size, sequence_length, steps, warmup_steps, jit_compile):
+    import numpy as np
+
+    from zoo.causal_lm import build_trainer, pack_tokens, windows_dataset
+
+    text = "\n".join(corpus.documents)[: 400 * batch_size * sequence_length]
+    ids = np.asarray(model.preprocessor.tokenizer(text), np.int32)
+    windows = pack_tokens(ids, sequence_length)
+    needed = (steps + warmup_steps) * batch_size
+    windows = np.concatenate([windows] * (needed // len(windows) + 1))[:needed]
+    trainer = build_trainer(model, steps + warmup_steps, jit_compile=jit_compile)
+    batches = iter(windows_dataset(windows, batch_size))
+    step_seconds = []
+    for step in range(steps + warmup_steps):
+        features, labels = next(batches)
+        started = time.perf_counter()
+        trainer.train_on_batch(features, labels)
+        if step >= warmup_steps:
+            step_seconds.append(time.perf_counter() - started)
+    tokens = batch_size * sequence_length
+    return {
+        "batch_size": batch_size, "sequence_length": sequence_length, "jit_compile": jit_compile,
+        "timed_steps": steps, "median_step_seconds": statistics.median(step_seconds),
+        "tokens_per_second": tokens / statistics.median(step_seconds),
+    }
+
+
+def keras_generation(model, prompt, new_tokens, repeats):
+    from zoo.causal_lm import generate
+    from zoo.export.causal_lm import prompt_token_ids
+
+    prompt_length = len(prompt_token_ids(model, prompt))
+    max_length = prompt_length + new_tokens
+    generate(model, prompt, max_length=max_length)  # compile
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        generate(model, prompt, max_length=max_length)
+        seconds.append(time.perf_counter() - started)
+    # Random weights never emit <|endoftext|> early in practice; count what ran.
+    return {"new_tokens": new_tokens, "median_seconds": statistics.median(seconds),
+            "tokens_per_second": new_tokens / statistics.median(seconds)}
+
+
+def litert_generation(path, prompt, new_tokens, repeats, num_threads=2):
+    from zoo.lite import Generator
+
+    generator = Generator(path, num_threads=num_threads)
+    prompt_ids = generator.prompt_token_ids(prompt)
+    max_length = len(prompt_ids) + new_tokens
+    generator.generate_token_ids(prompt_ids, max_length=max_length)  # warm-up
+    seconds, produced = [], 0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        produced = len(generator.generate_token_ids(prompt_ids, max_length=max_length))
+        seconds.append(time.perf_counter() - started)
+    return {"new_tokens": produced, "median_seconds": statistics.median(seconds),
+            "tokens_per_second": produced / statistics.median(seconds), "threads": num_threads}
+
+
+def run(shape="gpt2_small", quick=False, cache_length=128, new_tokens=64, jit_compile=True):
+    import keras
+
+    import zoo
+    from zoo.data import load_corpus
+    from zoo.export import causal_lm as lm_export
+
+    keras.utils.set_random_seed(0)
+    model = zoo.create_model(shape, dropout=0.0)
+    corpus = load_corpus()
+    steps, warmup = (2, 1) if quick else (6, 2)
+    results = {"shape": shape, "parameters": model.backbone.count_params(), "machine": machine()}
+    results["fine_tuning"] = fine_tuning(model, corpus, batch_size=4, sequence_length=128, steps=steps,
+                                         warmup_steps=warmup, jit_compile=jit_compile)
+    print(f"fine-tuning: {results['fine_tuning']['tokens_per_second']:.0f} tokens/s", flush=True)
+
+    repeats = 1 if quick else 3
+    new_tokens = 8 if quick else new_tokens
+    results["generation"] = {"keras_hub": keras_generation(model, "ROMEO:", new_tokens, repeats)}
+    print(f"keras-hub generate: {results['generation']['keras_hub']['tokens_per_second']:.1f} tokens/s", flush=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = pathlib.Path(scratch)
+        conversion = lm_export.write_conversion_saved_model(model, scratch / "conversion", cache_length)
+        results["files"] = {}
+        for quantization in (None, "dynamic_int8"):
+            label = quantization or "float32"
+            started = time.perf_counter()
+            path = scratch / f"model.{label}.tflite"
+            flatbuffer, _ = lm_export.write_litert_file(model, conversion, path, quantization, cache_length)
+            results["files"][f"litert {label}"] = {"bytes": len(flatbuffer),
+                                                   "convert_seconds": round(time.perf_counter() - started, 1)}
+            results["generation"][f"litert {label}"] = litert_generation(path, "ROMEO:", new_tokens, repeats)
+            print(f"LiteRT {label}: {results['generation'][f'litert {label}']['tokens_per_second']:.1f} tokens/s, "
+                  f"{len(flatbuffer) / 2**20:.0f} MiB", flush=True)
+            path.unlink()
+    results["cache_length"] = cache_length
+    base = results["generation"]["keras_hub"]["tokens_per_second"]
+    results["ratios"] = {key: value["tokens_per_second"] / base for key, value in results["generation"].items()}
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", default="gpt2_small")
+    parser.add_argument("--quick", action="store_true", help="few steps and tokens (checks the harness)")
+    parser.add_argument("--cache-length", type=int, default=128)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--no-xla", action="store_true")
+    parser.add_argument("--out", help="results file (default benchmarks/results/gpt2_<shape>.json)")
+    args = parser.parse_args(argv)
+    results = run(args.shape, args.quick, args.cache_length, args.new_tokens, not args.no_xla)
+    out = pathlib.Path(args.out or RESULTS / f"gpt2_{args.shape}{'_quick' if args.quick else ''}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results["ratios"], indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

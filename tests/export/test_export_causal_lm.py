@@ -1,0 +1,109 @@
+"""GPT-2 export: TF Serving SavedModel (`generate`, `logits`) and the LiteRT
+KV-cache decoder run by `zoo.lite.Generator`, checked against Keras."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from tests.models.test_gpt2 import CORPUS, TINY
+from zoo.export import ExportError, causal_lm, export
+from zoo.lite import Generator, TextClassifierRunner
+from zoo.preprocessing import bpe
+
+PROMPTS = ["ROMEO: the", "JULIET:", "the rose is"]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    vocabulary, merges = bpe.train_byte_level_bpe([CORPUS], vocabulary_size=320)
+    directory = bpe.write_vocabulary_files(tmp_path_factory.mktemp("bpe"), vocabulary, merges)[0].parent
+    keras.utils.set_random_seed(0)
+    return zoo.create_model("gpt2_tiny", tokenizer=str(directory), **TINY)
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    return export(model, root=tmp_path_factory.mktemp("serving"), validation_data=PROMPTS, cache_length=32,
+                  validation_length=24)
+
+
+def test_layout_report_and_builtin_only_files(exported):
+    path = exported.path
+    assert exported.name == "gpt2_tiny" and path.name == "1"
+    for name in ["saved_model.pb", "assets.extra/tf_serving_warmup_requests", "litert/model.tflite",
+                 "litert/model.json", "litert/model.dynamic_int8.tflite", "litert/model.dynamic_int8.json",
+                 "export_report.json", "manifest.json"]:
+        assert (path / name).is_file(), name
+    parity = exported.report["parity"]
+    # fp32 artifacts reproduce Keras's greedy generation token for token (export fails otherwise).
+    assert parity["saved_model"]["identical_sequences"] == 1.0
+    assert parity["litert float32"]["identical_sequences"] == 1.0
+    assert parity["litert float32"]["prefill_logits_max_abs_diff"] < 1e-4
+    assert 0.0 <= parity["litert dynamic_int8"]["token_agreement"] <= 1.0
+    assert parity["litert dynamic_int8"]["bytes"] < parity["litert float32"]["bytes"]
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["task"] == "causal-lm"
+    for key in ["litert float32", "litert dynamic_int8"]:
+        ops = manifest["artifacts"][key]["ops"]
+        assert all(op.isupper() for op in ops) and "DYNAMIC_UPDATE_SLICE" in ops, ops
+        assert manifest["artifacts"][key]["signatures"] == {"prefill": "prefill", "decode": "decode"}
+
+
+def test_saved_model_generate_and_logits_signatures(model, exported):
+    loaded = tf.saved_model.load(str(exported.path))
+    assert {"generate", "logits", "serving_default"} <= set(loaded.signatures)
+    outputs = loaded.signatures["generate"](prompts=tf.constant(PROMPTS[:2]), max_length=tf.constant(20))
+    reference = causal_lm.keras_greedy_token_ids(model, PROMPTS[:2], 20)
+    generator = Generator(exported.path / "litert" / "model.tflite")
+    for i, prompt in enumerate(PROMPTS[:2]):
+        text, completion = (outputs[key].numpy()[i].decode("utf-8", "replace") for key in ("texts", "completions"))
+        assert text == prompt + completion
+        new_ids = [t for t in reference[i] if t != generator.end_token_id]
+        assert completion == generator.tokenizer.decode(new_ids)
+        assert len(generator.prompt_token_ids(prompt)) + len(reference[i]) <= 20
+    token_ids = np.array([[5, 17, 42, 7]], np.int32)
+    logits = loaded.signatures["logits"](token_ids=tf.constant(token_ids))["logits"].numpy()
+    expected = model.backbone.token_embedding(
+        model.backbone({"token_ids": token_ids, "padding_mask": np.ones_like(token_ids, bool)}), reverse=True)
+    np.testing.assert_allclose(logits, np.asarray(expected), atol=1e-5)
+
+
+def test_litert_greedy_equals_keras_token_for_token_on_unseen_prompts(model, exported):
+    generator = Generator(exported.path / "litert" / "model.tflite", delegates=False)
+    prompts = ["NURSE: the moon", "FRIAR: and so is the", "x"]
+    expected = causal_lm.keras_greedy_token_ids(model, prompts, 30)
+    for prompt, ids in zip(prompts, expected):
+        assert generator.prompt_token_ids(prompt) == causal_lm.prompt_token_ids(model, prompt)
+        assert generator.generate_token_ids(generator.prompt_token_ids(prompt), max_length=30) == ids
+
+
+def test_generator_samplers_lengths_and_errors(exported, tmp_path):
+    generator = Generator(exported.path / "litert" / "model.dynamic_int8.tflite")
+    prompt_ids = generator.prompt_token_ids("ROMEO:")
+    assert len(generator.generate_token_ids(prompt_ids, max_length=len(prompt_ids) + 1)) == 1
+    # max_length beyond the cache is capped at the cache length (32).
+    assert len(prompt_ids) + len(generator.generate_token_ids(prompt_ids, max_length=500)) <= 32
+    for sampler in ["top_k", "top_p"]:
+        first = generator.generate("ROMEO:", max_length=20, sampler=sampler, seed=7)
+        assert first == generator.generate("ROMEO:", max_length=20, sampler=sampler, seed=7)
+        assert first.startswith("ROMEO:")
+    batch = generator.generate(["ROMEO:", "JULIET:"], max_length=12, strip_prompt=True)
+    assert len(batch) == 2 and all(isinstance(text, str) for text in batch)
+    with pytest.raises(ValueError, match="sampler"):
+        generator.generate("x", sampler="beam")
+    with pytest.raises(ValueError, match="field 'format'"):
+        TextClassifierRunner(exported.path / "litert" / "model.tflite")
+    with pytest.raises(FileNotFoundError, match="no such LiteRT file"):
+        Generator(tmp_path / "missing.tflite")
+
+
+def test_bad_export_arguments_leave_nothing(model, tmp_path):
+    with pytest.raises(ExportError, match="cache_length"):
+        export(model, root=tmp_path, cache_length=10_000, validation_data=PROMPTS)
+    with pytest.raises(ExportError, match="quantize"):
+        export(model, root=tmp_path, quantize=("int8",), validation_data=PROMPTS)
+    assert not any(path.name.isdigit() or path.name.startswith(".tmp") for path in tmp_path.rglob("*"))

@@ -1,0 +1,224 @@
+"""Causal LM (GPT-2) artifacts: a TF Serving SavedModel and LiteRT decoders.
+
+SavedModel signatures:
+- `generate` (also `serving_default`): `prompts` string `[None]`,
+  `max_length` int32 scalar (tokens, prompt and start token included) ->
+  `completions` string `[None]` (new text only), `texts` string `[None]`
+  (prompt + completion). Greedy, stops at `<|endoftext|>`. The tokenizer runs
+  in the graph (keras-hub's BPE: core TF string ops plus tensorflow-text's
+  `RegexSplitWithOffsets`, which TF Serving's model server links in).
+- `logits`: `token_ids` int32 `[None, None]` -> `logits` float32
+  `[None, None, vocabulary_size]`.
+
+LiteRT (builtin ops only), two signatures sharing one KV cache of a fixed
+`cache_length`, built from `GPT2CausalLM.call_with_cache` on a task *without*
+a preprocessor (so no tokenizer table reaches the converter):
+- `prefill`: `token_ids` int32 `[1, cache_length]` (the prompt, right-padded
+  with anything), `length` int32 scalar -> `logits` `[1, vocabulary_size]`
+  at position `length - 1`, `cache` `[1, layers, 2, cache_length, heads, head_dim]`.
+- `decode`: `token_id` int32 `[1, 1]`, `cache`, `position` int32 scalar (the
+  token's index) -> `logits` `[1, vocabulary_size]`, `cache`.
+Padding and not-yet-written cache rows are harmless: attention at index `i`
+only sees positions `<= i`. `zoo.lite.Generator` runs the loop.
+"""
+
+import json
+import pathlib
+
+import keras
+import keras_hub
+import numpy as np
+import tensorflow as tf
+
+from zoo.export import litert
+from zoo.lite import CAUSAL_LM_SIDECAR_FORMAT, sidecar_path
+
+GENERATE_SIGNATURE = "generate"
+LOGITS_SIGNATURE = "logits"
+PREFILL_SIGNATURE = "prefill"
+DECODE_SIGNATURE = "decode"
+LITERT_SIGNATURES = (PREFILL_SIGNATURE, DECODE_SIGNATURE)
+# The LiteRT variants a causal LM gets: int8 weights with float activations
+# ("dynamic_int8") is the one that shrinks the file ~4x without calibration.
+QUANTIZATIONS = ("float16", "dynamic_int8")
+
+
+def is_causal_lm(model):
+    return isinstance(model, keras_hub.models.CausalLM)
+
+
+def decoder_model(causal_lm):
+    """The same task with no preprocessor (weights shared): token ids only."""
+    return keras_hub.models.GPT2CausalLM(backbone=causal_lm.backbone, preprocessor=None)
+
+
+def cache_shape(backbone, cache_length):
+    return [1, backbone.num_layers, 2, int(cache_length), backbone.num_heads,
+            backbone.hidden_dim // backbone.num_heads]
+
+
+def generate_function(causal_lm):
+    """`(prompts, max_length) -> {"completions", "texts", "token_ids"}`, greedy, traceable."""
+    tokenizer = causal_lm.preprocessor.tokenizer
+    end = tokenizer.end_token_id
+    limit = causal_lm.backbone.max_sequence_length
+    model = keras_hub.models.GPT2CausalLM(backbone=causal_lm.backbone, preprocessor=causal_lm.preprocessor)
+    model.compile(sampler="greedy")
+
+    def generate(prompts, max_length):
+        max_length = tf.clip_by_value(max_length, 1, limit)
+        batch = tf.shape(prompts)[0]
+        # GPT-2's start token is <|endoftext|>, as keras-hub's preprocessor adds it.
+        token_ids = tf.concat([tf.RaggedTensor.from_tensor(tf.fill([batch, 1], end)), tokenizer(prompts)], axis=1)
+        token_ids = token_ids[:, :max_length]
+        prompt_mask = tf.sequence_mask(token_ids.row_lengths(), max_length)
+        dense = token_ids.to_tensor(default_value=0, shape=tf.stack([batch, max_length]))
+        generated = model.generate_step({"token_ids": dense, "padding_mask": prompt_mask}, stop_token_ids=[end])
+        kept = tf.logical_and(generated["padding_mask"], tf.not_equal(generated["token_ids"], end))
+        completion = tf.ragged.boolean_mask(generated["token_ids"], tf.logical_and(kept, ~prompt_mask))
+        text = tf.ragged.boolean_mask(generated["token_ids"], kept)
+        return {
+            "completions": tokenizer.detokenize(completion),
+            "texts": tokenizer.detokenize(text),
+            "token_ids": tf.where(generated["padding_mask"], generated["token_ids"], -1),
+        }
+
+    return generate
+
+
+def write_saved_model(causal_lm, directory, warmup_prompts=(), model_name=None):
+    """The TF Serving SavedModel (`generate`/`serving_default`, `logits`)."""
+    from zoo.export.saved_model import write_warmup_requests
+
+    generate = generate_function(causal_lm)
+    decoder = decoder_model(causal_lm)
+
+    def logits(token_ids):
+        padding_mask = tf.ones_like(token_ids, dtype=tf.bool)
+        hidden = decoder.backbone({"token_ids": token_ids, "padding_mask": padding_mask})
+        return {"logits": decoder.backbone.token_embedding(hidden, reverse=True)}
+
+    generate_signature = [tf.TensorSpec([None], tf.string, name="prompts"),
+                          tf.TensorSpec([], tf.int32, name="max_length")]
+    archive = keras.export.ExportArchive()
+    archive.track(causal_lm)
+    archive.add_endpoint(GENERATE_SIGNATURE, generate, input_signature=generate_signature)
+    archive.add_endpoint("serving_default", generate, input_signature=generate_signature)
+    archive.add_endpoint(
+        LOGITS_SIGNATURE, logits, input_signature=[tf.TensorSpec([None, None], tf.int32, name="token_ids")]
+    )
+    archive.write_out(str(directory), verbose=False)
+    if warmup_prompts:
+        prompts = list(warmup_prompts)
+        write_warmup_requests(
+            directory, model_name or causal_lm.name, GENERATE_SIGNATURE,
+            [{"prompts": prompts[:1], "max_length": np.int32(16)}, {"prompts": prompts, "max_length": np.int32(16)}],
+        )
+    return pathlib.Path(directory)
+
+
+def write_conversion_saved_model(causal_lm, directory, cache_length):
+    """SavedModel with static-shape `prefill` and `decode`, the converter's input."""
+    decoder = decoder_model(causal_lm)
+    backbone = decoder.backbone
+    shape = cache_shape(backbone, cache_length)
+
+    def prefill(token_ids, length):
+        cache = tf.zeros(shape, dtype=tf.float32)
+        _, hidden, cache = decoder.call_with_cache(token_ids, cache, 0)
+        # Only the last prompt position's logits are needed; the converter
+        # prunes call_with_cache's full-sequence logits.
+        last = tf.gather(hidden, length - 1, axis=1)
+        return {"logits": backbone.token_embedding(last, reverse=True), "cache": cache}
+
+    def decode(token_id, cache, position):
+        logits, _, cache = decoder.call_with_cache(token_id, cache, position)
+        return {"logits": logits[:, 0, :], "cache": cache}
+
+    archive = keras.export.ExportArchive()
+    archive.track(decoder)
+    archive.add_endpoint(
+        PREFILL_SIGNATURE, prefill,
+        input_signature=[tf.TensorSpec([1, cache_length], tf.int32, name="token_ids"),
+                         tf.TensorSpec([], tf.int32, name="length")],
+    )
+    archive.add_endpoint(
+        DECODE_SIGNATURE, decode,
+        input_signature=[tf.TensorSpec([1, 1], tf.int32, name="token_id"),
+                         tf.TensorSpec(shape, tf.float32, name="cache"),
+                         tf.TensorSpec([], tf.int32, name="position")],
+    )
+    archive.write_out(str(directory), verbose=False)
+    return pathlib.Path(directory)
+
+
+def convert(saved_model_dir, quantization=None):
+    return litert.convert(saved_model_dir, quantization, signature_keys=LITERT_SIGNATURES)
+
+
+def write_litert_file(model, conversion_model, path, quantization, cache_length):
+    """Convert, write `path` and its sidecar; return `(flatbuffer, sidecar)`."""
+    flatbuffer = convert(conversion_model, quantization)
+    path = pathlib.Path(path)
+    path.write_bytes(flatbuffer)
+    sidecar = litert_sidecar(model, quantization, cache_length)
+    sidecar_path(path).write_text(json.dumps(sidecar, ensure_ascii=False), encoding="utf-8")
+    return flatbuffer, sidecar
+
+
+def litert_sidecar(model, quantization, cache_length):
+    """The JSON `zoo.lite.Generator` reads beside the file: BPE, cache layout, tensors."""
+    tokenizer = model.preprocessor.tokenizer
+    shape = cache_shape(model.backbone, cache_length)
+    vocabulary_size = model.backbone.vocabulary_size
+    cache = {"name": "cache", "dtype": "float32", "shape": shape}
+    return {
+        "format": CAUSAL_LM_SIDECAR_FORMAT,
+        "model": model.name,
+        "quantization": quantization or "float32",
+        "cache_length": cache_length,
+        "signatures": {"prefill": PREFILL_SIGNATURE, "decode": DECODE_SIGNATURE},
+        "inputs": {
+            "prefill": [{"name": "token_ids", "dtype": "int32", "shape": [1, cache_length]},
+                        {"name": "length", "dtype": "int32", "shape": []}],
+            "decode": [{"name": "token_id", "dtype": "int32", "shape": [1, 1]}, cache,
+                       {"name": "position", "dtype": "int32", "shape": []}],
+        },
+        "outputs": {name: [{"name": "logits", "dtype": "float32", "shape": [1, vocabulary_size]}, cache]
+                    for name in ("prefill", "decode")},
+        "tokenizer": {
+            "type": "gpt2_byte_level_bpe",
+            "start_token_id": tokenizer.end_token_id,
+            "end_token_id": tokenizer.end_token_id,
+            "vocabulary": dict(tokenizer.vocabulary),
+            "merges": list(tokenizer.merges),
+        },
+    }
+
+
+def keras_greedy_token_ids(causal_lm, prompts, max_length):
+    """What Keras `generate` (greedy) adds to each prompt: new ids, `<|endoftext|>` included.
+
+    One prompt at a time: a batch shares one start index, so longer prompts
+    would be partly fed through the cache instead of the prefill, which is
+    the same math but not the same float rounding.
+    """
+    preprocessor = causal_lm.preprocessor
+    end = preprocessor.tokenizer.end_token_id
+    decoder = decoder_model(causal_lm)
+    decoder.compile(sampler="greedy")
+    results = []
+    for prompt in prompts:
+        inputs = preprocessor.generate_preprocess(tf.constant([prompt]), sequence_length=max_length)
+        outputs = decoder.generate(inputs, stop_token_ids=[end])
+        prompt_length = int(np.asarray(inputs["padding_mask"]).sum())
+        ids = np.asarray(outputs["token_ids"])[0]
+        mask = np.asarray(outputs["padding_mask"])[0]
+        results.append([int(token) for token in ids[prompt_length:][mask[prompt_length:]]])
+    return results
+
+
+def prompt_token_ids(causal_lm, prompt):
+    """Start token + the prompt's ids, as Keras `generate` feeds them."""
+    tokenizer = causal_lm.preprocessor.tokenizer
+    return [tokenizer.end_token_id] + np.asarray(tokenizer(prompt)).tolist()
