@@ -23,7 +23,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6"],
-        "bench": ["onnxruntime>=1.20", "tf2onnx>=1.16", "matplotlib>=3.8"],
+        # tf2onnx 1.17 is the release checked against TF 2.21 / NumPy 2 (benchmarks/README.md).
+        "bench": ["onnxruntime>=1.20", "tf2onnx>=1.17", "onnx>=1.16", "matplotlib>=3.8"],
     },
     entry_points={"console_scripts": ["zoo=zoo.cli:main"]},
 )

@@ -16,7 +16,7 @@ like on a noisy machine:
 
     python -m benchmarks.gpt2 [--shape gpt2_small] [--quick]
 
-Writes benchmarks/results/gpt2_<shape>.json.
+Writes benchmarks/results/<shape>.json.
 """
 
 import argparse
@@ -158,10 +158,10 @@ def main(argv=None):
     parser.add_argument("--cache-length", type=int, default=128)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--no-xla", action="store_true")
-    parser.add_argument("--out", help="results file (default benchmarks/results/gpt2_<shape>.json)")
+    parser.add_argument("--out", help="results file (default benchmarks/results/<shape>.json)")
     args = parser.parse_args(argv)
     results = run(args.shape, args.quick, args.cache_length, args.new_tokens, not args.no_xla)
-    out = pathlib.Path(args.out or RESULTS / f"gpt2_{args.shape}{'_quick' if args.quick else ''}.json")
+    out = pathlib.Path(args.out or RESULTS / f"{args.shape}{'_quick' if args.quick else ''}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results["ratios"], indent=2))

@@ -14,7 +14,10 @@ LABELS = np.array(([1] * len(POSITIVE) + [0] * len(NEGATIVE)) * 2, dtype="int32"
 UNSEEN = ["", "Great!!! ÉPIQUE café", "boring " * 40, "zzz qqq"]
 
 # Small enough to train in seconds; every family accepts these names.
-TINY_CONFIG = dict(vocabulary_size=64, sequence_length=12, embedding_dim=8, hidden_dim=8, learning_rate=1e-2, dropout=0.0)
+TINY_CONFIG = dict(
+    vocabulary_size=64, sequence_length=12, embedding_dim=8, hidden_dim=8, learning_rate=1e-2, dropout=0.0,
+    naive_bayes_buckets=32,
+)
 
 
 def tiny_config(name, **overrides):

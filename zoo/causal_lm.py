@@ -266,7 +266,13 @@ def generate(model, prompts, *, max_length=64, sampler="greedy", seed=None, **sa
     """
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    model.compile(sampler=make_sampler(sampler, seed=seed, **sampler_args))
+    # compile() drops keras-hub's traced (XLA) generate function; do it only
+    # when the sampler changes, so repeated calls reuse the compiled loop. A
+    # seed always gets a fresh sampler: its random state must restart.
+    sampler_key = (sampler, tuple(sorted(sampler_args.items())))
+    if seed is not None or getattr(model, "_zoo_sampler_key", None) != sampler_key:
+        model.compile(sampler=make_sampler(sampler, seed=seed, **sampler_args))
+        model._zoo_sampler_key = sampler_key
     single = isinstance(prompts, str)
     outputs = model.generate(tf.constant([prompts] if single else list(prompts)), max_length=max_length)
     outputs = [text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)

@@ -102,6 +102,13 @@ def _build_parser():
     command.add_argument("texts", nargs="+", metavar="TEXT")
     command.add_argument("--json", action="store_true", help="print one JSON object per text")
     command.set_defaults(run=_predict)
+
+    # Options pass through untouched ('+' is no option prefix here) to the harness's own parser.
+    command = commands.add_parser(
+        "bench", prefix_chars="+", add_help=False, help="speed benchmarks (same arguments as python -m benchmarks)"
+    )
+    command.add_argument("args", nargs="*")
+    command.set_defaults(run=_bench)
     return parser
 
 
@@ -280,6 +287,17 @@ def _predict(args):
             print(json.dumps({"text": text, "label": label, "probability": round(probability, 6)}))
         else:
             print(f"{label}\t{probability:.4f}\t{text}")
+
+
+def _bench(args):
+    # The harness lives beside the package in the source checkout, not in the installed package.
+    checkout = pathlib.Path(__file__).resolve().parent.parent
+    if not (checkout / "benchmarks" / "run.py").is_file():
+        raise SystemExit("zoo bench: no benchmarks/ folder next to the zoo package; run it from a source checkout")
+    sys.path.insert(0, str(checkout))
+    from benchmarks.run import main as run_benchmarks
+
+    return run_benchmarks(args.args)
 
 
 def _export(args):

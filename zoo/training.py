@@ -52,7 +52,8 @@ def train_classifier(
 ):
     """Build `name` from the registry, fit it and save the best epoch.
 
-    The vocabulary is learned from the training split only. Keeps the epoch
+    The vocabulary (and the Naive Bayes branch, for models that have one)
+    is learned from the training split only. Keeps the epoch
     with the best validation accuracy (checkpointed while training, restored
     at the end), writes `model.keras` and `train_report.json` into `out_dir`
     (default `saved_models/<name>`), each written whole or not at all.
@@ -63,7 +64,7 @@ def train_classifier(
     model = registry.create_model(
         name, num_classes=len(dataset.class_names), class_names=list(dataset.class_names), **overrides
     )
-    model.adapt(train.texts)
+    model.adapt(train.texts, train.labels)
 
     out_dir = pathlib.Path(out_dir or pathlib.Path("saved_models") / name)
     out_dir.mkdir(parents=True, exist_ok=True)

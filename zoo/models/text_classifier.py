@@ -3,12 +3,17 @@
 A backbone (token ids to one feature vector per text) plus a dropout and a
 softmax head, with a `TextClassifierPreprocessor` attached so `fit`,
 `evaluate` and `predict` take raw strings. Saved as one `.keras` file.
+
+Optionally wide and deep: a Naive Bayes n-gram branch over the same token ids
+adds its per-class scores to the head's logits (NBSVM's strong linear
+baseline, Wang & Manning 2012, with the network learning what it misses).
 """
 
 import keras
 import keras_hub
 import numpy as np
 
+from zoo.layers import NaiveBayesNgramLogits
 from zoo.models.text_classifier_preprocessor import TextClassifierPreprocessor
 from zoo.preprocessing import WordTokenizer
 
@@ -26,6 +31,9 @@ class TextClassifier(keras_hub.models.TextClassifier):
         class_names: list of str, one per class; defaults to "0", "1", ...
         dropout: float. Dropout before the output layer.
         learning_rate: float. Adam's learning rate for the default `compile`.
+        naive_bayes_buckets: int. Hashed bigram slots of the Naive Bayes
+            branch (unigrams use the vocabulary ids); 0 leaves the branch
+            out. The branch is fitted by `adapt(texts, labels)`.
 
     Example:
     >>> classifier = zoo.create_model("lstm_classifier", vocabulary_size=100)
@@ -42,6 +50,7 @@ class TextClassifier(keras_hub.models.TextClassifier):
         class_names=None,
         dropout=0.0,
         learning_rate=1e-3,
+        naive_bayes_buckets=0,
         **kwargs,
     ):
         class_names = [str(i) for i in range(num_classes)] if class_names is None else list(class_names)
@@ -55,21 +64,33 @@ class TextClassifier(keras_hub.models.TextClassifier):
         self.backbone = backbone
         self.preprocessor = preprocessor
         self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
-        self.output_dense = keras.layers.Dense(
-            num_classes, activation="softmax", dtype="float32", name="probabilities"
-        )
+        if naive_bayes_buckets:
+            self.output_dense = keras.layers.Dense(num_classes, dtype="float32", name="logits")
+            self.naive_bayes = NaiveBayesNgramLogits(
+                backbone.vocabulary_size, num_classes, naive_bayes_buckets, dtype="float32", name="naive_bayes"
+            )
+            self.wide_and_deep = keras.layers.Add(dtype="float32", name="wide_and_deep")
+            self.output_activation = keras.layers.Activation("softmax", dtype="float32", name="probabilities")
+        else:
+            self.output_dense = keras.layers.Dense(
+                num_classes, activation="softmax", dtype="float32", name="probabilities"
+            )
+            self.naive_bayes = None
 
         # === Functional Model ===
         token_ids = backbone.input
         features = backbone(token_ids)
-        probabilities = self.output_dense(self.output_dropout(features))
+        outputs = self.output_dense(self.output_dropout(features))
+        if self.naive_bayes is not None:
+            outputs = self.output_activation(self.wide_and_deep([outputs, self.naive_bayes(token_ids)]))
         self.learning_rate = float(learning_rate)
-        super().__init__(inputs=token_ids, outputs=probabilities, **kwargs)
+        super().__init__(inputs=token_ids, outputs=outputs, **kwargs)
 
         # === Config ===
         self.num_classes = num_classes
         self.class_names = class_names
         self.dropout = dropout
+        self.naive_bayes_buckets = int(naive_bayes_buckets)
         self.activation = "softmax"
 
     def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
@@ -90,13 +111,27 @@ class TextClassifier(keras_hub.models.TextClassifier):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
+    def train_step(self, data):
+        if self.naive_bayes is None:
+            return super().train_step(data)
+        _, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
+        with self.naive_bayes.leave_out(labels):
+            return super().train_step(data)
+
     @property
     def sequence_length(self):
         return self.backbone.input.shape[1]
 
-    def adapt(self, texts):
-        """Learn the tokenizer's vocabulary from Python strings."""
+    def adapt(self, texts, labels=None):
+        """Learn the tokenizer's vocabulary from Python strings.
+
+        With `labels` (int class ids, one per text) also fit the Naive Bayes
+        branch, if the model has one; without, that branch scores zero.
+        """
+        texts = list(texts)
         self.preprocessor.tokenizer.adapt(texts)
+        if labels is not None and self.naive_bayes is not None:
+            self.naive_bayes.fit(keras.ops.convert_to_numpy(self.preprocessor(texts)), labels)
 
     def predict_labels(self, texts, batch_size=64):
         """Return `(class_name, probability)` for each text."""
@@ -112,6 +147,7 @@ class TextClassifier(keras_hub.models.TextClassifier):
                 "class_names": self.class_names,
                 "dropout": self.dropout,
                 "learning_rate": self.learning_rate,
+                "naive_bayes_buckets": self.naive_bayes_buckets,
             }
         )
         return config
@@ -130,6 +166,7 @@ def build_text_classifier(
     min_count=1,
     dropout=0.0,
     learning_rate=1e-3,
+    naive_bayes_buckets=0,
 ):
     """Attach the shared preprocessing and a head to `backbone`."""
     tokenizer = WordTokenizer(
@@ -147,4 +184,5 @@ def build_text_classifier(
         class_names=class_names,
         dropout=dropout,
         learning_rate=learning_rate,
+        naive_bayes_buckets=naive_bayes_buckets,
     )

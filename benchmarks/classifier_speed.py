@@ -1,0 +1,253 @@
+"""One trained, exported text classifier: inference latency per runtime, training speed.
+
+Every runtime gets the same inputs (the first validation texts, or their
+token ids) and the same protocol: warm-up calls (compilation, allocation),
+then timed calls, one batch each; latency p50/p90 of those calls and
+throughput = batch size / median call time. Runtimes:
+
+- `keras predict (text)`: `model.predict` on raw strings, as a user calls it.
+- `keras tf.function (token_ids)`: the token-id model (`zoo.export.litert.
+  token_id_model`) in one `tf.function` with a `[None, sequence_length]` signature.
+- `saved_model serving_default (text)` / `saved_model predict_token_ids`:
+  the exported SavedModel's two signatures, loaded with `tf.saved_model.load`.
+- `litert <quantization>`: the exported `.tflite` files through
+  `zoo.lite.TextClassifierRunner` (ai-edge-litert, 2 threads, default XNNPACK
+  delegate). The files take `[1, sequence_length]`, so a batch of 32 is 32 invokes.
+- `onnxruntime float32` (and `dynamic_int8`): the peer, the same token-id
+  model converted with tf2onnx, run by ONNX Runtime's CPU provider with 2
+  intra-op threads and a dynamic batch. A conversion failure is recorded, not raised.
+
+Training speed: examples/s over a fixed number of `fit` steps after warm-up
+steps (which include tracing).
+"""
+
+import importlib.metadata
+import json
+import pathlib
+import statistics
+import time
+import traceback
+
+import numpy as np
+
+THREADS = 2
+ONNX_OPSET = 17
+
+
+def measure_classifier(model, export_path, validation, train, scratch, batch_sizes=(1, 32), warmup=3, repeats=20,
+                       training_steps=20, training_warmup_steps=3, threads=THREADS):
+    """Latency rows, artifact sizes/accuracy, ratios and training speed for one classifier.
+
+    Args:
+        model: the trained `TextClassifier` (preprocessor attached).
+        export_path: the `zoo.export.export` version folder of that model.
+        validation: the held-out `TextDataset` the export was validated on.
+        train: its training split (training-speed batches).
+        scratch: a folder for the ONNX files.
+    """
+    import tensorflow as tf
+
+    from zoo.export.litert import token_id_model
+    from zoo.export.validate import compare
+
+    export_path = pathlib.Path(export_path)
+    report = json.loads((export_path / "export_report.json").read_text())
+    token_model = token_id_model(model)
+    largest = max(batch_sizes)
+    texts = [validation.texts[i % len(validation)] for i in range(largest)]
+    token_ids = model.preprocessor.reference().encode(texts)
+    validation_ids = model.preprocessor.reference().encode(list(validation.texts))
+    keras_probabilities = np.asarray(model.predict(tf.constant(list(validation.texts)), batch_size=256, verbose=0))
+
+    artifacts = {
+        name: {"bytes": figures.get("bytes"), "accuracy": figures.get("accuracy"),
+               "max_abs_diff_vs_keras": figures.get("max_abs_diff")}
+        for name, figures in report["parity"].items()
+    }
+    runtimes, failures = {}, dict(report.get("skipped", {}))
+
+    runtimes["keras predict (text)"] = (
+        "keras", lambda batch: model.predict(texts[:batch], batch_size=batch, verbose=0))
+    direct = tf.function(lambda ids: token_model(ids, training=False),
+                         input_signature=[tf.TensorSpec([None, model.sequence_length], tf.int32)])
+    runtimes["keras tf.function (token_ids)"] = ("keras", lambda batch: direct(tf.constant(token_ids[:batch])).numpy())
+
+    loaded = tf.saved_model.load(str(export_path))
+    by_text, by_ids = loaded.signatures["serving_default"], loaded.signatures["predict_token_ids"]
+    runtimes["saved_model serving_default (text)"] = (
+        "saved_model (text)", lambda batch: by_text(text=tf.constant(texts[:batch]))["probabilities"].numpy())
+    runtimes["saved_model predict_token_ids"] = (
+        "saved_model (token_ids)",
+        lambda batch: by_ids(token_ids=tf.constant(token_ids[:batch]))["probabilities"].numpy())
+
+    for artifact in [name for name in report["parity"] if name.startswith("litert ")]:
+        runtimes[artifact] = (artifact, _litert_call(export_path, artifact, token_ids, threads))
+
+    onnx_info = {}
+    try:
+        for quantization, path in convert_to_onnx(token_model, model.sequence_length, pathlib.Path(scratch),
+                                                  onnx_info).items():
+            key = f"onnxruntime {quantization}"
+            session = _onnx_session(path, threads)
+            figures = compare(keras_probabilities, _onnx_run(session, validation_ids), validation.labels)
+            artifacts[key] = {"bytes": path.stat().st_size, "accuracy": figures["accuracy"],
+                              "max_abs_diff_vs_keras": figures["max_abs_diff"]}
+            runtimes[key] = (key, lambda batch, session=session: _onnx_run(session, token_ids[:batch]))
+    except Exception as error:  # the peer is optional; say why it is missing
+        failures["onnxruntime"] = onnx_info["error"] = describe_error(error)
+
+    rows = []
+    for runtime, (artifact, call) in runtimes.items():
+        for batch in batch_sizes:
+            try:
+                seconds = time_calls(lambda: call(batch), warmup, repeats)
+            except Exception as error:
+                failures[f"{runtime} (batch {batch})"] = describe_error(error)
+                continue
+            invokes = batch if runtime.startswith("litert ") else 1  # static [1, sequence_length] files
+            rows.append(dict(runtime=runtime, artifact=artifact, batch_size=batch, invokes_per_batch=invokes,
+                             **summarize(seconds, batch)))
+
+    try:
+        training = training_speed(model, train, steps=training_steps, warmup_steps=training_warmup_steps)
+    except Exception as error:
+        training = {"error": describe_error(error)}
+        failures["training"] = training["error"]
+    return {
+        "parameters": int(model.count_params()),
+        "sequence_length": int(model.sequence_length),
+        "validation_examples": len(validation),
+        "artifacts": artifacts,
+        "inference": rows,
+        "ratios": ratios(rows),
+        "onnx": onnx_info,
+        "training": training,
+        "failures": failures,
+    }
+
+
+def time_calls(call, warmup, repeats):
+    """Seconds of each of `repeats` calls, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        call()
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def summarize(seconds, batch_size):
+    milliseconds = np.asarray(seconds) * 1000.0
+    median = float(np.percentile(milliseconds, 50))
+    return {
+        "p50_ms": median,
+        "p90_ms": float(np.percentile(milliseconds, 90)),
+        "mean_ms": float(milliseconds.mean()),
+        "calls": len(seconds),
+        "examples_per_second": batch_size / (median / 1000.0),
+    }
+
+
+def ratios(rows):
+    """Median-latency ratios the README reports side by side (None when a runtime is missing)."""
+
+    def ratio(numerator, denominator, batch):
+        latency = {(row["runtime"], row["batch_size"]): row["p50_ms"] for row in rows}
+        a, b = latency.get((numerator, batch)), latency.get((denominator, batch))
+        return a / b if a and b else None
+
+    return {
+        "litert_float32_vs_onnxruntime_batch_1": ratio("litert float32", "onnxruntime float32", 1),
+        "litert_int8_vs_float32_batch_1": ratio("litert int8", "litert float32", 1),
+        "litert_dynamic_int8_vs_float32_batch_1": ratio("litert dynamic_int8", "litert float32", 1),
+        "saved_model_text_vs_token_ids_batch_1": ratio(
+            "saved_model serving_default (text)", "saved_model predict_token_ids", 1),
+        "saved_model_text_vs_token_ids_batch_32": ratio(
+            "saved_model serving_default (text)", "saved_model predict_token_ids", 32),
+        "keras_predict_vs_tf_function_batch_1": ratio("keras predict (text)", "keras tf.function (token_ids)", 1),
+    }
+
+
+def training_speed(model, train, batch_size=32, steps=20, warmup_steps=3):
+    """Examples/s of `model.fit` over `steps` timed steps after `warmup_steps`.
+
+    Runs on `model` itself (its weights change), so call it last.
+    """
+    import keras
+
+    if getattr(model, "optimizer", None) is None:
+        model.compile()
+    step_seconds = []
+
+    class StepTimer(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            if batch >= warmup_steps:
+                step_seconds.append(time.perf_counter() - self.started)
+
+    dataset = train.to_tf_dataset(batch_size, shuffle=True, seed=0).repeat()
+    model.fit(dataset, steps_per_epoch=steps + warmup_steps, epochs=1, callbacks=[StepTimer()], verbose=0)
+    median = statistics.median(step_seconds)
+    return {"batch_size": batch_size, "timed_steps": len(step_seconds), "warmup_steps": warmup_steps,
+            "median_step_seconds": median, "examples_per_second": batch_size / median}
+
+
+def convert_to_onnx(token_model, sequence_length, directory, info):
+    """`{"float32": path, "dynamic_int8": path}`: tf2onnx over a `tf.function`, then ORT's dynamic quantizer.
+
+    Fills `info` with the converter versions (and the int8 failure, if only that failed).
+    """
+    import tensorflow as tf
+    import tf2onnx
+
+    directory.mkdir(parents=True, exist_ok=True)
+    info.update(converter=f"tf2onnx {tf2onnx.__version__} convert.from_function", opset=ONNX_OPSET,
+                onnx=importlib.metadata.version("onnx"))
+    signature = [tf.TensorSpec([None, sequence_length], tf.int32, name="token_ids")]
+    function = tf.function(lambda token_ids: token_model(token_ids, training=False), input_signature=signature)
+    float32 = directory / f"{token_model.name}.onnx"
+    tf2onnx.convert.from_function(function, input_signature=signature, opset=ONNX_OPSET, output_path=str(float32))
+    files = {"float32": float32}
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        int8 = directory / f"{token_model.name}.dynamic_int8.onnx"
+        quantize_dynamic(str(float32), str(int8), weight_type=QuantType.QInt8)
+        files["dynamic_int8"] = int8
+    except Exception as error:
+        info["dynamic_int8_error"] = describe_error(error)
+    return files
+
+
+def _onnx_session(path, threads):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _onnx_run(session, token_ids):
+    name = session.get_inputs()[0].name
+    return session.run(None, {name: np.asarray(token_ids, np.int32)})[0]
+
+
+def _litert_call(export_path, artifact, token_ids, threads):
+    from zoo.lite import TextClassifierRunner
+
+    quantization = artifact.split(" ", 1)[1]
+    filename = "model.tflite" if quantization == "float32" else f"model.{quantization}.tflite"
+    runner = TextClassifierRunner(export_path / "litert" / filename, num_threads=threads)
+    return lambda batch: runner.predict_token_ids(token_ids[:batch])
+
+
+def describe_error(error):
+    """One line: the exception type, its first message line and where it was raised."""
+    where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+    place = f" (at {pathlib.Path(where.filename).name}:{where.lineno})" if where else ""
+    return f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300] if str(error).strip() else ''}{place}"

@@ -1,0 +1,224 @@
+"""Markdown tables and PNG plots from a `benchmarks.run` results file.
+
+    python -m benchmarks.report benchmarks/results/speed.json [--readme benchmarks/README.md]
+
+Regenerates, from the JSON alone: the tables between the results markers of
+the markdown file (appended with markers if it has none), and beside the JSON
+`<stem>_latency.png` (batch-1 median latency by runtime, grouped per model)
+and `<stem>_accuracy_vs_size.png` (validation accuracy against file size, per artifact).
+"""
+
+import argparse
+import json
+import pathlib
+
+START_MARKER = "<!-- results:start -->"
+END_MARKER = "<!-- results:end -->"
+
+
+def write_report(json_path, readme):
+    """Tables into `readme` between the markers, plots beside `json_path`; returns the paths written."""
+    json_path, readme = pathlib.Path(json_path), pathlib.Path(readme)
+    results = json.loads(json_path.read_text())
+    replace_between_markers(readme, markdown(results, plots_relative_to=readme.parent, json_path=json_path))
+    return [readme, *plot(results, json_path.with_suffix(""))]
+
+
+def replace_between_markers(path, text):
+    block = f"{START_MARKER}\n{text.rstrip()}\n{END_MARKER}"
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    if START_MARKER in current and END_MARKER in current:
+        before, rest = current.split(START_MARKER, 1)
+        after = rest.split(END_MARKER, 1)[1]
+        updated = before + block + after
+    else:
+        updated = (current.rstrip() + "\n\n" if current.strip() else "") + block + "\n"
+    path.write_text(updated, encoding="utf-8")
+
+
+def markdown(results, plots_relative_to=None, json_path=None):
+    """The results as markdown: machine, one table per classifier, ratios, training, GPT-2."""
+    machine, settings = results["machine"], results["settings"]
+    lines = [
+        f"Mode **{results['mode']}**, {results.get('date', '')}, {results.get('seconds', 0):.0f} s in all. "
+        f"Machine: {machine.get('cpu', '?')}, {machine.get('usable_cores')} usable cores "
+        f"({', '.join(machine.get('cpu_flags', []))}); TensorFlow {machine.get('tensorflow')}, "
+        f"Keras {machine.get('keras')}, ai-edge-litert {machine.get('ai_edge_litert')}, "
+        f"ONNX Runtime {machine.get('onnxruntime')}, tf2onnx {machine.get('tf2onnx')}, NumPy {machine.get('numpy')}.",
+        "",
+        f"Latency: median (p50) and p90 of {settings['timed_calls']} calls after {settings['warmup_calls']} "
+        f"warm-up calls, {settings['threads']} threads for LiteRT and ONNX Runtime. LiteRT files take one text "
+        "per invoke, so their batch of 32 is 32 invokes. Accuracy is on the validation split each export was "
+        "checked against.",
+    ]
+    if json_path is not None and plots_relative_to is not None:
+        stem = pathlib.Path(json_path).with_suffix("")
+        for suffix, title in (("_latency.png", "batch-1 latency by runtime"),
+                              ("_accuracy_vs_size.png", "accuracy vs file size")):
+            target = pathlib.Path(str(stem) + suffix)
+            lines += ["", f"![{title}]({_relative(target, plots_relative_to)})"]
+
+    for name, entry in results["classifiers"].items():
+        lines += ["", f"#### {name}", ""]
+        if "error" in entry:
+            lines.append(f"Failed: `{entry['error']}`")
+            continue
+        lines += [f"{entry['source']}; {entry['parameters']:,} parameters, sequence length "
+                  f"{entry['sequence_length']}, {entry['validation_examples']} validation examples.", ""]
+        lines += _runtime_table(entry)
+        for what, reason in entry.get("failures", {}).items():
+            lines.append(f"- {what}: {reason}")
+
+    classifiers = {name: entry for name, entry in results["classifiers"].items() if "error" not in entry}
+    if classifiers:
+        lines += ["", "#### Ratios of median latency (below 1: the first is faster)", "",
+                  "| model | LiteRT fp32 / ONNX Runtime, batch 1 | LiteRT int8 / fp32, batch 1 "
+                  "| LiteRT dynamic int8 / fp32, batch 1 | SavedModel text / token ids, batch 1 | same, batch 32 "
+                  "| Keras predict / tf.function, batch 1 |",
+                  "|---|---|---|---|---|---|---|"]
+        keys = ("litert_float32_vs_onnxruntime_batch_1", "litert_int8_vs_float32_batch_1",
+                "litert_dynamic_int8_vs_float32_batch_1", "saved_model_text_vs_token_ids_batch_1",
+                "saved_model_text_vs_token_ids_batch_32", "keras_predict_vs_tf_function_batch_1")
+        for name, entry in classifiers.items():
+            cells = [_number(entry["ratios"].get(key), "{:.2f}") for key in keys]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+
+        lines += ["", f"#### Training speed (`fit`, median of {settings['training_steps']} steps after "
+                      f"{settings['training_warmup_steps']} warm-up steps)", "",
+                  "| model | batch | median step ms | examples/s |", "|---|---|---|---|"]
+        for name, entry in classifiers.items():
+            training = entry["training"]
+            if "error" in training:
+                lines.append(f"| {name} | | failed: {training['error']} | |")
+            else:
+                lines.append(f"| {name} | {training['batch_size']} | {training['median_step_seconds'] * 1000:.1f} "
+                             f"| {training['examples_per_second']:.0f} |")
+
+    if "gpt2" in results:
+        lines += ["", "#### GPT-2 (`benchmarks.gpt2`, random weights)", ""]
+        lines += _gpt2_lines(results["gpt2"])
+    return "\n".join(lines) + "\n"
+
+
+def _runtime_table(entry):
+    lines = ["| runtime | file size | accuracy | batch 1 p50 ms | batch 1 p90 ms | batch 32 p50 ms "
+             "| batch 32 examples/s |", "|---|---|---|---|---|---|---|"]
+    by_runtime = {}
+    for row in entry["inference"]:
+        by_runtime.setdefault(row["runtime"], {})[row["batch_size"]] = row
+    for runtime, rows in by_runtime.items():
+        first = next(iter(rows.values()))
+        artifact = entry["artifacts"].get(first["artifact"], {})
+        one, many = rows.get(1, {}), rows.get(32, {})
+        lines.append(
+            f"| {runtime} | {_size(artifact.get('bytes'))} | {_number(artifact.get('accuracy'), '{:.1%}')} "
+            f"| {_number(one.get('p50_ms'), '{:.2f}')} | {_number(one.get('p90_ms'), '{:.2f}')} "
+            f"| {_number(many.get('p50_ms'), '{:.2f}')} | {_number(many.get('examples_per_second'), '{:,.0f}')} |"
+        )
+    return lines
+
+
+def _gpt2_lines(gpt2):
+    if "error" in gpt2:
+        return [f"{gpt2.get('shape')}: failed: `{gpt2['error']}`"]
+    tuning = gpt2["fine_tuning"]
+    lines = [f"{gpt2['shape']}, {gpt2['parameters']:,} parameters. Fine-tuning: "
+             f"{tuning['tokens_per_second']:.0f} tokens/s (batch {tuning['batch_size']} x "
+             f"{tuning['sequence_length']} tokens, XLA {tuning['jit_compile']}).", "",
+             "| generation | new tokens/s | x keras-hub | file size |", "|---|---|---|---|"]
+    for key, figures in gpt2["generation"].items():
+        size = gpt2.get("files", {}).get(key, {}).get("bytes")
+        lines.append(f"| {key} | {figures['tokens_per_second']:.1f} | {gpt2['ratios'][key]:.2f} | {_size(size)} |")
+    return lines
+
+
+def plot(results, stem):
+    """The two PNGs for `results`, named `<stem>_latency.png` and `<stem>_accuracy_vs_size.png`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stem = pathlib.Path(stem)
+    classifiers = {name: entry for name, entry in results["classifiers"].items() if "error" not in entry}
+    runtimes = list(dict.fromkeys(row["runtime"] for entry in classifiers.values() for row in entry["inference"]))
+    written = []
+
+    figure, axes = plt.subplots(figsize=(max(6, 1.5 + 1.6 * len(classifiers) * max(1, len(runtimes)) / 4), 4.5))
+    width = 0.8 / max(1, len(runtimes))
+    for index, runtime in enumerate(runtimes):
+        heights = []
+        for entry in classifiers.values():
+            row = next((row for row in entry["inference"] if row["runtime"] == runtime and row["batch_size"] == 1),
+                       None)
+            heights.append(row["p50_ms"] if row else 0.0)
+        positions = [group + (index - (len(runtimes) - 1) / 2) * width for group in range(len(classifiers))]
+        axes.bar(positions, heights, width, label=runtime)
+    axes.set_xticks(range(len(classifiers)), list(classifiers))
+    axes.set_yscale("log")
+    axes.set_ylabel("batch-1 median latency, ms (log)")
+    axes.set_title(f"Latency by runtime ({results['mode']} mode, {results['settings']['threads']} threads)")
+    axes.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    written.append(pathlib.Path(f"{stem}_latency.png"))
+    figure.savefig(written[-1], dpi=120)
+    plt.close(figure)
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    markers = {"keras": "^", "saved_model": "D", "litert": "o", "onnxruntime": "s"}
+    for entry_index, (name, entry) in enumerate(classifiers.items()):
+        color = f"C{entry_index % 10}"
+        # The SavedModel's two signatures are one file: plot it once.
+        points = [(artifact.split(" (")[0], figures) for artifact, figures in entry["artifacts"].items()
+                  if figures.get("bytes") and figures.get("accuracy") is not None]
+        for index, (artifact, figures) in enumerate(dict(points).items()):
+            family, _, quantization = artifact.partition(" ")
+            x, y = figures["bytes"] / 1024, figures["accuracy"]
+            axes.scatter([x], [y], color=color, marker=markers.get(family, "x"))
+            axes.annotate(quantization or family, (x, y), fontsize=6, textcoords="offset points",
+                          xytext=(4, 4 if index % 2 else -8))
+    handles = [plt.Line2D([], [], color=f"C{index % 10}", marker="o", linestyle="", label=name)
+               for index, name in enumerate(classifiers)]
+    handles += [plt.Line2D([], [], color="gray", marker=marker, linestyle="", label=family)
+                for family, marker in markers.items()]
+    axes.set_xscale("log")
+    axes.set_xlabel("file size, KiB (log)")
+    axes.set_ylabel("validation accuracy")
+    axes.set_title("Accuracy vs file size per artifact")
+    axes.legend(handles=handles, fontsize=7)
+    figure.tight_layout()
+    written.append(pathlib.Path(f"{stem}_accuracy_vs_size.png"))
+    figure.savefig(written[-1], dpi=120)
+    plt.close(figure)
+    return written
+
+
+def _size(size):
+    if not size:
+        return ""
+    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 1024:.0f} KiB"
+
+
+def _number(value, template):
+    return "" if value is None else template.format(value)
+
+
+def _relative(target, base):
+    try:
+        return pathlib.Path(target).resolve().relative_to(pathlib.Path(base).resolve()).as_posix()
+    except ValueError:
+        return pathlib.Path(target).resolve().as_posix()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.splitlines()[0])
+    parser.add_argument("results", help="a speed.json / speed_quick.json written by `python -m benchmarks`")
+    parser.add_argument("--readme", default=str(pathlib.Path(__file__).parent / "README.md"),
+                        help="markdown file to update between the results markers (default benchmarks/README.md)")
+    args = parser.parse_args(argv)
+    for path in write_report(args.results, args.readme):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

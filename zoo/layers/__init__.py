@@ -1,0 +1,3 @@
+"""Layers zoo's model families share."""
+
+from zoo.layers.naive_bayes import NaiveBayesNgramLogits
