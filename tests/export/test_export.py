@@ -162,3 +162,14 @@ def test_sidecar_tokenizer_matches_keras_ids(model, tmp_path):
     assert [label for label, _ in labels] == [label for label, _ in model.predict_labels(["a great film", "a dull film"])]
     with pytest.raises(TypeError):
         runner.predict("one string")
+
+
+def test_saved_model_stores_each_weight_once(model, tmp_path):
+    # keras-team/keras#23553: Keras's ExportArchive writes every weight twice;
+    # zoo.export.archive.ExportArchive tracks the tf.Variables so they dedupe.
+    result = fast_export(model, tmp_path, formats=("saved_model",))
+    stored = tf.train.list_variables(str(result.path / "variables" / "variables"))
+    weights = [(name, shape) for name, shape in stored if not name.startswith(("_CHECKPOINTABLE", "_misc_assets"))]
+    assert not any(name.startswith("_all_variables") for name, _ in weights)
+    # Weights plus the dropout layers' seed states, nothing twice.
+    assert model.count_params() <= sum(int(np.prod(shape)) for _, shape in weights) <= model.count_params() + 64

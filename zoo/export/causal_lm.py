@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.export import litert
+from zoo.export.archive import ExportArchive
 from zoo.lite import CAUSAL_LM_SIDECAR_FORMAT, sidecar_path
 
 GENERATE_SIGNATURE = "generate"
@@ -100,7 +101,7 @@ def write_saved_model(causal_lm, directory, warmup_prompts=(), model_name=None):
 
     generate_signature = [tf.TensorSpec([None], tf.string, name="prompts"),
                           tf.TensorSpec([], tf.int32, name="max_length")]
-    archive = keras.export.ExportArchive()
+    archive = ExportArchive()
     archive.track(causal_lm)
     archive.add_endpoint(GENERATE_SIGNATURE, generate, input_signature=generate_signature)
     archive.add_endpoint("serving_default", generate, input_signature=generate_signature)
@@ -135,7 +136,7 @@ def write_conversion_saved_model(causal_lm, directory, cache_length):
         logits, _, cache = decoder.call_with_cache(token_id, cache, position)
         return {"logits": logits[:, 0, :], "cache": cache}
 
-    archive = keras.export.ExportArchive()
+    archive = ExportArchive()
     archive.track(decoder)
     archive.add_endpoint(
         PREFILL_SIGNATURE, prefill,

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as tflite_schema
 
+from zoo.export.archive import ExportArchive
 from zoo.export.errors import ExportError
 
 # Quantization recipes by name. None is the float32 reference file.
@@ -56,7 +57,7 @@ def write_conversion_saved_model(classifier, directory, batch_size=1, unroll_rnn
     try:
         for layer in recurrent:
             layer.unroll = unroll_rnns or layer.unroll
-        archive = keras.export.ExportArchive()
+        archive = ExportArchive()
         archive.track(model)
         archive.add_endpoint(
             SIGNATURE_KEY,

@@ -16,6 +16,7 @@ import pathlib
 import keras
 import tensorflow as tf
 
+from zoo.export.archive import ExportArchive
 from zoo.export.litert import token_id_model
 from zoo.preprocessing import reference
 
@@ -64,7 +65,7 @@ def write_saved_model(classifier, directory, vocabulary_file, warmup_texts=(), m
         token_ids = tf.ragged.map_flat_values(lambda w: tf.cast(table.lookup(w), tf.int32), words)
         return outputs(token_ids.to_tensor(default_value=reference.PAD_ID, shape=[None, sequence_length]))
 
-    archive = keras.export.ExportArchive()
+    archive = ExportArchive()
     archive.track(model)
     archive.track(table)
     archive.add_endpoint(

@@ -131,7 +131,9 @@ RECURRENT_DEFAULTS = dict(
     vocabulary=None,
     lower=True,
     punctuation="split",
-    min_count=1,
+    # Words seen once in training get an embedding (and a Naive Bayes
+    # weight) fitted to a single example: drop them to the OOV id.
+    min_count=2,
     embedding_dim=128,
     hidden_dim=64,
     num_layers=1,
