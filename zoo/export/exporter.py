@@ -38,7 +38,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from zoo.export import causal_lm, litert, litert_probe, manifest, saved_model, validate
+from zoo.export import causal_lm, fused_rnn, litert, litert_probe, manifest, saved_model, validate
 from zoo.export.errors import ExportError
 from zoo.lite import SIDECAR_FORMAT, Generator, sidecar_path
 from zoo.preprocessing.reference import ReferenceWordTokenizer
@@ -243,10 +243,18 @@ def _export_saved_model(model, name, staging, scratch, texts, labels, keras_prob
 
 
 def _export_litert(model, directory, scratch, quantization, calibration, texts, labels, keras_probabilities):
+    # LSTMs become TFLite's fused UNIDIRECTIONAL_SEQUENCE_LSTM (~4x faster
+    # than the WHILE loop) for float files. Not for int8 weights: the fused
+    # op's reset row (-3e4) would ruin the kernel's quantization scale.
+    fused = quantization in (None, "float16") and fused_rnn.can_fuse(model)
     unroll = quantization == "int8"
-    conversion_model = scratch / ("litert_saved_model_unrolled" if unroll else "litert_saved_model")
+    conversion_model = scratch / ("litert_saved_model_fused" if fused else
+                                  "litert_saved_model_unrolled" if unroll else "litert_saved_model")
     if not conversion_model.exists():
-        litert.write_conversion_saved_model(model, conversion_model, unroll_rnns=unroll)
+        if fused:
+            fused_rnn.write_fused_conversion_saved_model(model, conversion_model)
+        else:
+            litert.write_conversion_saved_model(model, conversion_model, unroll_rnns=unroll)
     reference = model.preprocessor.reference()
     calibration_ids = reference.encode(calibration) if quantization == "int8" else None
     flatbuffer = litert.convert(conversion_model, quantization, calibration_ids)
