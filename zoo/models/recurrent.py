@@ -13,9 +13,11 @@ from zoo.models.text_classifier import build_text_classifier
 from zoo.registry import register_model
 
 # Max pooling deliberately takes the recurrent outputs with their padding
-# mask: Keras zeroes the outputs of masked steps, so the pool is max(0, text
-# steps) for any amount of padding. Keras warns that the pool "destroys the
-# mask" on every call; that is the intent here, so keep the warning quiet.
+# mask: at masked steps a one-directional layer repeats its last text step's
+# output (inside Bidirectional, where zero_output_for_mask is on, they are
+# zeros), so the pool does not depend on how much padding there is. Keras
+# warns that the pool "destroys the mask" on every call; that is the intent
+# here, so keep the warning quiet.
 warnings.filterwarnings("ignore", message=r"Layer 'max_pool' \(of type GlobalMaxPooling1D\)")
 
 CELLS = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
