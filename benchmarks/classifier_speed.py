@@ -30,6 +30,8 @@ import traceback
 
 import numpy as np
 
+from benchmarks.timing import time_calls
+
 THREADS = 2
 ONNX_OPSET = 17
 
@@ -124,18 +126,6 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
         "training": training,
         "failures": failures,
     }
-
-
-def time_calls(call, warmup, repeats):
-    """Seconds of each of `repeats` calls, after `warmup` untimed ones."""
-    for _ in range(warmup):
-        call()
-    seconds = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        seconds.append(time.perf_counter() - started)
-    return seconds
 
 
 def summarize(seconds, batch_size):

@@ -126,6 +126,12 @@ class Generator:
         """Start token (`<|endoftext|>`) + the prompt's ids, as Keras `generate` feeds them."""
         return [self.end_token_id] + self.tokenizer.encode(prompt)
 
+    def prefill(self, prompt_ids):
+        """Run `prefill` on ids (at most `cache_length`): `{"logits": [1, V] at the last id, "cache"}`."""
+        token_ids = np.zeros((1, self.cache_length), np.int32)
+        token_ids[0, : len(prompt_ids)] = prompt_ids
+        return self._prefill(token_ids=token_ids, length=np.int32(len(prompt_ids)))
+
     def generate_token_ids(self, prompt_ids, max_length=64, sampler="greedy", temperature=1.0, top_k=10,
                            top_p=0.9, seed=None):
         """New token ids after `prompt_ids` (`<|endoftext|>` included if reached).
@@ -141,9 +147,7 @@ class Generator:
         if not prompt_ids:
             raise ValueError("prompt_ids is empty: it needs at least the start token")
         rng = np.random.default_rng(seed)
-        token_ids = np.zeros((1, self.cache_length), np.int32)
-        token_ids[0, : len(prompt_ids)] = prompt_ids
-        outputs = self._prefill(token_ids=token_ids, length=np.int32(len(prompt_ids)))
+        outputs = self.prefill(prompt_ids)
         length, new_ids = len(prompt_ids), []
         while length < max_length:
             token = _sample(outputs["logits"][0], sampler, temperature, top_k, top_p, rng)

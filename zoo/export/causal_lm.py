@@ -58,6 +58,12 @@ def cache_shape(backbone, cache_length):
             backbone.hidden_dim // backbone.num_heads]
 
 
+def token_logits(backbone, token_ids):
+    """Next-token logits `[batch, length, vocabulary_size]` for unpadded ids."""
+    hidden = backbone({"token_ids": token_ids, "padding_mask": tf.ones_like(token_ids, dtype=tf.bool)})
+    return backbone.token_embedding(hidden, reverse=True)
+
+
 def generate_function(causal_lm):
     """`(prompts, max_length) -> {"completions", "texts", "token_ids"}`, greedy, traceable."""
     tokenizer = causal_lm.preprocessor.tokenizer
@@ -95,9 +101,7 @@ def write_saved_model(causal_lm, directory, warmup_prompts=(), model_name=None):
     decoder = decoder_model(causal_lm)
 
     def logits(token_ids):
-        padding_mask = tf.ones_like(token_ids, dtype=tf.bool)
-        hidden = decoder.backbone({"token_ids": token_ids, "padding_mask": padding_mask})
-        return {"logits": decoder.backbone.token_embedding(hidden, reverse=True)}
+        return {"logits": token_logits(decoder.backbone, token_ids)}
 
     generate_signature = [tf.TensorSpec([None], tf.string, name="prompts"),
                           tf.TensorSpec([], tf.int32, name="max_length")]

@@ -318,7 +318,8 @@ def _export_causal_lm(model, name, staging, scratch, formats, quantize, prompts,
     artifacts, skipped = {}, {}
     parity = {"keras": {"prompts": len(prompts), "max_length": max_length, "generated_tokens": generated}}
     prompt_ids = [causal_lm.prompt_token_ids(model, prompt) for prompt in prompts]
-    keras_logits = [_keras_last_logits(model, ids) for ids in prompt_ids]
+    keras_logits = [np.asarray(causal_lm.token_logits(model.backbone, tf.constant([ids], tf.int32)))[0, -1]
+                    for ids in prompt_ids]
     if "saved_model" in formats:
         causal_lm.write_saved_model(model, staging, warmup_prompts=prompts[:4], model_name=name)
         loaded = tf.saved_model.load(str(staging))
@@ -363,7 +364,7 @@ def _export_causal_lm(model, name, staging, scratch, formats, quantize, prompts,
                       for prompt in prompts]
             figures = _token_agreement(reference, tokens)
             figures["prefill_logits_max_abs_diff"] = max(
-                float(np.abs(_litert_prefill_logits(generator, ids) - expected).max())
+                float(np.abs(generator.prefill(ids)["logits"][0] - expected).max())
                 for ids, expected in zip(prompt_ids, keras_logits)
             )
             figures["bytes"] = len(flatbuffer)
@@ -383,18 +384,6 @@ def _export_causal_lm(model, name, staging, scratch, formats, quantize, prompts,
                 "bytes": len(flatbuffer),
             }
     return artifacts, parity, skipped
-
-
-def _keras_last_logits(model, token_ids):
-    token_ids = np.asarray([token_ids], np.int32)
-    hidden = model.backbone({"token_ids": token_ids, "padding_mask": np.ones_like(token_ids, dtype=bool)})
-    return np.asarray(model.backbone.token_embedding(hidden[:, -1], reverse=True))[0]
-
-
-def _litert_prefill_logits(generator, token_ids):
-    padded = np.zeros((1, generator.cache_length), np.int32)
-    padded[0, : len(token_ids)] = token_ids
-    return generator._prefill(token_ids=padded, length=np.int32(len(token_ids)))["logits"][0]
 
 
 def _token_agreement(reference, tokens):
