@@ -27,6 +27,7 @@ import statistics
 import tempfile
 import time
 
+from benchmarks import hf_peer
 from benchmarks.timing import time_calls
 
 RESULTS = pathlib.Path(__file__).parent / "results"
@@ -52,16 +53,22 @@ def machine():
             "tensorflow": tf.__version__, "keras": keras.__version__, "keras_hub": keras_hub.__version__}
 
 
-def fine_tuning(model, corpus, batch_size, sequence_length, steps, warmup_steps, jit_compile):
+def training_windows(model, corpus, batch_size, sequence_length, steps):
+    """`[steps * batch_size, sequence_length + 1]` id windows of tinyshakespeare, the same for zoo and the peer."""
     import numpy as np
 
-    from zoo.causal_lm import build_trainer, pack_tokens, windows_dataset
+    from zoo.causal_lm import pack_tokens
 
     text = "\n".join(corpus.documents)[: 400 * batch_size * sequence_length]
-    ids = np.asarray(model.preprocessor.tokenizer(text), np.int32)
-    windows = pack_tokens(ids, sequence_length)
-    needed = (steps + warmup_steps) * batch_size
-    windows = np.concatenate([windows] * (needed // len(windows) + 1))[:needed]
+    windows = pack_tokens(np.asarray(model.preprocessor.tokenizer(text), np.int32), sequence_length)
+    needed = steps * batch_size
+    return np.concatenate([windows] * (needed // len(windows) + 1))[:needed]
+
+
+def fine_tuning(model, windows, batch_size, steps, warmup_steps, jit_compile):
+    from zoo.causal_lm import build_trainer, windows_dataset
+
+    sequence_length = windows.shape[1] - 1
     trainer = build_trainer(model, steps + warmup_steps, jit_compile=jit_compile)
     batches = iter(windows_dataset(windows, batch_size))
     step_seconds = []
@@ -116,15 +123,33 @@ def run(shape="gpt2_small", quick=False, cache_length=128, new_tokens=64, jit_co
     model = zoo.create_model(shape, dropout=0.0)
     corpus = load_corpus()
     steps, warmup = (2, 1) if quick else (6, 2)
-    results = {"shape": shape, "parameters": model.backbone.count_params(), "machine": machine()}
-    results["fine_tuning"] = fine_tuning(model, corpus, batch_size=4, sequence_length=128, steps=steps,
-                                         warmup_steps=warmup, jit_compile=jit_compile)
-    print(f"fine-tuning: {results['fine_tuning']['tokens_per_second']:.0f} tokens/s", flush=True)
+    backbone = model.backbone
+    results = {"shape": shape, "parameters": backbone.count_params(), "machine": machine()}
+    batch_size, sequence_length = 4, 128
+    windows = training_windows(model, corpus, batch_size, sequence_length, steps + warmup)
+    roofline = hf_peer.matmul_roofline(backbone, batch_size * sequence_length)
+    flops_per_token = hf_peer.training_flops_per_token(backbone, sequence_length)
+    results["matmul_roofline"] = roofline
+    results["fine_tuning"] = {
+        "zoo (keras-hub, XLA)" if jit_compile else "zoo (keras-hub)":
+            fine_tuning(model, windows, batch_size, steps, warmup, jit_compile),
+        "hugging face (pytorch)": hf_peer.fine_tuning(backbone, windows, batch_size, steps, warmup),
+    }
+    for name, row in results["fine_tuning"].items():
+        if "tokens_per_second" in row:
+            row["model_flops_utilisation"] = (row["tokens_per_second"] * flops_per_token
+                                              / (roofline["gflops_per_second"] * 1e9))
+            print(f"fine-tuning {name}: {row['tokens_per_second']:.0f} tokens/s, "
+                  f"MFU {row['model_flops_utilisation']:.0%} of {roofline['gflops_per_second']:.0f} GFLOP/s",
+                  flush=True)
+    results["training_flops_per_token"] = flops_per_token
 
     repeats = 1 if quick else 3
     new_tokens = 8 if quick else new_tokens
     results["generation"] = {"keras_hub": keras_generation(model, "ROMEO:", new_tokens, repeats)}
     print(f"keras-hub generate: {results['generation']['keras_hub']['tokens_per_second']:.1f} tokens/s", flush=True)
+    results["generation"]["hugging face"] = hf_peer.generation(
+        backbone, lm_export.prompt_token_ids(model, "ROMEO:"), new_tokens, repeats)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = pathlib.Path(scratch)
         conversion = lm_export.write_conversion_saved_model(model, scratch / "conversion", cache_length)
@@ -142,7 +167,11 @@ def run(shape="gpt2_small", quick=False, cache_length=128, new_tokens=64, jit_co
             path.unlink()
     results["cache_length"] = cache_length
     base = results["generation"]["keras_hub"]["tokens_per_second"]
-    results["ratios"] = {key: value["tokens_per_second"] / base for key, value in results["generation"].items()}
+    results["ratios"] = {key: value["tokens_per_second"] / base for key, value in results["generation"].items()
+                         if "tokens_per_second" in value}
+    tuning = [row for row in results["fine_tuning"].values() if "tokens_per_second" in row]
+    if len(tuning) == 2:
+        results["ratios"]["fine-tuning zoo / hugging face"] = tuning[0]["tokens_per_second"] / tuning[1]["tokens_per_second"]
     return results
 
 

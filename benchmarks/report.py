@@ -121,14 +121,28 @@ def _runtime_table(entry):
 def _gpt2_lines(gpt2):
     if "error" in gpt2:
         return [f"{gpt2.get('shape')}: failed: `{gpt2['error']}`"]
-    tuning = gpt2["fine_tuning"]
-    lines = [f"{gpt2['shape']}, {gpt2['parameters']:,} parameters. Fine-tuning: "
-             f"{tuning['tokens_per_second']:.0f} tokens/s (batch {tuning['batch_size']} x "
-             f"{tuning['sequence_length']} tokens, XLA {tuning['jit_compile']}).", "",
-             "| generation | new tokens/s | x keras-hub | file size |", "|---|---|---|---|"]
+    ratios = gpt2["ratios"]
+    roofline = gpt2.get("matmul_roofline", {}).get("gflops_per_second")
+    first = next(iter(gpt2["fine_tuning"].values()))
+    lines = [f"{gpt2['shape']}, {gpt2['parameters']:,} parameters, random weights.", "",
+             f"| fine-tuning, batch {first.get('batch_size')} x {first.get('sequence_length')} | tokens/s "
+             f"| model FLOPs utilisation (matmul roofline {_number(roofline, '{:.0f}')} GFLOP/s) |", "|---|---|---|"]
+    for key, row in gpt2["fine_tuning"].items():
+        if "tokens_per_second" not in row:
+            lines.append(f"| {key} | {row.get('skipped') or row.get('error')} | |")
+            continue
+        lines.append(f"| {key} | {row['tokens_per_second']:.1f} | "
+                     f"{_number(row.get('model_flops_utilisation'), '{:.0%}')} |")
+    if "fine-tuning zoo / hugging face" in ratios:
+        lines += ["", f"zoo / Hugging Face fine-tuning: {ratios['fine-tuning zoo / hugging face']:.2f}x."]
+    lines += ["", "| generation (greedy, cache " + str(gpt2.get("cache_length")) + ") | new tokens/s | x keras-hub "
+              "| file size |", "|---|---|---|---|"]
     for key, figures in gpt2["generation"].items():
+        if "tokens_per_second" not in figures:
+            lines.append(f"| {key} | {figures.get('skipped') or figures.get('error')} | | |")
+            continue
         size = gpt2.get("files", {}).get(key, {}).get("bytes")
-        lines.append(f"| {key} | {figures['tokens_per_second']:.1f} | {gpt2['ratios'][key]:.2f} | {_size(size)} |")
+        lines.append(f"| {key} | {figures['tokens_per_second']:.1f} | {ratios[key]:.2f} | {_size(size)} |")
     return lines
 
 

@@ -23,7 +23,9 @@ from zoo.preprocessing.bpe_reference import ReferenceBytePairTokenizer
 from zoo.preprocessing.reference import ReferenceWordTokenizer
 
 SIDECAR_FORMAT = "zoo.text_classifier.litert/1"
-CAUSAL_LM_SIDECAR_FORMAT = "zoo.causal_lm.litert/1"
+# /2: prefill (in chunks) and decode return only the new cache rows
+# (`cache_update`); the cache is [1, layers, 2, heads, cache_length, head_dim].
+CAUSAL_LM_SIDECAR_FORMAT = "zoo.causal_lm.litert/2"
 SAMPLERS = ("greedy", "top_k", "top_p")
 
 
@@ -119,6 +121,8 @@ class Generator:
         self.tokenizer = ReferenceBytePairTokenizer(tokenizer["vocabulary"], tokenizer["merges"])
         self.end_token_id = int(tokenizer["end_token_id"])
         self.cache_length = int(self.spec["cache_length"])
+        self.prefill_length = int(self.spec["prefill_length"])
+        self._cache_spec = next(entry for entry in self.spec["inputs"]["decode"] if entry["name"] == "cache")
         self._prefill = self.interpreter.get_signature_runner(self.spec["signatures"]["prefill"])
         self._decode = self.interpreter.get_signature_runner(self.spec["signatures"]["decode"])
 
@@ -127,10 +131,22 @@ class Generator:
         return [self.end_token_id] + self.tokenizer.encode(prompt)
 
     def prefill(self, prompt_ids):
-        """Run `prefill` on ids (at most `cache_length`): `{"logits": [1, V] at the last id, "cache"}`."""
-        token_ids = np.zeros((1, self.cache_length), np.int32)
-        token_ids[0, : len(prompt_ids)] = prompt_ids
-        return self._prefill(token_ids=token_ids, length=np.int32(len(prompt_ids)))
+        """Run the prompt (at most `cache_length` ids) through `prefill`, chunk by chunk.
+
+        Returns `{"logits": [1, V] after the last id, "cache": the filled cache}`.
+        """
+        cache = np.zeros(self._cache_spec["shape"], np.float32)
+        chunk = self.prefill_length
+        for start in range(0, len(prompt_ids), chunk):
+            piece = prompt_ids[start : start + chunk]
+            token_ids = np.zeros((1, chunk), np.int32)
+            token_ids[0, : len(piece)] = piece
+            outputs = self._prefill(token_ids=token_ids, cache=cache, position=np.int32(start),
+                                    length=np.int32(len(piece)))
+            # Rows past the prompt get the padding's keys; decode overwrites
+            # each before any later token reads it.
+            cache[:, :, :, :, start : start + chunk] = outputs["cache_update"]
+        return {"logits": outputs["logits"], "cache": cache}
 
     def generate_token_ids(self, prompt_ids, max_length=64, sampler="greedy", temperature=1.0, top_k=10,
                            top_p=0.9, seed=None):
@@ -148,6 +164,7 @@ class Generator:
             raise ValueError("prompt_ids is empty: it needs at least the start token")
         rng = np.random.default_rng(seed)
         outputs = self.prefill(prompt_ids)
+        cache = outputs["cache"]
         length, new_ids = len(prompt_ids), []
         while length < max_length:
             token = _sample(outputs["logits"][0], sampler, temperature, top_k, top_p, rng)
@@ -155,9 +172,10 @@ class Generator:
             length += 1
             if token == self.end_token_id or length == max_length:
                 break
-            outputs = self._decode(
-                token_id=np.array([[token]], np.int32), cache=outputs["cache"], position=np.int32(length - 1)
-            )
+            position = length - 1
+            outputs = self._decode(token_id=np.array([[token]], np.int32), cache=cache, position=np.int32(position))
+            # decode hands back only this token's keys/values (no cache copy in the graph).
+            cache[:, :, :, :, position] = outputs["cache_update"][:, :, :, :, 0]
         return new_ids
 
     def generate(self, prompts, max_length=64, sampler="greedy", strip_prompt=False, **sampler_args):

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import zoo
 from tests.models.test_gpt2 import CORPUS, TINY
-from zoo.export import ExportError, causal_lm, export
+from zoo.export import ExportError, causal_lm, export, litert
 from zoo.lite import Generator, TextClassifierRunner
 from zoo.preprocessing import bpe
 
@@ -49,8 +49,14 @@ def test_layout_report_and_builtin_only_files(exported):
     assert manifest["task"] == "causal-lm"
     for key in ["litert float32", "litert dynamic_int8"]:
         ops = manifest["artifacts"][key]["ops"]
-        assert all(op.isupper() for op in ops) and "DYNAMIC_UPDATE_SLICE" in ops, ops
+        assert all(op.isupper() for op in ops), ops
         assert manifest["artifacts"][key]["signatures"] == {"prefill": "prefill", "decode": "decode"}
+        # A decode step reads the cache in place: no per-element STRIDED_SLICE
+        # of it, no rewritten copy of it (see causal_lm.decode_step).
+        file = path / "litert" / ("model.tflite" if key == "litert float32" else "model.dynamic_int8.tflite")
+        for signature, signature_ops in litert.signature_op_names(file.read_bytes()).items():
+            assert "UNPACK" in signature_ops and "BATCH_MATMUL" in signature_ops, (signature, signature_ops)
+            assert not {"STRIDED_SLICE", "DYNAMIC_UPDATE_SLICE"} & set(signature_ops), (signature, signature_ops)
 
 
 def test_saved_model_generate_and_logits_signatures(model, exported):
@@ -107,3 +113,18 @@ def test_bad_export_arguments_leave_nothing(model, tmp_path):
     with pytest.raises(ExportError, match="quantize"):
         export(model, root=tmp_path, quantize=("int8",), validation_data=PROMPTS)
     assert not any(path.name.isdigit() or path.name.startswith(".tmp") for path in tmp_path.rglob("*"))
+
+
+def test_prefill_length_divides_the_cache():
+    assert [causal_lm.prefill_length(n) for n in (32, 128, 10, 17, 24, 2)] == [16, 16, 10, 1, 12, 2]
+
+
+def test_prompt_longer_than_one_prefill_chunk(model, exported):
+    generator = Generator(exported.path / "litert" / "model.tflite")
+    assert generator.prefill_length == 16
+    ids = [generator.end_token_id] + [int(i) for i in np.random.default_rng(0).integers(1, 300, 28)]  # 16 + 13
+    outputs = generator.prefill(ids)
+    expected = np.asarray(causal_lm.token_logits(model.backbone, tf.constant([ids], tf.int32)))[0, -1]
+    np.testing.assert_allclose(outputs["logits"][0], expected, atol=1e-4)
+    # The cache holds every prompt position; rows past the prompt are not read.
+    assert not np.any(outputs["cache"][:, :, :, :, : len(ids)] == 0.0)

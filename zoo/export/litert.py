@@ -155,3 +155,22 @@ def op_names(flatbuffer):
         else:
             names.add(_BUILTIN_NAMES[builtin])
     return sorted(names)
+
+
+def signature_op_names(flatbuffer):
+    """`{signature key: sorted operator names of its subgraph}` (builtin names, or the custom name)."""
+    model = tflite_schema.Model.GetRootAs(flatbuffer, 0)
+    codes = []
+    for index in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(index)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        codes.append(code.CustomCode().decode("utf-8") if builtin == tflite_schema.BuiltinOperator.CUSTOM
+                     else _BUILTIN_NAMES[builtin])
+    result = {}
+    for index in range(model.SignatureDefsLength()):
+        signature = model.SignatureDefs(index)
+        subgraph = model.Subgraphs(signature.SubgraphIndex())
+        result[signature.SignatureKey().decode("utf-8")] = sorted(
+            {codes[subgraph.Operators(op).OpcodeIndex()] for op in range(subgraph.OperatorsLength())}
+        )
+    return result

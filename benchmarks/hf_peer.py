@@ -1,0 +1,126 @@
+"""The peer for GPT-2: Hugging Face transformers (PyTorch, CPU) on the same shape.
+
+Same protocol as zoo's side in `benchmarks.gpt2`: random weights in the
+registered shape, the same id windows (batch x sequence_length), AdamW with
+GPT-2's recipe (weight decay 0.01, clipping at 1.0), median step time after
+warm-up steps; greedy `generate` with the KV cache for the same prompt ids
+and number of new tokens. Also a matmul roofline for model-FLOPs utilisation.
+
+PyTorch is optional (`pip install '.[peers]'`, torch 2.13 CPU): without it
+every function returns `{"skipped": reason}`.
+"""
+
+import statistics
+import time
+
+from benchmarks.timing import time_calls
+
+INSTALL_HINT = "torch/transformers not installed (pip install '.[peers]')"
+
+
+def available():
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _model(backbone, threads):
+    import torch
+    import transformers
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        vocab_size=backbone.vocabulary_size, n_positions=backbone.max_sequence_length,
+        n_embd=backbone.hidden_dim, n_layer=backbone.num_layers, n_head=backbone.num_heads,
+        n_inner=backbone.intermediate_dim, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+    )
+    return transformers.GPT2LMHeadModel(config)
+
+
+def fine_tuning(backbone, windows, batch_size, steps, warmup_steps, threads=2):
+    """Tokens/s of `GPT2LMHeadModel` training steps on `windows` ([n, length + 1] ids)."""
+    if not available():
+        return {"skipped": INSTALL_HINT}
+    import torch
+
+    model = _model(backbone, threads).train()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "wte" not in n and "wpe" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "wte" not in n and "wpe" not in n)]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=5e-4)
+    windows = torch.as_tensor(windows, dtype=torch.long)
+    step_seconds = []
+    for step in range(steps + warmup_steps):
+        batch = windows[(step * batch_size) % len(windows):][:batch_size]
+        started = time.perf_counter()
+        logits = model(batch[:, :-1]).logits
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if step >= warmup_steps:
+            step_seconds.append(time.perf_counter() - started)
+    sequence_length = windows.shape[1] - 1
+    return {
+        "batch_size": batch_size, "sequence_length": sequence_length, "timed_steps": steps, "threads": threads,
+        "median_step_seconds": statistics.median(step_seconds),
+        "tokens_per_second": batch_size * sequence_length / statistics.median(step_seconds),
+        "torch": torch.__version__,
+    }
+
+
+def generation(backbone, prompt_ids, new_tokens, repeats, threads=2):
+    """New tokens/s of greedy `generate` (KV cache) from `prompt_ids`, exactly `new_tokens` each."""
+    if not available():
+        return {"skipped": INSTALL_HINT}
+    import torch
+    import transformers
+
+    model = _model(backbone, threads).eval()
+    inputs = torch.as_tensor([prompt_ids], dtype=torch.long)
+
+    def call():
+        with torch.inference_mode():
+            model.generate(inputs, attention_mask=torch.ones_like(inputs), max_new_tokens=new_tokens,
+                           min_new_tokens=new_tokens, do_sample=False, pad_token_id=prompt_ids[0])
+
+    seconds = time_calls(call, 1, repeats)
+    return {"new_tokens": new_tokens, "median_seconds": statistics.median(seconds),
+            "tokens_per_second": new_tokens / statistics.median(seconds), "threads": threads,
+            "transformers": transformers.__version__}
+
+
+def training_flops_per_token(backbone, sequence_length):
+    """Model FLOPs of one training token (forward + backward = 3 x forward), PaLM-style.
+
+    Forward per token: 2 x every matmul weight (the blocks and the tied
+    output projection; embedding lookups are free) + attention scores and
+    mixing, 2 x 2 x layers x context x width.
+    """
+    d, layers = backbone.hidden_dim, backbone.num_layers
+    block = layers * (4 * d * d + 2 * d * backbone.intermediate_dim)  # qkv + out, two FFN matrices
+    forward = 2 * block + 2 * d * backbone.vocabulary_size + 4 * layers * sequence_length * d
+    return 3 * forward
+
+
+def matmul_roofline(backbone, tokens, repeats=5):
+    """Best float32 GFLOP/s of TF XLA matmuls shaped like the model's FFN, in this process."""
+    import tensorflow as tf
+
+    d, ffn = backbone.hidden_dim, backbone.intermediate_dim
+    a = tf.random.normal([tokens, d])
+    b = tf.random.normal([d, ffn])
+
+    @tf.function(jit_compile=True)
+    def matmuls(a, b):
+        # Several in a row so one call is long enough to time.
+        return [tf.matmul(a + float(i), b) for i in range(8)]
+
+    seconds = time_calls(lambda: [t.numpy() for t in matmuls(a, b)], 2, repeats)
+    flops = 8 * 2 * tokens * d * ffn
+    return {"shape": [tokens, d, ffn], "gflops_per_second": flops / min(seconds) / 1e9}
