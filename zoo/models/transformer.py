@@ -102,11 +102,15 @@ TRANSFORMER_DEFAULTS = dict(
     # Words seen once in training get an embedding (and a Naive Bayes
     # weight) fitted to a single example: drop them to the OOV id.
     min_count=2,
-    embedding_dim=128,
-    hidden_dim=256,
+    # Narrow and heavily regularised: 9.6k short sentences are few for
+    # attention learned from scratch. Against the earlier 128/256/dropout 0.1
+    # this scored 78.3% vs 77.6% on the seed-1337 split and 81.0% vs 82.1% on
+    # seed 7 (equal within the 1.3-point noise) with half the training time.
+    embedding_dim=64,
+    hidden_dim=128,
     num_layers=2,
     num_heads=4,
-    dropout=0.1,
+    dropout=0.3,
     # Slower than Adam's usual 1e-3, as for the recurrent families: the
     # network only has to learn what the Naive Bayes branch misses.
     learning_rate=3e-4,
