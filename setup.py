@@ -25,6 +25,10 @@ setup(
         "test": ["pytest>=8", "hypothesis>=6"],
         # tf2onnx 1.17 is the release checked against TF 2.21 / NumPy 2 (benchmarks/README.md).
         "bench": ["onnxruntime>=1.20", "tf2onnx>=1.17", "onnx>=1.16", "matplotlib>=3.8"],
+        # The GPT-2 peer in benchmarks/hf_peer.py (skipped when absent). 2.13.0
+        # is the CPU build this workplace keeps on disk; elsewhere install a
+        # CPU torch first (pip's default Linux wheel is a multi-GB CUDA build).
+        "peers": ["torch==2.13.0", "transformers>=5"],
     },
     entry_points={"console_scripts": ["zoo=zoo.cli:main"]},
 )

@@ -80,3 +80,37 @@ def test_report_regenerates_between_markers(quick_run, tmp_path):
     assert text.startswith("# Benchmarks\n") and text.endswith("More text.\n")
     assert "old" not in text and text.count("#### lstm_classifier") == 1
     assert (tmp_path / "speed_quick_latency.png").is_file()
+
+
+def test_training_flops_per_token_counts_gpt2_small():
+    from types import SimpleNamespace
+
+    from benchmarks import hf_peer
+
+    small = SimpleNamespace(hidden_dim=768, num_layers=12, intermediate_dim=3072, vocabulary_size=50257)
+    # 85M block weights + the tied 38.6M output projection, x2 forward, x3 with
+    # the backward pass, plus attention over 128 positions.
+    blocks = 12 * (4 * 768 * 768 + 2 * 768 * 3072)
+    assert blocks == 84_934_656
+    expected = 3 * (2 * blocks + 2 * 768 * 50257 + 4 * 12 * 128 * 768)
+    assert hf_peer.training_flops_per_token(small, 128) == expected
+
+
+def test_gpt2_report_shows_a_missing_peer_instead_of_failing():
+    from benchmarks import report
+
+    gpt2 = {
+        "shape": "gpt2_tiny", "parameters": 1000, "cache_length": 32,
+        "matmul_roofline": {"gflops_per_second": 50.0},
+        "fine_tuning": {"zoo (keras-hub, XLA)": {"batch_size": 4, "sequence_length": 128, "tokens_per_second": 10.0,
+                                                 "model_flops_utilisation": 0.5},
+                        "hugging face (pytorch)": {"skipped": "torch/transformers not installed"}},
+        "generation": {"keras_hub": {"tokens_per_second": 5.0}, "hugging face": {"skipped": "not installed"},
+                       "litert float32": {"tokens_per_second": 20.0}},
+        "files": {"litert float32": {"bytes": 2**20}},
+        "ratios": {"keras_hub": 1.0, "litert float32": 4.0},
+    }
+    text = "\n".join(report._gpt2_lines(gpt2))
+    assert "| zoo (keras-hub, XLA) | 10.0 | 50% |" in text
+    assert "| hugging face (pytorch) | torch/transformers not installed | |" in text
+    assert "| litert float32 | 20.0 | 4.00 | 1.0 MiB |" in text
