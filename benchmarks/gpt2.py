@@ -5,14 +5,17 @@ values) and GPT-2's published 50,257-token vocabulary, tinyshakespeare text.
 Measured in one process, one after another, so the ratios compare like with
 like on a noisy machine:
 
+- a matmul roofline: best float32 GFLOP/s of XLA matmuls shaped like the
+  model's FFN, for model-FLOPs utilisation (`benchmarks.hf_peer`).
 - fine-tuning: zoo's trainer (`zoo.causal_lm.build_trainer`: AdamW, clipping,
-  XLA unless --no-xla) on packed windows; tokens/s over the timed steps after
+  XLA unless --no-xla) and Hugging Face `GPT2LMHeadModel` (PyTorch CPU, the
+  same recipe) on the same packed windows; tokens/s over the timed steps after
   warm-up steps that include compilation.
 - generation: new tokens/s, greedy, for keras-hub `generate` (its XLA-compiled
-  cached loop, after a warm-up call) and zoo's LiteRT decoder
-  (`zoo.lite.Generator`, float32 and int8 weights, XNNPACK, 2 threads),
-  prompt "ROMEO:" and the same number of new tokens.
-- file sizes of the LiteRT files and the SavedModel.
+  cached loop, after a warm-up call), Hugging Face `generate` (KV cache) and
+  zoo's LiteRT decoder (`zoo.lite.Generator`, float32 and int8 weights,
+  XNNPACK, 2 threads), prompt "ROMEO:" and the same number of new tokens.
+- file sizes of the LiteRT files.
 
     python -m benchmarks.gpt2 [--shape gpt2_small] [--quick]
 

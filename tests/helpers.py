@@ -125,9 +125,8 @@ def run_export_test(model, tmp_path):
         ops = litert.op_names(path.read_bytes())
         assert all(op.isupper() for op in ops), ops
         # LSTMs ship as TFLite's fused sequence op (float files), other
-        # one-directional recurrent layers unrolled (no WHILE loop).
-        if "bi" not in model.name:
-            assert "WHILE" not in ops, ops
+        # recurrent layers unrolled (no WHILE loop).
+        assert "WHILE" not in ops, ops
         if quantization in (None, "float16") and "lstm" in model.name:
             assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops, ops
         probabilities = TextClassifierRunner(path, delegates=False).predict(UNSEEN + TEXTS)

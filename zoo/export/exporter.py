@@ -35,7 +35,6 @@ import sys
 import tempfile
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -243,23 +242,16 @@ def _export_saved_model(model, name, staging, scratch, texts, labels, keras_prob
     return artifact, text_figures, ids_figures
 
 
-def _has_bidirectional_layer(model):
-    return any(isinstance(layer, keras.layers.Bidirectional) for layer in model.backbone._flatten_layers())
-
-
 def _export_litert(model, directory, scratch, quantization, calibration, texts, labels, keras_probabilities):
     # LSTMs become TFLite's fused UNIDIRECTIONAL_SEQUENCE_LSTM (~4x faster
     # than the WHILE loop) for float files. Not for int8 weights: the fused
     # op's reset row (-3e4) would ruin the kernel's quantization scale.
     fused = quantization in (None, "float16") and fused_rnn.can_fuse(model)
-    # One-directional layers are otherwise unrolled over the fixed sequence
-    # length: TFLite has no fused GRU and the converter emits no fused
-    # SimpleRNN, so the other choice is a WHILE loop, measured 4x slower for
-    # SimpleRNN and ~10% for GRU. Not bidirectional ones: Keras 3.15's
-    # unrolled backward pass gets masked (padded) rows wrong (max |diff| 0.02
-    # against the same layer not unrolled), so those keep the WHILE loop.
-    # Full-int8 quantization needs the unrolled ops in any case.
-    unroll = quantization == "int8" or (not fused and not _has_bidirectional_layer(model))
+    # Other recurrent layers are unrolled over the fixed sequence length:
+    # TFLite has no fused GRU and the converter emits no fused SimpleRNN, so
+    # the other choice is a WHILE loop, measured 4x slower for SimpleRNN and
+    # ~10% for GRU. Full-int8 quantization needs the unrolled ops in any case.
+    unroll = not fused
     conversion_model = scratch / ("litert_saved_model_fused" if fused else
                                   "litert_saved_model_unrolled" if unroll else "litert_saved_model")
     if not conversion_model.exists():

@@ -53,10 +53,19 @@ def write_conversion_saved_model(classifier, directory, batch_size=1, unroll_rnn
     """
     model = token_id_model(classifier)
     recurrent = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.RNN)]
-    saved_unroll = [layer.unroll for layer in recurrent]
+    saved = [(layer.unroll, layer.zero_output_for_mask) for layer in recurrent]
     try:
         for layer in recurrent:
             layer.unroll = unroll_rnns or layer.unroll
+            if layer.unroll and layer.go_backwards:
+                # Keras 3.15's unrolled rnn() zeroes masked outputs with the
+                # mask in input order while the outputs are in (reversed)
+                # processing order, so a Bidirectional layer's backward half
+                # zeroes real steps and keeps padded ones (max |diff| 0.02).
+                # zoo pads at the end, so a backward pass meets the padding
+                # first and, without the zeroing, outputs the zeros it starts
+                # from there: exactly what the WHILE loop gives.
+                layer.zero_output_for_mask = False
         archive = ExportArchive()
         archive.track(model)
         archive.add_endpoint(
@@ -68,8 +77,9 @@ def write_conversion_saved_model(classifier, directory, batch_size=1, unroll_rnn
         )
         archive.write_out(str(directory), verbose=False)
     finally:
-        for layer, unroll in zip(recurrent, saved_unroll):
+        for layer, (unroll, zero_output_for_mask) in zip(recurrent, saved):
             layer.unroll = unroll
+            layer.zero_output_for_mask = zero_output_for_mask
     return pathlib.Path(directory)
 
 
