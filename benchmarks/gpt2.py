@@ -6,7 +6,7 @@ Measured in one process, one after another, so the ratios compare like with
 like on a noisy machine:
 
 - a matmul roofline: best float32 GFLOP/s of XLA matmuls shaped like the
-  model's FFN, for model-FLOPs utilisation (`benchmarks.hf_peer`).
+  model's FFN, for model-FLOPs utilisation.
 - fine-tuning: zoo's trainer (`zoo.causal_lm.build_trainer`: AdamW, clipping,
   XLA unless --no-xla) and Hugging Face `GPT2LMHeadModel` (PyTorch CPU, the
   same recipe) on the same packed windows; tokens/s over the timed steps after
@@ -54,6 +54,37 @@ def machine():
         pass
     return {"cores": os.cpu_count(), "cpu_flags": flags, "python": platform.python_version(),
             "tensorflow": tf.__version__, "keras": keras.__version__, "keras_hub": keras_hub.__version__}
+
+
+def training_flops_per_token(backbone, sequence_length):
+    """Model FLOPs of one training token (forward + backward = 3 x forward), PaLM-style.
+
+    Forward per token: 2 x every matmul weight (the blocks and the tied
+    output projection; embedding lookups are free) + attention scores and
+    mixing, 2 x 2 x layers x context x width.
+    """
+    d, layers = backbone.hidden_dim, backbone.num_layers
+    block = layers * (4 * d * d + 2 * d * backbone.intermediate_dim)  # qkv + out, two FFN matrices
+    forward = 2 * block + 2 * d * backbone.vocabulary_size + 4 * layers * sequence_length * d
+    return 3 * forward
+
+
+def matmul_roofline(backbone, tokens, repeats=5):
+    """Best float32 GFLOP/s of TF XLA matmuls shaped like the model's FFN, in this process."""
+    import tensorflow as tf
+
+    d, ffn = backbone.hidden_dim, backbone.intermediate_dim
+    a = tf.random.normal([tokens, d])
+    b = tf.random.normal([d, ffn])
+
+    @tf.function(jit_compile=True)
+    def matmuls(a, b):
+        # Several in a row so one call is long enough to time.
+        return [tf.matmul(a + float(i), b) for i in range(8)]
+
+    seconds = time_calls(lambda: [t.numpy() for t in matmuls(a, b)], 2, repeats)
+    flops = 8 * 2 * tokens * d * ffn
+    return {"shape": [tokens, d, ffn], "gflops_per_second": flops / min(seconds) / 1e9}
 
 
 def training_windows(model, corpus, batch_size, sequence_length, steps):
@@ -130,8 +161,8 @@ def run(shape="gpt2_small", quick=False, cache_length=128, new_tokens=64, jit_co
     results = {"shape": shape, "parameters": backbone.count_params(), "machine": machine()}
     batch_size, sequence_length = 4, 128
     windows = training_windows(model, corpus, batch_size, sequence_length, steps + warmup)
-    roofline = hf_peer.matmul_roofline(backbone, batch_size * sequence_length)
-    flops_per_token = hf_peer.training_flops_per_token(backbone, sequence_length)
+    roofline = matmul_roofline(backbone, batch_size * sequence_length)
+    flops_per_token = training_flops_per_token(backbone, sequence_length)
     results["matmul_roofline"] = roofline
     results["fine_tuning"] = {
         "zoo (keras-hub, XLA)" if jit_compile else "zoo (keras-hub)":

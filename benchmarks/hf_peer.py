@@ -4,7 +4,7 @@ Same protocol as zoo's side in `benchmarks.gpt2`: random weights in the
 registered shape, the same id windows (batch x sequence_length), AdamW with
 GPT-2's recipe (weight decay 0.01, clipping at 1.0), median step time after
 warm-up steps; greedy `generate` with the KV cache for the same prompt ids
-and number of new tokens. Also a matmul roofline for model-FLOPs utilisation.
+and number of new tokens.
 
 PyTorch is optional (`pip install '.[peers]'`, torch 2.13 CPU): without it
 every function returns `{"skipped": reason}`.
@@ -48,8 +48,11 @@ def fine_tuning(backbone, windows, batch_size, steps, warmup_steps, threads=2):
     import torch
 
     model = _model(backbone, threads).train()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "wte" not in n and "wpe" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "wte" not in n and "wpe" not in n)]
+    # As zoo's trainer: no weight decay on biases, norms and embeddings.
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        decays = parameter.ndim >= 2 and "wte" not in name and "wpe" not in name
+        (decay if decays else no_decay).append(parameter)
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
                                   lr=5e-4)
     windows = torch.as_tensor(windows, dtype=torch.long)
@@ -93,34 +96,3 @@ def generation(backbone, prompt_ids, new_tokens, repeats, threads=2):
     return {"new_tokens": new_tokens, "median_seconds": statistics.median(seconds),
             "tokens_per_second": new_tokens / statistics.median(seconds), "threads": threads,
             "transformers": transformers.__version__}
-
-
-def training_flops_per_token(backbone, sequence_length):
-    """Model FLOPs of one training token (forward + backward = 3 x forward), PaLM-style.
-
-    Forward per token: 2 x every matmul weight (the blocks and the tied
-    output projection; embedding lookups are free) + attention scores and
-    mixing, 2 x 2 x layers x context x width.
-    """
-    d, layers = backbone.hidden_dim, backbone.num_layers
-    block = layers * (4 * d * d + 2 * d * backbone.intermediate_dim)  # qkv + out, two FFN matrices
-    forward = 2 * block + 2 * d * backbone.vocabulary_size + 4 * layers * sequence_length * d
-    return 3 * forward
-
-
-def matmul_roofline(backbone, tokens, repeats=5):
-    """Best float32 GFLOP/s of TF XLA matmuls shaped like the model's FFN, in this process."""
-    import tensorflow as tf
-
-    d, ffn = backbone.hidden_dim, backbone.intermediate_dim
-    a = tf.random.normal([tokens, d])
-    b = tf.random.normal([d, ffn])
-
-    @tf.function(jit_compile=True)
-    def matmuls(a, b):
-        # Several in a row so one call is long enough to time.
-        return [tf.matmul(a + float(i), b) for i in range(8)]
-
-    seconds = time_calls(lambda: [t.numpy() for t in matmuls(a, b)], 2, repeats)
-    flops = 8 * 2 * tokens * d * ffn
-    return {"shape": [tokens, d, ffn], "gflops_per_second": flops / min(seconds) / 1e9}

@@ -85,7 +85,7 @@ def test_report_regenerates_between_markers(quick_run, tmp_path):
 def test_training_flops_per_token_counts_gpt2_small():
     from types import SimpleNamespace
 
-    from benchmarks import hf_peer
+    from benchmarks import gpt2
 
     small = SimpleNamespace(hidden_dim=768, num_layers=12, intermediate_dim=3072, vocabulary_size=50257)
     # 85M block weights + the tied 38.6M output projection, x2 forward, x3 with
@@ -93,7 +93,7 @@ def test_training_flops_per_token_counts_gpt2_small():
     blocks = 12 * (4 * 768 * 768 + 2 * 768 * 3072)
     assert blocks == 84_934_656
     expected = 3 * (2 * blocks + 2 * 768 * 50257 + 4 * 12 * 128 * 768)
-    assert hf_peer.training_flops_per_token(small, 128) == expected
+    assert gpt2.training_flops_per_token(small, 128) == expected
 
 
 def test_gpt2_report_shows_a_missing_peer_instead_of_failing():

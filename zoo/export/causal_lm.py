@@ -207,8 +207,9 @@ def write_saved_model(causal_lm, directory, warmup_prompts=(), model_name=None):
 
 def write_conversion_saved_model(causal_lm, directory, cache_length):
     """SavedModel with static-shape `prefill` and `decode`, the converter's input."""
-    decoder = decoder_model(causal_lm)
-    backbone = decoder.backbone
+    # Only the backbone is traced (`cached_step`), so no tokenizer table
+    # reaches the converter.
+    backbone = causal_lm.backbone
     shape = cache_shape(backbone, cache_length)
     chunk = prefill_length(cache_length)
 
@@ -225,7 +226,7 @@ def write_conversion_saved_model(causal_lm, directory, cache_length):
         return {"logits": logits, "cache_update": cache_update}
 
     archive = ExportArchive()
-    archive.track(decoder)
+    archive.track(backbone)
     archive.add_endpoint(
         PREFILL_SIGNATURE, prefill,
         input_signature=[tf.TensorSpec([1, chunk], tf.int32, name="token_ids"),

@@ -251,14 +251,12 @@ def _export_litert(model, directory, scratch, quantization, calibration, texts, 
     # TFLite has no fused GRU and the converter emits no fused SimpleRNN, so
     # the other choice is a WHILE loop, measured 4x slower for SimpleRNN and
     # ~10% for GRU. Full-int8 quantization needs the unrolled ops in any case.
-    unroll = not fused
-    conversion_model = scratch / ("litert_saved_model_fused" if fused else
-                                  "litert_saved_model_unrolled" if unroll else "litert_saved_model")
+    conversion_model = scratch / ("litert_saved_model_fused" if fused else "litert_saved_model_unrolled")
     if not conversion_model.exists():
         if fused:
             fused_rnn.write_fused_conversion_saved_model(model, conversion_model)
         else:
-            litert.write_conversion_saved_model(model, conversion_model, unroll_rnns=unroll)
+            litert.write_conversion_saved_model(model, conversion_model, unroll_rnns=True)
     reference = model.preprocessor.reference()
     calibration_ids = reference.encode(calibration) if quantization == "int8" else None
     flatbuffer = litert.convert(conversion_model, quantization, calibration_ids)

@@ -153,29 +153,26 @@ def _layer_of(node_name):
     return "/".join(parts) or node_name
 
 
-def op_names(flatbuffer):
-    """Sorted names of every operator in every subgraph ("CustomName" for custom ops)."""
-    model = tflite_schema.Model.GetRootAs(flatbuffer, 0)
-    names = set()
+def _operator_code_names(model):
+    """The name of each operator code of `model`, by code index ("CustomName" for custom ops)."""
+    names = []
     for index in range(model.OperatorCodesLength()):
         code = model.OperatorCodes(index)
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        if builtin == tflite_schema.BuiltinOperator.CUSTOM:
-            names.add(code.CustomCode().decode("utf-8"))
-        else:
-            names.add(_BUILTIN_NAMES[builtin])
-    return sorted(names)
+        names.append(code.CustomCode().decode("utf-8") if builtin == tflite_schema.BuiltinOperator.CUSTOM
+                     else _BUILTIN_NAMES[builtin])
+    return names
+
+
+def op_names(flatbuffer):
+    """Sorted names of every operator in every subgraph ("CustomName" for custom ops)."""
+    return sorted(set(_operator_code_names(tflite_schema.Model.GetRootAs(flatbuffer, 0))))
 
 
 def signature_op_names(flatbuffer):
     """`{signature key: sorted operator names of its subgraph}` (builtin names, or the custom name)."""
     model = tflite_schema.Model.GetRootAs(flatbuffer, 0)
-    codes = []
-    for index in range(model.OperatorCodesLength()):
-        code = model.OperatorCodes(index)
-        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        codes.append(code.CustomCode().decode("utf-8") if builtin == tflite_schema.BuiltinOperator.CUSTOM
-                     else _BUILTIN_NAMES[builtin])
+    codes = _operator_code_names(model)
     result = {}
     for index in range(model.SignatureDefsLength()):
         signature = model.SignatureDefs(index)
