@@ -2,15 +2,18 @@
 
 Random weights in a real shape (no download; speed does not depend on the
 values) and GPT-2's published 50,257-token vocabulary, tinyshakespeare text.
-Measured in one process, one after another, so the ratios compare like with
-like on a noisy machine:
+Measured in one process so the ratios compare like with like on a noisy
+machine (the trainers and the roofline taking turns step by step, the rest
+one after another):
 
 - a matmul roofline: best float32 GFLOP/s of XLA matmuls shaped like the
-  model's FFN, for model-FLOPs utilisation.
+  model's FFN, timed in turn with the training steps, for model-FLOPs
+  utilisation.
 - fine-tuning: zoo's trainer (`zoo.causal_lm.build_trainer`: AdamW, clipping,
   XLA unless --no-xla) and Hugging Face `GPT2LMHeadModel` (PyTorch CPU, the
-  same recipe) on the same packed windows; tokens/s over the timed steps after
-  warm-up steps that include compilation.
+  same recipe) on the same packed windows, taking turns step by step;
+  tokens/s from the median timed step after warm-up steps that include
+  compilation.
 - generation: new tokens/s, greedy, for keras-hub `generate` (its XLA-compiled
   cached loop, after a warm-up call), Hugging Face `generate` (KV cache) and
   zoo's LiteRT decoder (`zoo.lite.Generator`, float32 and int8 weights,
@@ -69,8 +72,12 @@ def training_flops_per_token(backbone, sequence_length):
     return 3 * forward
 
 
-def matmul_roofline(backbone, tokens, repeats=5):
-    """Best float32 GFLOP/s of TF XLA matmuls shaped like the model's FFN, in this process."""
+def matmul_roofline(backbone, tokens):
+    """`(call, flops)`: eight float32 XLA matmuls shaped like the model's FFN, and their FLOPs.
+
+    Timed in turn with the training steps (`fine_tuning`); the best call's
+    GFLOP/s is the roofline for model-FLOPs utilisation.
+    """
     import tensorflow as tf
 
     d, ffn = backbone.hidden_dim, backbone.intermediate_dim
@@ -82,9 +89,7 @@ def matmul_roofline(backbone, tokens, repeats=5):
         # Several in a row so one call is long enough to time.
         return [tf.matmul(a + float(i), b) for i in range(8)]
 
-    seconds = time_calls(lambda: [t.numpy() for t in matmuls(a, b)], 2, repeats)
-    flops = 8 * 2 * tokens * d * ffn
-    return {"shape": [tokens, d, ffn], "gflops_per_second": flops / min(seconds) / 1e9}
+    return (lambda: [t.numpy() for t in matmuls(a, b)]), 8 * 2 * tokens * d * ffn
 
 
 def training_windows(model, corpus, batch_size, sequence_length, steps):
@@ -99,25 +104,59 @@ def training_windows(model, corpus, batch_size, sequence_length, steps):
     return np.concatenate([windows] * (needed // len(windows) + 1))[:needed]
 
 
+ZOO_TRAINER = "zoo (keras-hub, XLA)"
+HF_TRAINER = "hugging face (pytorch)"
+
+
+def interleaved_step_seconds(step_functions, steps, warmup_steps):
+    """Seconds of each timed step per trainer, the trainers taking turns step by step.
+
+    On a shared machine whose speed drifts by 10-30% over minutes, taking
+    turns exposes every trainer to the same drift; one after the other does not.
+    """
+    seconds = {name: [] for name in step_functions}
+    for step in range(warmup_steps + steps):
+        for name, run_step in step_functions.items():
+            started = time.perf_counter()
+            run_step(step)
+            if step >= warmup_steps:
+                seconds[name].append(time.perf_counter() - started)
+    return seconds
+
+
 def fine_tuning(model, windows, batch_size, steps, warmup_steps, jit_compile):
+    """`(rows, roofline)`: tokens/s and model-FLOPs utilisation of zoo's trainer and (when installed)
+    Hugging Face's on the same windows, and the matmul roofline, all timed in turn."""
     from zoo.causal_lm import build_trainer, windows_dataset
 
     sequence_length = windows.shape[1] - 1
-    trainer = build_trainer(model, steps + warmup_steps, jit_compile=jit_compile)
-    batches = iter(windows_dataset(windows, batch_size))
-    step_seconds = []
-    for step in range(steps + warmup_steps):
-        features, labels = next(batches)
-        started = time.perf_counter()
-        trainer.train_on_batch(features, labels)
-        if step >= warmup_steps:
-            step_seconds.append(time.perf_counter() - started)
     tokens = batch_size * sequence_length
-    return {
-        "batch_size": batch_size, "sequence_length": sequence_length, "jit_compile": jit_compile,
-        "timed_steps": steps, "median_step_seconds": statistics.median(step_seconds),
-        "tokens_per_second": tokens / statistics.median(step_seconds),
-    }
+    trainer = build_trainer(model, steps + warmup_steps, jit_compile=jit_compile)
+    batches = list(windows_dataset(windows, batch_size))
+    zoo_name = ZOO_TRAINER if jit_compile else "zoo (keras-hub)"
+    step_functions = {zoo_name: lambda step: trainer.train_on_batch(*batches[step % len(batches)])}
+    if hf_peer.available():
+        step_functions[HF_TRAINER] = hf_peer.training_step(model.backbone, windows, batch_size)
+    roofline_call, roofline_flops = matmul_roofline(model.backbone, tokens)
+    step_functions["roofline"] = lambda step: roofline_call()
+    seconds = interleaved_step_seconds(step_functions, steps, warmup_steps)
+    roofline = {"shape": [tokens, model.backbone.hidden_dim, model.backbone.intermediate_dim],
+                "gflops_per_second": roofline_flops / min(seconds.pop("roofline")) / 1e9}
+    flops_per_token = training_flops_per_token(model.backbone, sequence_length)
+    rows = {}
+    for name, step_seconds in seconds.items():
+        median = statistics.median(step_seconds)
+        rows[name] = {"batch_size": batch_size, "sequence_length": sequence_length, "timed_steps": steps,
+                      "step_seconds": [round(value, 3) for value in step_seconds],
+                      "median_step_seconds": median, "tokens_per_second": tokens / median}
+        rows[name]["model_flops_utilisation"] = (rows[name]["tokens_per_second"] * flops_per_token
+                                                 / (roofline["gflops_per_second"] * 1e9))
+    rows[zoo_name]["jit_compile"] = jit_compile
+    if HF_TRAINER in rows:
+        rows[HF_TRAINER].update(threads=2, **hf_peer.versions())
+    else:
+        rows[HF_TRAINER] = {"skipped": hf_peer.INSTALL_HINT}
+    return rows, roofline
 
 
 def keras_generation(model, prompt, new_tokens, repeats):
@@ -156,27 +195,19 @@ def run(shape="gpt2_small", quick=False, cache_length=128, new_tokens=64, jit_co
     keras.utils.set_random_seed(0)
     model = zoo.create_model(shape, dropout=0.0)
     corpus = load_corpus()
-    steps, warmup = (2, 1) if quick else (6, 2)
+    steps, warmup = (2, 1) if quick else (8, 2)
     backbone = model.backbone
     results = {"shape": shape, "parameters": backbone.count_params(), "machine": machine()}
     batch_size, sequence_length = 4, 128
     windows = training_windows(model, corpus, batch_size, sequence_length, steps + warmup)
-    roofline = matmul_roofline(backbone, batch_size * sequence_length)
-    flops_per_token = training_flops_per_token(backbone, sequence_length)
-    results["matmul_roofline"] = roofline
-    results["fine_tuning"] = {
-        "zoo (keras-hub, XLA)" if jit_compile else "zoo (keras-hub)":
-            fine_tuning(model, windows, batch_size, steps, warmup, jit_compile),
-        "hugging face (pytorch)": hf_peer.fine_tuning(backbone, windows, batch_size, steps, warmup),
-    }
+    results["fine_tuning"], results["matmul_roofline"] = fine_tuning(model, windows, batch_size, steps, warmup,
+                                                                      jit_compile)
     for name, row in results["fine_tuning"].items():
         if "tokens_per_second" in row:
-            row["model_flops_utilisation"] = (row["tokens_per_second"] * flops_per_token
-                                              / (roofline["gflops_per_second"] * 1e9))
-            print(f"fine-tuning {name}: {row['tokens_per_second']:.0f} tokens/s, "
-                  f"MFU {row['model_flops_utilisation']:.0%} of {roofline['gflops_per_second']:.0f} GFLOP/s",
-                  flush=True)
-    results["training_flops_per_token"] = flops_per_token
+            print(f"fine-tuning {name}: {row['tokens_per_second']:.0f} tokens/s, MFU "
+                  f"{row['model_flops_utilisation']:.0%} of {results['matmul_roofline']['gflops_per_second']:.0f} "
+                  "GFLOP/s", flush=True)
+    results["training_flops_per_token"] = training_flops_per_token(backbone, sequence_length)
 
     repeats = 1 if quick else 3
     new_tokens = 8 if quick else new_tokens
@@ -205,7 +236,11 @@ def run(shape="gpt2_small", quick=False, cache_length=128, new_tokens=64, jit_co
                          if "tokens_per_second" in value}
     tuning = [row for row in results["fine_tuning"].values() if "tokens_per_second" in row]
     if len(tuning) == 2:
-        results["ratios"]["fine-tuning zoo / hugging face"] = tuning[0]["tokens_per_second"] / tuning[1]["tokens_per_second"]
+        zoo_row, peer_row = tuning
+        results["ratios"]["fine-tuning zoo / hugging face"] = zoo_row["tokens_per_second"] / peer_row["tokens_per_second"]
+        # Each zoo step against the peer step right after it: the least drift-sensitive figure.
+        results["ratios"]["fine-tuning zoo / hugging face, median of step pairs"] = statistics.median(
+            peer / ours for ours, peer in zip(zoo_row["step_seconds"], peer_row["step_seconds"]))
     return results
 
 

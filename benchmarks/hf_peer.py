@@ -2,16 +2,15 @@
 
 Same protocol as zoo's side in `benchmarks.gpt2`: random weights in the
 registered shape, the same id windows (batch x sequence_length), AdamW with
-GPT-2's recipe (weight decay 0.01, clipping at 1.0), median step time after
-warm-up steps; greedy `generate` with the KV cache for the same prompt ids
-and number of new tokens.
+GPT-2's recipe (weight decay 0.01, clipping the global gradient norm at 1.0);
+`benchmarks.gpt2` times its training steps in turn with zoo's. Greedy
+`generate` with the KV cache for the same prompt ids and number of new tokens.
 
-PyTorch is optional (`pip install '.[peers]'`, torch 2.13 CPU): without it
-every function returns `{"skipped": reason}`.
+PyTorch is optional (`pip install '.[peers]'`, torch 2.13 CPU): check
+`available()`; `generation` returns `{"skipped": reason}` without it.
 """
 
 import statistics
-import time
 
 from benchmarks.timing import time_calls
 
@@ -41,10 +40,11 @@ def _model(backbone, threads):
     return transformers.GPT2LMHeadModel(config)
 
 
-def fine_tuning(backbone, windows, batch_size, steps, warmup_steps, threads=2):
-    """Tokens/s of `GPT2LMHeadModel` training steps on `windows` ([n, length + 1] ids)."""
-    if not available():
-        return {"skipped": INSTALL_HINT}
+def training_step(backbone, windows, batch_size, threads=2):
+    """A `step(index)` callable: one `GPT2LMHeadModel` training step on batch `index` of `windows` ([n, length + 1] ids).
+
+    Call `available()` first.
+    """
     import torch
 
     model = _model(backbone, threads).train()
@@ -56,25 +56,24 @@ def fine_tuning(backbone, windows, batch_size, steps, warmup_steps, threads=2):
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
                                   lr=5e-4)
     windows = torch.as_tensor(windows, dtype=torch.long)
-    step_seconds = []
-    for step in range(steps + warmup_steps):
-        batch = windows[(step * batch_size) % len(windows):][:batch_size]
-        started = time.perf_counter()
+
+    def step(index):
+        batch = windows[(index * batch_size) % len(windows):][:batch_size]
         logits = model(batch[:, :-1]).logits
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        if step >= warmup_steps:
-            step_seconds.append(time.perf_counter() - started)
-    sequence_length = windows.shape[1] - 1
-    return {
-        "batch_size": batch_size, "sequence_length": sequence_length, "timed_steps": steps, "threads": threads,
-        "median_step_seconds": statistics.median(step_seconds),
-        "tokens_per_second": batch_size * sequence_length / statistics.median(step_seconds),
-        "torch": torch.__version__,
-    }
+
+    return step
+
+
+def versions():
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__}
 
 
 def generation(backbone, prompt_ids, new_tokens, repeats, threads=2):

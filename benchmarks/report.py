@@ -134,7 +134,9 @@ def _gpt2_lines(gpt2):
         lines.append(f"| {key} | {row['tokens_per_second']:.1f} | "
                      f"{_number(row.get('model_flops_utilisation'), '{:.0%}')} |")
     if "fine-tuning zoo / hugging face" in ratios:
-        lines += ["", f"zoo / Hugging Face fine-tuning: {ratios['fine-tuning zoo / hugging face']:.2f}x."]
+        paired = ratios.get("fine-tuning zoo / hugging face, median of step pairs")
+        lines += ["", f"zoo / Hugging Face fine-tuning: {ratios['fine-tuning zoo / hugging face']:.2f}x"
+                  + (f" (median over step pairs, the trainers taking turns: {paired:.2f}x)." if paired else ".")]
     lines += ["", "| generation (greedy, cache " + str(gpt2.get("cache_length")) + ") | new tokens/s | x keras-hub "
               "| file size |", "|---|---|---|---|"]
     for key, figures in gpt2["generation"].items():

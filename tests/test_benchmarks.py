@@ -114,3 +114,33 @@ def test_gpt2_report_shows_a_missing_peer_instead_of_failing():
     assert "| zoo (keras-hub, XLA) | 10.0 | 50% |" in text
     assert "| hugging face (pytorch) | torch/transformers not installed | |" in text
     assert "| litert float32 | 20.0 | 4.00 | 1.0 MiB |" in text
+
+
+def test_trainers_take_turns_step_by_step():
+    from benchmarks import gpt2
+
+    calls = []
+    seconds = gpt2.interleaved_step_seconds({"a": lambda step: calls.append(("a", step)),
+                                             "b": lambda step: calls.append(("b", step))}, steps=2, warmup_steps=1)
+    assert calls == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    assert {name: len(values) for name, values in seconds.items()} == {"a": 2, "b": 2}
+
+
+def test_gpt2_fine_tuning_rows():
+    import numpy as np
+
+    import zoo
+    from benchmarks import gpt2, hf_peer
+
+    model = zoo.create_model("gpt2_tiny", dropout=0.0)
+    windows = np.random.default_rng(0).integers(0, 1000, size=(6, 17)).astype("int32")
+    rows, roofline = gpt2.fine_tuning(model, windows, batch_size=2, steps=2, warmup_steps=1, jit_compile=False)
+    assert roofline["shape"] == [32, 64, 256] and roofline["gflops_per_second"] > 0
+    ours = rows["zoo (keras-hub)"]
+    assert ours["sequence_length"] == 16 and len(ours["step_seconds"]) == 2 and ours["tokens_per_second"] > 0
+    assert ours["model_flops_utilisation"] > 0
+    peer = rows[gpt2.HF_TRAINER]
+    if hf_peer.available():
+        assert len(peer["step_seconds"]) == 2 and peer["tokens_per_second"] > 0 and "torch" in peer
+    else:
+        assert peer == {"skipped": hf_peer.INSTALL_HINT}

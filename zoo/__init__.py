@@ -11,6 +11,13 @@ import os
 # before Keras is first imported (an explicit other choice fails loudly in
 # zoo.registry).
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# TensorFlow's default CPU allocator returns big buffers to the OS when they
+# are freed, so every training step page-faults and zeroes them again (a
+# GPT-2 small step spent 5% of its time in the kernel clearing pages). The
+# BFC allocator keeps and reuses them: GPT-2 fine-tuning steps measured
+# 12-15% faster. TensorFlow reads this at its first allocation, so it works
+# even when TensorFlow was imported first; an explicit setting wins.
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 from zoo.data import load_texts  # noqa: E402
 from zoo.registry import ModelSpec, create_model, list_models, model_info, register_model  # noqa: E402

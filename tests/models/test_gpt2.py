@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo.causal_lm import SAMPLERS, generate, train_causal_lm
+from zoo.causal_lm import SAMPLERS, build_trainer, generate, next_token_accuracy, train_causal_lm
 from zoo.preprocessing import bpe
 
 # Repetitive enough that two tiny epochs measurably lower validation loss.
@@ -103,11 +103,32 @@ def test_fine_tune_lowers_validation_loss_and_saves(tmp_path):
     report = result.report
     assert report["validation_loss"] < 0.8 * report["validation_loss_before"], report
     assert report["tokens_per_second"] > 0 and report["epochs_run"] == 2
+    assert 0 < report["history"]["accuracy"][-1] <= 1
     assert sorted(p.name for p in (tmp_path / "lm" / "checkpoints").iterdir()) == [
         "epoch_001.weights.h5", "epoch_002.weights.h5"]
     restored = keras.saving.load_model(result.model_path, safe_mode=True)
     token_ids = np.array([[5, 17, 42, 7]], "int32")
     np.testing.assert_allclose(logits(restored, token_ids), logits(result.model, token_ids), atol=1e-5)
+
+
+def test_next_token_accuracy_is_keras_accuracy_without_argmax():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 7, 50)).astype("float32")
+    labels = rng.integers(0, 50, size=(3, 7))
+    labels[0, :4] = logits[0, :4].argmax(-1)  # some right answers
+    mask = (rng.random((3, 7)) > 0.3).astype("float32")
+    keras_metric = keras.metrics.SparseCategoricalAccuracy()
+    keras_metric.update_state(labels, logits, sample_weight=mask)
+    zoo_metric = keras.metrics.MeanMetricWrapper(next_token_accuracy)
+    zoo_metric.update_state(labels, logits, sample_weight=mask)
+    assert float(keras_metric.result()) > 0
+    np.testing.assert_allclose(float(zoo_metric.result()), float(keras_metric.result()), rtol=1e-6)
+
+
+def test_trainer_clips_the_global_gradient_norm(vocabulary_dir):
+    optimizer = build_trainer(tiny_lm(vocabulary_dir), steps=10, clipnorm=0.5, jit_compile=False).optimizer
+    # One norm over all gradients (GPT-2, torch's clip_grad_norm_), not one per variable.
+    assert optimizer.global_clipnorm == 0.5 and optimizer.clipnorm is None
 
 
 def test_lora_trains_only_adapters(tmp_path):
