@@ -135,8 +135,9 @@ def fine_tuning(model, windows, batch_size, steps, warmup_steps, jit_compile):
     batches = list(windows_dataset(windows, batch_size))
     zoo_name = ZOO_TRAINER if jit_compile else "zoo (keras-hub)"
     step_functions = {zoo_name: lambda step: trainer.train_on_batch(*batches[step % len(batches)])}
+    peer_threads = 2
     if hf_peer.available():
-        step_functions[HF_TRAINER] = hf_peer.training_step(model.backbone, windows, batch_size)
+        step_functions[HF_TRAINER] = hf_peer.training_step(model.backbone, windows, batch_size, peer_threads)
     roofline_call, roofline_flops = matmul_roofline(model.backbone, tokens)
     step_functions["roofline"] = lambda step: roofline_call()
     seconds = interleaved_step_seconds(step_functions, steps, warmup_steps)
@@ -146,14 +147,15 @@ def fine_tuning(model, windows, batch_size, steps, warmup_steps, jit_compile):
     rows = {}
     for name, step_seconds in seconds.items():
         median = statistics.median(step_seconds)
+        tokens_per_second = tokens / median
         rows[name] = {"batch_size": batch_size, "sequence_length": sequence_length, "timed_steps": steps,
                       "step_seconds": [round(value, 3) for value in step_seconds],
-                      "median_step_seconds": median, "tokens_per_second": tokens / median}
-        rows[name]["model_flops_utilisation"] = (rows[name]["tokens_per_second"] * flops_per_token
-                                                 / (roofline["gflops_per_second"] * 1e9))
+                      "median_step_seconds": median, "tokens_per_second": tokens_per_second,
+                      "model_flops_utilisation": tokens_per_second * flops_per_token
+                      / (roofline["gflops_per_second"] * 1e9)}
     rows[zoo_name]["jit_compile"] = jit_compile
     if HF_TRAINER in rows:
-        rows[HF_TRAINER].update(threads=2, **hf_peer.versions())
+        rows[HF_TRAINER].update(threads=peer_threads, **hf_peer.versions())
     else:
         rows[HF_TRAINER] = {"skipped": hf_peer.INSTALL_HINT}
     return rows, roofline
