@@ -63,10 +63,16 @@ def test_interrupted_or_failed_export_leaves_nothing(model, tmp_path, monkeypatc
 
 def test_parity_failure_fails_the_export(model, tmp_path, monkeypatch):
     real_run = exporter_module._run_isolated
-    monkeypatch.setattr(exporter_module, "_run_isolated", lambda *args: real_run(*args) + 1e-3)
-    with pytest.raises(ExportError, match=r"exceeds 0.0001"):
-        fast_export(model, tmp_path)
-    assert entries(tmp_path / "gru_classifier") == []
+    for runtime in ("builtin", "xnnpack"):
+        def off_by_a_little(*args, runtime=runtime):
+            outputs = real_run(*args)
+            return dict(outputs, **{runtime: outputs[runtime] + 1e-3})
+
+        monkeypatch.setattr(exporter_module, "_run_isolated", off_by_a_little)
+        with pytest.raises(ExportError, match=r"exceeds 0.0001") as error:
+            fast_export(model, tmp_path)
+        assert ("(XNNPACK)" in str(error.value)) == (runtime == "xnnpack")
+        assert entries(tmp_path / "gru_classifier") == []
 
 
 def test_a_crashing_interpreter_fails_float32_and_drops_a_quantized_variant(model, tmp_path, monkeypatch):
@@ -90,6 +96,34 @@ def test_a_crashing_interpreter_fails_float32_and_drops_a_quantized_variant(mode
     assert sorted(os.listdir(result.path / "litert")) == [
         "model.dynamic_int8.json", "model.dynamic_int8.tflite", "model.json", "model.tflite"]
     assert "SKIPPED" in result.format_table()
+
+
+def test_full_window_calibration_rows_are_the_same_texts_run_together():
+    token_ids = np.array([[5, 6, 0, 0], [7, 0, 0, 0], [8, 9, 10, 0], [11, 12, 13, 14]] * 5, np.int32)
+    calibration = litert.with_full_windows(token_ids, share=0.1)
+    np.testing.assert_array_equal(calibration[:20], token_ids)
+    np.testing.assert_array_equal(calibration[20:], [[5, 6, 7, 8], [9, 10, 11, 12]])
+    # Never more windows than the texts have tokens for.
+    np.testing.assert_array_equal(litert.with_full_windows(token_ids[:2], share=1.0), token_ids[:2])
+
+
+def test_an_int8_file_xnnpack_refuses_is_left_out_and_full_windows_fix_it(tmp_path, monkeypatch):
+    # A tiny BiLSTM calibrated on short texts only: its backward pass's first
+    # steps see nothing but padding, and XNNPACK (LiteRT's default CPU
+    # delegate) refuses the resulting int8 scales while the builtin kernels
+    # run the file. The export must not ship a file an app cannot load.
+    bilstm = helpers.build_tiny("bilstm_classifier", class_names=["negative", "positive"])
+    bilstm.fit(helpers.TEXTS, helpers.LABELS, epochs=10, batch_size=8, verbose=0)
+    monkeypatch.setattr(litert, "with_full_windows", lambda token_ids: token_ids)
+    result = fast_export(bilstm, tmp_path, quantize=("int8",), formats=("tflite",))
+    assert "xnnpack runtime failed: failed to create XNNPACK runtime" in result.report["skipped"]["litert int8"]
+    assert not (result.path / "litert" / "model.int8.tflite").exists()
+
+    monkeypatch.undo()
+    result = fast_export(bilstm, tmp_path, quantize=("int8",), formats=("tflite",))
+    assert result.report["skipped"] == {}
+    figures = result.report["parity"]["litert int8"]
+    assert figures["xnnpack"]["label_agreement"] >= 0.9 and figures["label_agreement"] >= 0.9
 
 
 def test_non_builtin_ops_are_named_with_their_layer(tmp_path):

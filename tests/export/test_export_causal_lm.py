@@ -44,6 +44,10 @@ def test_layout_report_and_builtin_only_files(exported):
     assert parity["litert float32"]["identical_sequences"] == 1.0
     assert parity["litert float32"]["prefill_logits_max_abs_diff"] < 1e-4
     assert 0.0 <= parity["litert dynamic_int8"]["token_agreement"] <= 1.0
+    # Both LiteRT files also ran under the default XNNPACK delegate.
+    for key in ["litert float32", "litert dynamic_int8"]:
+        assert parity[key]["xnnpack"]["prompts"] == len(PROMPTS) and parity[key]["xnnpack"]["generated_tokens"] > 0
+    assert parity["litert float32"]["xnnpack"]["token_agreement"] >= 0.9
     assert parity["litert dynamic_int8"]["bytes"] < parity["litert float32"]["bytes"]
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["task"] == "causal-lm"

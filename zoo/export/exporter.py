@@ -258,7 +258,7 @@ def _export_litert(model, directory, scratch, quantization, calibration, texts, 
         else:
             litert.write_conversion_saved_model(model, conversion_model, unroll_rnns=True)
     reference = model.preprocessor.reference()
-    calibration_ids = reference.encode(calibration) if quantization == "int8" else None
+    calibration_ids = litert.with_full_windows(reference.encode(calibration)) if quantization == "int8" else None
     flatbuffer = litert.convert(conversion_model, quantization, calibration_ids)
 
     directory.mkdir(exist_ok=True)
@@ -280,24 +280,27 @@ def _export_litert(model, directory, scratch, quantization, calibration, texts, 
     sidecar_path(path).write_text(json.dumps(sidecar, ensure_ascii=False), encoding="utf-8")
 
     # Validate the file as a user runs it: the pure-Python reference
-    # tokenizer reading the sidecar, the stock interpreter, no delegates,
-    # in a separate process (a crashing kernel must not kill the export).
+    # tokenizer reading the sidecar, the stock interpreter with no delegates
+    # and with its default XNNPACK delegate, in a separate process (a
+    # crashing kernel must not kill the export).
     token_ids = ReferenceWordTokenizer.from_json(sidecar_path(path)).encode(texts)
     try:
-        probabilities = _run_isolated(path, token_ids, scratch)
+        by_runtime = _run_isolated(path, token_ids, scratch)
     except _InterpreterCrash as crash:
         path.unlink()
         sidecar_path(path).unlink()
         if quantization is None:
             raise ExportError(f"LiteRT {path.name}: {crash}") from None
-        # A quantized variant that crashes is left out and reported, not shipped.
+        # A quantized variant that fails is left out and reported, not shipped.
         return None, {"skipped": f"{path.name} not written: {crash}", "bytes": None}
-    figures = validate.compare(keras_probabilities, probabilities, labels)
+    figures = validate.compare(keras_probabilities, by_runtime["builtin"], labels)
+    figures["xnnpack"] = validate.compare(keras_probabilities, by_runtime["xnnpack"], labels)
     figures["bytes"] = len(flatbuffer)
-    if quantization is None:
-        validate.require_float32_parity(f"LiteRT {path.name}", figures)
-    elif figures["has_nan"]:
-        raise ExportError(f"LiteRT {path.name}: NaN in the outputs on validation examples")
+    for runtime, runtime_figures in (("", figures), (" (XNNPACK)", figures["xnnpack"])):
+        if quantization is None:
+            validate.require_float32_parity(f"LiteRT {path.name}{runtime}", runtime_figures)
+        elif runtime_figures["has_nan"]:
+            raise ExportError(f"LiteRT {path.name}{runtime}: NaN in the outputs on validation examples")
     artifact = {
         "format": "tflite",
         "path": str(path.relative_to(directory.parent)),
@@ -365,6 +368,22 @@ def _export_causal_lm(model, name, staging, scratch, formats, quantize, prompts,
             tokens = [generator.generate_token_ids(generator.prompt_token_ids(prompt), max_length)
                       for prompt in prompts]
             figures = _token_agreement(reference, tokens)
+            # And under LiteRT's default XNNPACK delegate, as an app runs it:
+            # it must run; its tokens are reported (its float sums are ordered
+            # differently, so a near-tie may resolve the other way).
+            try:
+                delegated = Generator(path)
+                figures["xnnpack"] = _token_agreement(
+                    reference, [delegated.generate_token_ids(delegated.prompt_token_ids(prompt), max_length)
+                                for prompt in prompts])
+            except RuntimeError as error:
+                reason = f"{path.name}: the LiteRT xnnpack runtime failed: {litert_probe.error_message(error)}"
+                if quantization is None:
+                    raise ExportError(f"LiteRT {reason}") from None
+                path.unlink()
+                sidecar_path(path).unlink()
+                skipped[key] = f"{path.name} not written: {reason}"
+                continue
             figures["prefill_logits_max_abs_diff"] = max(
                 float(np.abs(generator.prefill(ids)["logits"][0] - expected).max())
                 for ids, expected in zip(prompt_ids, keras_logits)
@@ -441,8 +460,8 @@ class _InterpreterCrash(Exception):
 
 
 def _run_isolated(path, token_ids, scratch):
-    """Probabilities from `litert_probe.py` in a child process."""
-    ids_file, out_file = scratch / "probe_ids.npy", scratch / "probe_out.npy"
+    """`{runtime: probabilities}` from `litert_probe.py` in a child process (`litert_probe.RUNTIMES`)."""
+    ids_file, out_file = scratch / "probe_ids.npy", scratch / "probe_out.npz"
     np.save(ids_file, token_ids)
     out_file.unlink(missing_ok=True)
     completed = subprocess.run(
@@ -450,12 +469,15 @@ def _run_isolated(path, token_ids, scratch):
          litert.SIGNATURE_KEY, litert.INPUT_NAME, litert.OUTPUT_NAME],
         capture_output=True, text=True,
     )
+    last = next((line for line in reversed(completed.stderr.splitlines()) if line.strip()), "")
+    if completed.returncode == litert_probe.RUNTIME_FAILED:
+        raise _InterpreterCrash(f"the LiteRT {last[:300]} (on validation inputs)")
     if completed.returncode != 0:
         how = (f"signal {signal.Signals(-completed.returncode).name}" if completed.returncode < 0
                else f"exit status {completed.returncode}")
-        last = next((line for line in reversed(completed.stderr.splitlines()) if line.strip()), "")
         raise _InterpreterCrash(f"the LiteRT interpreter crashed ({how}) on validation inputs: {last[:200]}")
-    return np.load(out_file)
+    with np.load(out_file) as outputs:
+        return {runtime: outputs[runtime] for runtime in litert_probe.RUNTIMES}
 
 
 def _validation_examples(model, validation_data, calibration_texts, trained_split):

@@ -55,15 +55,20 @@ def format_table(rows):
     """A small fixed-width table of `{artifact: figures}`."""
     if any("identical_sequences" in figures for figures in rows.values()):
         return format_generation_table(rows)
-    lines = [f"{'artifact':<34}{'max|Δ|':>10}{'mean|Δ|':>10}{'agree':>8}{'acc':>8}{'Δacc':>8}{'size':>10}"]
+    # LiteRT rows: the builtin kernels, then the same file under XNNPACK.
+    lines = [f"{'artifact':<34}{'max|Δ|':>10}{'mean|Δ|':>10}{'agree':>8}{'acc':>8}{'Δacc':>8}"
+             f"{'xnn max|Δ|':>12}{'xnn acc':>8}{'size':>10}"]
     for artifact, figures in rows.items():
         accuracy = figures.get("accuracy")
         change = figures.get("accuracy_change")
+        xnnpack = figures.get("xnnpack", {})
         lines.append(
             f"{artifact:<34}{figures['max_abs_diff']:>10.2e}{figures['mean_abs_diff']:>10.2e}"
             f"{figures['label_agreement']:>8.2%}"
             f"{'' if accuracy is None else format(accuracy, '.2%'):>8}"
             f"{'' if change is None else format(change * 100, '+.2f'):>8}"
+            f"{'' if not xnnpack else format(xnnpack['max_abs_diff'], '.2e'):>12}"
+            f"{'' if xnnpack.get('accuracy') is None else format(xnnpack['accuracy'], '.2%'):>8}"
             f"{_size(figures.get('bytes')):>10}"
         )
     return "\n".join(lines)
@@ -77,14 +82,18 @@ def _size(num_bytes):
 
 def format_generation_table(rows):
     """The causal-LM version: greedy generation agreement with Keras."""
-    lines = [f"{'artifact':<34}{'same seqs':>10}{'tokens':>8}{'agree':>8}{'max|Δlogit|':>12}{'size':>10}"]
+    lines = [f"{'artifact':<34}{'same seqs':>10}{'tokens':>8}{'agree':>8}{'max|Δlogit|':>12}{'xnn agree':>10}"
+             f"{'size':>10}"]
     for artifact, figures in rows.items():
         if "identical_sequences" not in figures:
             lines.append(f"{artifact:<34}{'':>10}{figures.get('generated_tokens', 0):>8}")
             continue
         difference = figures.get("prefill_logits_max_abs_diff", figures.get("logits_max_abs_diff"))
+        xnnpack = figures.get("xnnpack")
         lines.append(
             f"{artifact:<34}{figures['identical_sequences']:>10.0%}{figures['generated_tokens']:>8}"
-            f"{figures['token_agreement']:>8.1%}{difference:>12.2e}{_size(figures.get('bytes')):>10}"
+            f"{figures['token_agreement']:>8.1%}{difference:>12.2e}"
+            f"{'' if xnnpack is None else format(xnnpack['token_agreement'], '.1%'):>10}"
+            f"{_size(figures.get('bytes')):>10}"
         )
     return "\n".join(lines)
