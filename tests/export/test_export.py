@@ -126,6 +126,30 @@ def test_an_int8_file_xnnpack_refuses_is_left_out_and_full_windows_fix_it(tmp_pa
     assert figures["xnnpack"]["label_agreement"] >= 0.9 and figures["label_agreement"] >= 0.9
 
 
+def test_transformer_int8_keeps_attention_and_layer_norm_in_float(tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    transformer = helpers.build_tiny("transformer_classifier", class_names=["negative", "positive"])
+    saved = litert.write_conversion_saved_model(transformer, tmp_path / "sm", unroll_rnns=True)
+    calibration = litert.with_full_windows(transformer.preprocessor.reference().encode(helpers.TEXTS))
+
+    def output_dtypes(flatbuffer):
+        interpreter = Interpreter(model_content=flatbuffer)
+        tensors = {tensor["index"]: tensor["dtype"].__name__ for tensor in interpreter.get_tensor_details()}
+        dtypes = {}
+        for op in interpreter._get_ops_details():
+            dtypes.setdefault(op["op_name"], set()).update(tensors[index] for index in op["outputs"])
+        return dtypes
+
+    everything = output_dtypes(litert.convert(saved, "int8", calibration))
+    assert everything["BATCH_MATMUL"] == everything["SOFTMAX"] == {"int8"}
+    float_ops = type(transformer.backbone).LITERT_INT8_FLOAT_OPS
+    selective = output_dtypes(litert.convert(saved, "int8", calibration, float_ops=float_ops))
+    assert selective["FULLY_CONNECTED"] == {"int8"}
+    for op in ["BATCH_MATMUL", "SOFTMAX", "MEAN", "RSQRT"]:
+        assert selective[op] == {"float32"}, (op, selective[op])
+
+
 def test_non_builtin_ops_are_named_with_their_layer(tmp_path):
     class StringLength(keras.layers.Layer):
         def call(self, token_ids):

@@ -259,7 +259,8 @@ def _export_litert(model, directory, scratch, quantization, calibration, texts, 
             litert.write_conversion_saved_model(model, conversion_model, unroll_rnns=True)
     reference = model.preprocessor.reference()
     calibration_ids = litert.with_full_windows(reference.encode(calibration)) if quantization == "int8" else None
-    flatbuffer = litert.convert(conversion_model, quantization, calibration_ids)
+    flatbuffer = litert.convert(conversion_model, quantization, calibration_ids,
+                                float_ops=getattr(model.backbone, "LITERT_INT8_FLOAT_OPS", ()))
 
     directory.mkdir(exist_ok=True)
     path = directory / ("model.tflite" if quantization is None else f"model.{quantization}.tflite")

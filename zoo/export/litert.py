@@ -107,7 +107,8 @@ def with_full_windows(token_ids, share=0.1):
     return np.concatenate([token_ids, windows])
 
 
-def convert(saved_model_dir, quantization=None, calibration_token_ids=None, signature_keys=(SIGNATURE_KEY,)):
+def convert(saved_model_dir, quantization=None, calibration_token_ids=None, signature_keys=(SIGNATURE_KEY,),
+            float_ops=()):
     """Convert to a builtins-only flatbuffer; return its bytes.
 
     Args:
@@ -119,6 +120,8 @@ def convert(saved_model_dir, quantization=None, calibration_token_ids=None, sign
             `calibration_token_ids`; ops without an int8 kernel stay float).
         calibration_token_ids: int32 array `[n, sequence_length]`, real
             training examples, required for "int8".
+        float_ops: "int8" only: TFLite op names (e.g. "BATCH_MATMUL") left
+            in float32 (the backbone's `LITERT_INT8_FLOAT_OPS`).
     """
     if quantization not in (None,) + QUANTIZATIONS:
         raise ExportError(f"quantization must be one of {QUANTIZATIONS} or None, got {quantization!r}")
@@ -138,7 +141,17 @@ def convert(saved_model_dir, quantization=None, calibration_token_ids=None, sign
 
         converter.representative_dataset = representative_dataset
     try:
-        flatbuffer = converter.convert()
+        if quantization == "int8" and float_ops:
+            # The documented way to leave ops out of full-integer
+            # quantization: calibrate once, then quantize all but those.
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter,
+                debug_dataset=representative_dataset,
+                debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(float_ops)),
+            )
+            flatbuffer = debugger.get_nondebug_quantized_model()
+        else:
+            flatbuffer = converter.convert()
     except Exception as error:  # ConverterError, but also MLIR pass failures
         raise ExportError(describe_conversion_error(str(error), quantization)) from None
     non_builtin = [op for op in op_names(flatbuffer) if not op.isupper()]
