@@ -20,11 +20,14 @@ setup(
         "safetensors>=0.4",  # Hugging Face checkpoints (model.safetensors)
         "regex>=2023.0",  # \p{L} classes for the pure-Python GPT-2 BPE beside LiteRT files
         "ai-edge-litert>=2.0",
+        # The ONNX export format: tf2onnx 1.17 is the release checked against TF 2.21 / NumPy 2.
+        "tf2onnx>=1.17",
+        "onnx>=1.16",
+        "onnxruntime>=1.20",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6"],
-        # tf2onnx 1.17 is the release checked against TF 2.21 / NumPy 2 (benchmarks/README.md).
-        "bench": ["onnxruntime>=1.20", "tf2onnx>=1.17", "onnx>=1.16", "matplotlib>=3.8"],
+        "bench": ["matplotlib>=3.8"],
         # The GPT-2 peer in benchmarks/hf_peer.py (skipped when absent). 2.13.0
         # is the CPU build this workplace keeps on disk; elsewhere install a
         # CPU torch first (pip's default Linux wheel is a multi-GB CUDA build).

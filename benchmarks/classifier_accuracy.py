@@ -98,7 +98,7 @@ def main(argv=None):
         "standard_error": math.sqrt(0.77 * 0.23 / validation_size),
         "published_10_fold_cv": PUBLISHED,
         "results": rows,
-        "versions": zoo.training._versions(),
+        "versions": zoo.training.library_versions(),
     }
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.out).write_text(json.dumps(output, indent=2))

@@ -6,12 +6,12 @@ then timed calls, one batch each; latency p50/p90 of those calls and
 throughput = batch size / median call time. Runtimes:
 
 - `keras predict (text)`: `model.predict` on raw strings, as a user calls it.
-- `keras tf.function (token_ids)`: the token-id model (`zoo.export.litert.
-  token_id_model`) in one `tf.function` with a `[None, sequence_length]` signature.
+- `keras tf.function (token_ids)`: the token-id model (`zoo.export.
+  text_classifier_export`) in one `tf.function` with a `[None, sequence_length]` signature.
 - `saved_model serving_default (text)` / `saved_model predict_token_ids`:
   the exported SavedModel's two signatures, loaded with `tf.saved_model.load`.
 - `litert <quantization>`: the exported `.tflite` files through
-  `zoo.lite.TextClassifierRunner` (ai-edge-litert, 2 threads, default XNNPACK
+  `zoo.runtime.TextClassifierRunner` (ai-edge-litert, 2 threads, default XNNPACK
   delegate). The files take `[1, sequence_length]`, so a batch of 32 is 32 invokes.
 - `onnxruntime float32` (and `dynamic_int8`): the peer, the same token-id
   model converted with tf2onnx, run by ONNX Runtime's CPU provider with 2
@@ -49,12 +49,12 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
     """
     import tensorflow as tf
 
-    from zoo.export.litert import token_id_model
+    from zoo.export.text_classifier_export import TextClassifierExport
     from zoo.export.validate import compare
 
     export_path = pathlib.Path(export_path)
     report = json.loads((export_path / "export_report.json").read_text())
-    token_model = token_id_model(model)
+    token_model = TextClassifierExport().token_id_model(model)
     largest = max(batch_sizes)
     texts = [validation.texts[i % len(validation)] for i in range(largest)]
     token_ids = model.preprocessor.reference().encode(texts)
@@ -62,12 +62,16 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
     keras_probabilities = np.asarray(model.predict(tf.constant(list(validation.texts)), batch_size=256, verbose=0))
 
     # LiteRT files are timed under XNNPACK (LiteRT's default), so their
-    # accuracy is the export's XNNPACK figure, not the builtin kernels'.
-    artifacts = {
-        name: {"bytes": figures.get("bytes"), "accuracy": figures.get("xnnpack", figures).get("accuracy"),
-               "max_abs_diff_vs_keras": figures.get("xnnpack", figures).get("max_abs_diff")}
-        for name, figures in report["parity"].items()
-    }
+    # accuracy is the export's XNNPACK figure, not the builtin kernels'; the
+    # SavedModel's two signatures are two rows, as they are timed.
+    artifacts = {}
+    for name, figures in report["parity"].items():
+        rows = {name: figures.get("xnnpack", figures)}
+        if name == "saved_model":
+            rows = {"saved_model (text)": figures, "saved_model (token_ids)": figures["token_ids"]}
+        for row_name, row in rows.items():
+            artifacts[row_name] = {"bytes": figures.get("bytes"), "accuracy": row.get("accuracy"),
+                                   "max_abs_diff_vs_keras": row.get("max_abs_diff")}
     runtimes, failures = {}, dict(report.get("skipped", {}))
 
     runtimes["keras predict (text)"] = (
@@ -230,11 +234,13 @@ def _onnx_run(session, token_ids):
 
 
 def _litert_call(export_path, artifact, token_ids, threads):
-    from zoo.lite import TextClassifierRunner
+    from zoo.runtime import TextClassifierRunner
+
+    from zoo.runtime import artifact_filename
 
     quantization = artifact.split(" ", 1)[1]
-    filename = "model.tflite" if quantization == "float32" else f"model.{quantization}.tflite"
-    runner = TextClassifierRunner(export_path / "litert" / filename, num_threads=threads)
+    runner = TextClassifierRunner(export_path / "litert" / artifact_filename(quantization, ".tflite"),
+                                  num_threads=threads)
     return lambda batch: runner.predict_token_ids(token_ids[:batch])
 
 

@@ -16,7 +16,7 @@ one after another):
   compilation.
 - generation: new tokens/s, greedy, for keras-hub `generate` (its XLA-compiled
   cached loop, after a warm-up call), Hugging Face `generate` (KV cache) and
-  zoo's LiteRT decoder (`zoo.lite.Generator`, float32 and int8 weights,
+  zoo's LiteRT decoder (`zoo.runtime.Generator`, float32 and int8 weights,
   XNNPACK, 2 threads), prompt "ROMEO:" and the same number of new tokens.
 - file sizes of the LiteRT files.
 
@@ -163,7 +163,7 @@ def fine_tuning(model, windows, batch_size, steps, warmup_steps, jit_compile):
 
 def keras_generation(model, prompt, new_tokens, repeats):
     from zoo.causal_lm import generate
-    from zoo.export.causal_lm import prompt_token_ids
+    from zoo.export.causal_lm_export import prompt_token_ids
 
     prompt_length = len(prompt_token_ids(model, prompt))
     max_length = prompt_length + new_tokens
@@ -175,7 +175,7 @@ def keras_generation(model, prompt, new_tokens, repeats):
 
 
 def litert_generation(path, prompt, new_tokens, repeats, num_threads=2):
-    from zoo.lite import Generator
+    from zoo.runtime import Generator
 
     generator = Generator(path, num_threads=num_threads)
     prompt_ids = generator.prompt_token_ids(prompt)
@@ -192,7 +192,10 @@ def run(shape="gpt2_small", quick=False, cache_length=128, new_tokens=64, jit_co
 
     import zoo
     from zoo.data import load_corpus
-    from zoo.export import causal_lm as lm_export
+    from zoo.export import causal_lm_export as lm_export
+    from zoo.export import gpt2_decoder
+    from zoo.export.formats import litert
+    from zoo.runtime import sidecar_path
 
     keras.utils.set_random_seed(0)
     model = zoo.create_model(shape, dropout=0.0)
@@ -219,13 +222,16 @@ def run(shape="gpt2_small", quick=False, cache_length=128, new_tokens=64, jit_co
         backbone, lm_export.prompt_token_ids(model, "ROMEO:"), new_tokens, repeats)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = pathlib.Path(scratch)
-        conversion = lm_export.write_conversion_saved_model(model, scratch / "conversion", cache_length)
+        conversion = gpt2_decoder.write_conversion_saved_model(backbone, scratch / "conversion", cache_length)
         results["files"] = {}
         for quantization in (None, "dynamic_int8"):
             label = quantization or "float32"
             started = time.perf_counter()
             path = scratch / f"model.{label}.tflite"
-            flatbuffer, _ = lm_export.write_litert_file(model, conversion, path, quantization, cache_length)
+            flatbuffer = litert.convert(conversion, quantization, signature_keys=gpt2_decoder.SIGNATURES)
+            path.write_bytes(flatbuffer)
+            sidecar_path(path).write_text(json.dumps(lm_export.decoder_sidecar(
+                model, model.name, label, path.name, litert.file_signatures(flatbuffer), cache_length)))
             results["files"][f"litert {label}"] = {"bytes": len(flatbuffer),
                                                    "convert_seconds": round(time.perf_counter() - started, 1)}
             results["generation"][f"litert {label}"] = litert_generation(path, "ROMEO:", new_tokens, repeats)

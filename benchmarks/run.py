@@ -140,12 +140,13 @@ def run(models=None, quick=False, models_root=None, gpt2_shape=None, data=None):
 def _benchmark_classifier(name, quick, models_root, data, slice_path, scratch, settings):
     import zoo.export
     from zoo.data import load_texts
-    from zoo.training import held_out_split, load_classifier, train_classifier
+    from zoo.saving import held_out_split, load_model
+    from zoo.training import train_classifier
 
     existing = pathlib.Path(models_root) / name / "model.keras" if models_root else None
     if existing is not None and existing.is_file():
         model_path, source = existing, f"loaded {existing}"
-        model = load_classifier(model_path)
+        model = load_model(model_path)
         training_report = None
     else:
         overrides = QUICK_OVERRIDES if quick else {}

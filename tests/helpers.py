@@ -1,7 +1,19 @@
-"""Shared checks every registered model runs (like keras-hub's test_case)."""
+"""Shared checks every registered model runs, whatever its task (like keras-hub's test_case).
+
+`build_tiny(name)` builds a model from its registry spec's `test_config`;
+`run_model_test`, `run_model_saving_test`, `run_config_test` and
+`run_export_test` work on every task through a small per-task case
+(`ClassifierCase`, `CausalLMCase`): the data it learns from, what a
+prediction looks like, and how an exported file is run.
+"""
+
+import functools
+import json
+import tempfile
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 import zoo
 
@@ -13,90 +25,177 @@ LABELS = np.array(([1] * len(POSITIVE) + [0] * len(NEGATIVE)) * 2, dtype="int32"
 # the empty string and text longer than the sequence length.
 UNSEEN = ["", "Great!!! ÉPIQUE café", "boring " * 40, "zzz qqq"]
 
-# Small enough to train in seconds; every family accepts these names.
-TINY_CONFIG = dict(
-    vocabulary_size=64, sequence_length=12, embedding_dim=8, hidden_dim=8, learning_rate=1e-2, dropout=0.0,
-    naive_bayes_buckets=32,
+# Repetitive enough that a few tiny epochs measurably lower the loss.
+CORPUS = "\n".join(
+    f"{who}: the {thing} is {how}, and so is the {other}." for who in ("ROMEO", "JULIET", "NURSE", "FRIAR")
+    for thing in ("night", "moon", "rose", "sword", "letter") for how in ("sweet", "pale", "sharp")
+    for other in ("day", "sun")
 )
+PROMPTS = ["ROMEO: the", "JULIET:", "the rose is"]
 
 
 def tiny_config(name, **overrides):
-    defaults = zoo.model_info(name).default_config
-    config = {key: value for key, value in TINY_CONFIG.items() if key in defaults}
-    if "num_heads" in defaults:
-        config["num_heads"] = 2
+    """The spec's `test_config` (plus, for language models, a tiny trained BPE), then `overrides`."""
+    spec = zoo.model_info(name)
+    config = dict(spec.test_config)
+    if spec.task == "causal-lm":
+        config["tokenizer"] = str(tiny_bpe_directory())
     return dict(config, **overrides)
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_bpe_directory():
+    """A 320-token byte-level BPE learned on `CORPUS` (vocab.json + merges.txt), made once per session."""
+    from zoo.preprocessing import bpe
+
+    vocabulary, merges = bpe.train_byte_level_bpe([CORPUS], vocabulary_size=320)
+    directory = tempfile.mkdtemp(prefix="zoo-test-bpe-")
+    return bpe.write_vocabulary_files(directory, vocabulary, merges)[0].parent
 
 
 def build_tiny(name, **overrides):
     keras.utils.set_random_seed(0)
     model = zoo.create_model(name, **tiny_config(name, **overrides))
-    model.adapt(TEXTS)
+    case_for(name).prepare(model)
     return model
 
 
-def run_model_test(name):
-    """Build from the registry, learn on tiny data, predict raw strings."""
-    model = build_tiny(name, class_names=["negative", "positive"])
-    loss_before = model.evaluate(TEXTS, LABELS, verbose=0, return_dict=True)["loss"]
-    model.fit(TEXTS, LABELS, epochs=10, batch_size=8, verbose=0)
-    loss_after = model.evaluate(TEXTS, LABELS, verbose=0, return_dict=True)["loss"]
-    assert loss_after < 0.8 * loss_before, (loss_before, loss_after)
+def case_for(name):
+    return {"text-classification": ClassifierCase, "causal-lm": CausalLMCase}[zoo.model_info(name).task]
 
-    probabilities = model.predict(UNSEEN, verbose=0)
-    assert probabilities.shape == (len(UNSEEN), 2)
-    assert np.all(np.isfinite(probabilities))
-    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)
-    labels = model.predict_labels(["a great film", "a dull film"])
-    assert [label for label, _ in labels] == ["positive", "negative"]
+
+class ClassifierCase:
+    @staticmethod
+    def prepare(model):
+        model.adapt(TEXTS)
+
+    @staticmethod
+    def loss(model):
+        return model.evaluate(TEXTS, LABELS, verbose=0, return_dict=True)["loss"]
+
+    @staticmethod
+    def fit(model):
+        model.fit(TEXTS, LABELS, epochs=10, batch_size=8, verbose=0)
+
+    @staticmethod
+    def check_predictions(model):
+        probabilities = model.predict(UNSEEN, verbose=0)
+        assert probabilities.shape == (len(UNSEEN), 2)
+        assert np.all(np.isfinite(probabilities))
+        np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)
+        labels = model.predict_labels(["a great film", "a dull film"])
+        assert [label for label, _ in labels] == ["positive", "negative"]
+
+    @staticmethod
+    def outputs(model):
+        return model.predict(UNSEEN + TEXTS, verbose=0)
+
+    @staticmethod
+    def backbone_inputs(model):
+        return model.preprocessor(TEXTS)
+
+    @staticmethod
+    def check_restored(restored, model):
+        assert restored.class_names == model.class_names
+        assert restored.preprocessor.tokenizer.get_vocabulary() == model.preprocessor.tokenizer.get_vocabulary()
+
+
+class CausalLMCase:
+    LINES = CORPUS.split("\n")
+
+    @staticmethod
+    def prepare(model):
+        model.compile(optimizer=keras.optimizers.Adam(3e-3), sampler="greedy")
+
+    @classmethod
+    def loss(cls, model):
+        return model.evaluate(tf.constant(cls.LINES), batch_size=16, verbose=0, return_dict=True)["loss"]
+
+    @classmethod
+    def fit(cls, model):
+        model.fit(tf.constant(cls.LINES), epochs=3, batch_size=8, verbose=0)
+
+    @staticmethod
+    def check_predictions(model):
+        completions = model.generate(PROMPTS, max_length=16)
+        assert len(completions) == len(PROMPTS)
+        assert all(text.startswith(prompt) for text, prompt in zip(completions, PROMPTS))
+
+    @classmethod
+    def outputs(cls, model):
+        return np.asarray(model.predict(tf.constant(cls.LINES[:4]), verbose=0))
+
+    @staticmethod
+    def backbone_inputs(model):
+        token_ids = np.array([[5, 17, 42, 7, 99, 3]], "int32")
+        return {"token_ids": token_ids, "padding_mask": np.ones_like(token_ids, bool)}
+
+    @staticmethod
+    def check_restored(restored, model):
+        tokenizer, restored_tokenizer = model.preprocessor.tokenizer, restored.preprocessor.tokenizer
+        assert restored_tokenizer.vocabulary == tokenizer.vocabulary and restored_tokenizer.merges == tokenizer.merges
+
+
+def run_model_test(name):
+    """Build from the registry, learn on tiny data, predict from raw strings."""
+    case = case_for(name)
+    model = build_tiny(name, **({"class_names": ["negative", "positive"]} if case is ClassifierCase else {}))
+    loss_before = case.loss(model)
+    case.fit(model)
+    loss_after = case.loss(model)
+    assert loss_after < 0.8 * loss_before, (loss_before, loss_after)
+    case.check_predictions(model)
     return model
 
 
 def run_model_saving_test(model, tmp_path):
-    """`.keras` round trip in safe mode: same outputs, vocabulary and names."""
+    """`.keras` round trip in safe mode: same weights, outputs, tokenizer and optimizer state."""
+    case = case_for(model.name)
     path = tmp_path / "model.keras"
     model.save(path)
     restored = keras.saving.load_model(path, safe_mode=True)
     assert type(restored) is type(model)
     assert type(restored.backbone) is type(model.backbone)
-    assert restored.class_names == model.class_names
-    assert restored.preprocessor.tokenizer.get_vocabulary() == model.preprocessor.tokenizer.get_vocabulary()
+    case.check_restored(restored, model)
     for restored_weight, weight in zip(restored.weights, model.weights, strict=True):
         np.testing.assert_array_equal(restored_weight.numpy(), weight.numpy(), err_msg=weight.path)
     # Equal weights, but not always bit-equal outputs: oneDNN's AVX-512
     # kernels may pick a different reduction order per call (2e-8 seen).
-    np.testing.assert_allclose(
-        restored.predict(UNSEEN + TEXTS, verbose=0), model.predict(UNSEEN + TEXTS, verbose=0), rtol=1e-6, atol=1e-7
-    )
+    np.testing.assert_allclose(case.outputs(restored), case.outputs(model), rtol=1e-6, atol=1e-6)
     # The optimizer state comes back too, so training can resume.
     assert restored.optimizer.iterations.numpy() == model.optimizer.iterations.numpy()
 
 
 def run_config_test(model):
     """get_config/from_config of backbone, preprocessor and task."""
+    case = case_for(model.name)
     backbone = model.backbone
     clone = type(backbone).from_config(backbone.get_config())
     assert clone.get_config() == backbone.get_config()
     clone.set_weights(backbone.get_weights())
-    token_ids = model.preprocessor(TEXTS)
-    np.testing.assert_allclose(clone.predict(token_ids, verbose=0), backbone.predict(token_ids, verbose=0), atol=1e-6)
+    inputs = case.backbone_inputs(model)
+    np.testing.assert_allclose(clone.predict(inputs, verbose=0), backbone.predict(inputs, verbose=0), atol=1e-6)
 
     preprocessor = type(model.preprocessor).from_config(model.preprocessor.get_config())
     assert preprocessor.get_config() == model.preprocessor.get_config()
 
     task = type(model).from_config(model.get_config())
-    assert task.get_config()["class_names"] == model.class_names
+    if hasattr(model, "class_names"):
+        assert task.get_config()["class_names"] == model.class_names
     assert task.count_params() == model.count_params()
 
 
 def run_export_test(model, tmp_path):
-    """zoo.export end to end: TF Serving SavedModel + every LiteRT variant match Keras."""
-    import json
+    """zoo.export end to end with every format the model's task supports; each file run as users run it."""
+    if case_for(model.name) is CausalLMCase:
+        return _run_causal_lm_export_test(model, tmp_path)
+    return _run_classifier_export_test(model, tmp_path)
 
-    import tensorflow as tf
 
-    from zoo.export import QUANTIZATIONS, export, litert
-    from zoo.lite import TextClassifierRunner
+def _run_classifier_export_test(model, tmp_path):
+    from zoo.export import FORMATS, QUANTIZATIONS, export
+    from zoo.export.formats import litert
+    from zoo.runtime import TextClassifierRunner, artifact_filename
 
     result = export(model, root=tmp_path / "serving", validation_data=(TEXTS, LABELS))
     assert result.path == tmp_path / "serving" / model.name / "1"
@@ -116,43 +215,74 @@ def run_export_test(model, tmp_path):
     by_ids = served["predict_token_ids"](token_ids=tf.constant(token_ids))["probabilities"].numpy()
     np.testing.assert_allclose(by_ids, keras_probabilities, atol=1e-5)
 
-    # Each LiteRT file: builtin ops only, no delegates, sidecar-driven
-    # reference tokenization reproduces Keras on text it never saw.
+    # Each LiteRT and ONNX file: sidecar-driven reference tokenization
+    # reproduces Keras on text it never saw, on every runtime an app meets.
     report = json.loads((result.path / "export_report.json").read_text())
     manifest = json.loads((result.path / "manifest.json").read_text())
-    for quantization in (None,) + QUANTIZATIONS:
-        filename = "model.tflite" if quantization is None else f"model.{quantization}.tflite"
-        path = result.path / "litert" / filename
-        if f"litert {quantization}" in report["skipped"]:
-            # Left out because the interpreter crashed on it: reported, not shipped.
-            assert quantization == "int8" and "crashed" in report["skipped"][f"litert {quantization}"]
-            assert not path.exists()
-            continue
-        ops = litert.op_names(path.read_bytes())
-        assert all(op.isupper() for op in ops), ops
-        # LSTMs ship as TFLite's fused sequence op (float files), other
-        # recurrent layers unrolled (no WHILE loop).
-        assert "WHILE" not in ops, ops
-        if quantization in (None, "float16") and "lstm" in model.name:
-            assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops, ops
-        # Both runtimes an app meets: the builtin kernels alone, and LiteRT's
-        # default XNNPACK delegate (which refuses some int8 scales outright).
-        figures = report["parity"][f"litert {quantization or 'float32'}"]
-        assert figures["examples"] == figures["xnnpack"]["examples"] == len(TEXTS)
-        assert figures["bytes"] == path.stat().st_size
-        for delegates in (False, True):
-            probabilities = TextClassifierRunner(path, delegates=delegates).predict(UNSEEN + TEXTS)
-            assert probabilities.shape == keras_probabilities.shape and np.all(np.isfinite(probabilities))
-            if quantization is None:
-                np.testing.assert_allclose(probabilities, keras_probabilities, atol=1e-5)
-            elif quantization in ("float16", "dynamic_int8"):
-                np.testing.assert_allclose(probabilities, keras_probabilities, atol=0.05)
-        if quantization is None:
-            assert max(figures["max_abs_diff"], figures["xnnpack"]["max_abs_diff"]) <= 1e-4
-            assert figures["label_agreement"] == figures["xnnpack"]["label_agreement"] == 1.0
+    expected_keys = {"saved_model"}
+    for format_module in (FORMATS["tflite"], FORMATS["onnx"]):
+        for variant in ("float32",) + tuple(q for q in QUANTIZATIONS if q in format_module.QUANTIZATIONS):
+            key = format_module.artifact_key(variant)
+            expected_keys.add(key)
+            path = result.path / format_module.DIRECTORY / artifact_filename(variant, format_module.SUFFIX)
+            if key in report["skipped"]:
+                # Left out because a runtime crashed on it: reported, not shipped.
+                assert variant == "int8" and "crashed" in report["skipped"][key]
+                assert not path.exists()
+                continue
+            figures = report["parity"][key]
+            assert figures["bytes"] == path.stat().st_size
+            if format_module is FORMATS["tflite"]:
+                ops = litert.op_names(path.read_bytes())
+                assert all(op.isupper() for op in ops), ops
+                # LSTMs ship as TFLite's fused sequence op (float files), other
+                # recurrent layers unrolled (no WHILE loop).
+                assert "WHILE" not in ops, ops
+                if variant in ("float32", "float16") and "lstm" in model.name:
+                    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops, ops
+                # Both runtimes an app meets: the builtin kernels alone, and LiteRT's
+                # default XNNPACK delegate (which refuses some int8 scales outright).
+                assert figures["examples"] == figures["xnnpack"]["examples"] == len(TEXTS)
+                runners = [TextClassifierRunner(path, delegates=delegates) for delegates in (False, True)]
+                runtime_figures = [figures, figures["xnnpack"]]
+            else:
+                assert figures["runtime"] == "cpu" and figures["examples"] == len(TEXTS)
+                runners, runtime_figures = [TextClassifierRunner(path)], [figures]
+            for runner in runners:
+                probabilities = runner.predict(UNSEEN + TEXTS)
+                assert probabilities.shape == keras_probabilities.shape and np.all(np.isfinite(probabilities))
+                if variant == "float32":
+                    np.testing.assert_allclose(probabilities, keras_probabilities, atol=1e-5)
+                elif variant in ("float16", "dynamic_int8"):
+                    np.testing.assert_allclose(probabilities, keras_probabilities, atol=0.05)
+            if variant == "float32":
+                assert max(row["max_abs_diff"] for row in runtime_figures) <= 1e-4
+                assert all(row["label_agreement"] == 1.0 for row in runtime_figures)
+    # ONNX takes any batch size: one call for the whole batch.
+    onnx_runner = TextClassifierRunner(result.path / "onnx" / "model.onnx")
+    assert onnx_runner.model.batch_size("serving_default", "token_ids") is None
     assert manifest["labels"] == model.class_names and manifest["name"] == model.name
-    assert set(manifest["artifacts"]) | set(report["skipped"]) == (
-        {"saved_model"} | {f"litert {q}" for q in ("float32",) + QUANTIZATIONS}
-    )
-    assert all(manifest["files"][path] for path in ["saved_model.pb", "litert/model.tflite", "litert/model.json"])
+    assert set(manifest["artifacts"]) | set(report["skipped"]) == expected_keys
+    assert all(manifest["files"][path] for path in ["saved_model.pb", "litert/model.tflite", "litert/model.json",
+                                                    "onnx/model.onnx", "onnx/model.json"])
+    return result
+
+
+def _run_causal_lm_export_test(model, tmp_path):
+    from zoo.export import export
+    from zoo.export.causal_lm_export import keras_greedy_token_ids
+    from zoo.runtime import Generator
+
+    result = export(model, root=tmp_path / "serving", validation_data=PROMPTS, cache_length=32,
+                    validation_length=24)
+    parity = result.report["parity"]
+    assert parity["saved_model"]["identical_sequences"] == parity["litert float32"]["identical_sequences"] == 1.0
+    assert set(result.report["parity"]) | set(result.report["skipped"]) == {
+        "keras", "saved_model", "litert float32", "litert dynamic_int8"}
+    loaded = tf.saved_model.load(str(result.path))
+    texts = loaded.signatures["generate"](prompts=tf.constant(PROMPTS[:1]), max_length=tf.constant(20))["texts"]
+    assert texts.numpy()[0].decode("utf-8", "replace").startswith(PROMPTS[0])
+    generator = Generator(result.path / "litert" / "model.tflite", delegates=False)
+    expected = keras_greedy_token_ids(model, ["NURSE: the moon"], 20)[0]
+    assert generator.generate_token_ids(generator.prompt_token_ids("NURSE: the moon"), max_length=20) == expected
     return result

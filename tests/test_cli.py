@@ -76,6 +76,11 @@ def test_train_evaluate_predict(tiny_csv, tmp_path):
     assert "exported model version 1" in exported.stdout and "litert float32" in exported.stdout
     version = root / "model" / "1"
     assert (version / "saved_model.pb").is_file() and (version / "litert" / "model.float16.tflite").is_file()
+    # Every exported runtime file predicts through zoo.runtime, like the Keras model.
+    for exported_file in (version / "litert" / "model.tflite", version / "onnx" / "model.onnx"):
+        by_file = run_zoo("predict", exported_file, "a great film", "a dull film", "--json")
+        assert by_file.returncode == 0, by_file.stderr
+        assert [json.loads(line)["label"] for line in by_file.stdout.splitlines()] == [row["label"] for row in rows]
     export_report = json.loads((version / "export_report.json").read_text())
     assert export_report["validation_examples"] == report["data"]["validation_examples"]
     again = run_zoo("export", out, "--root", root, "--version", 1, "--format", "tflite", "--quantize", "none")

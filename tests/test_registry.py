@@ -69,3 +69,12 @@ def test_register_model_and_duplicates():
         from zoo import registry
 
         registry._REGISTRY._specs.pop("_test_only_classifier")
+
+
+def test_every_spec_carries_a_tiny_test_config_of_its_own_keys():
+    for name in zoo.list_models():
+        spec = zoo.model_info(name)
+        assert spec.test_config and set(spec.test_config) <= set(spec.default_config), name
+    with pytest.raises(ValueError, match=r"test_config sets \['widht'\]"):
+        zoo.register_model(task="x", family="y", default_config={"width": 1}, test_config={"widht": 2})(
+            lambda **config: config)

@@ -26,9 +26,11 @@ import tensorflow as tf
 from zoo import registry
 from zoo.data import load_corpus
 from zoo.preprocessing import bpe
-from zoo.training import MODEL_FILENAME, REPORT_FILENAME, _versions, _write_atomically
+from zoo.runtime import generator as runtime_generator
+from zoo.saving import MODEL_FILENAME, REPORT_FILENAME, write_atomically
+from zoo.training import library_versions
 
-SAMPLERS = ("greedy", "top_k", "top_p", "beam")
+SAMPLERS = runtime_generator.KERAS_SAMPLERS
 
 
 @dataclasses.dataclass
@@ -107,8 +109,8 @@ def next_token_accuracy(y_true, y_pred):
 
     The same figure as SparseCategoricalAccuracy without its argmax: a row
     maximum is a plain reduction XLA runs fast, where the argmax (a value +
-    index reduction over 50,257 logits per token) cost 2% of a GPT-2 small
-    training step.
+    index reduction over 50,257 logits per token) was a measurable share of
+    a GPT-2 small training step (benchmarks/README.md).
     """
     labels = ops.expand_dims(ops.cast(y_true, "int32"), -1)
     label_logits = ops.take_along_axis(y_pred, labels, axis=-1)[..., 0]
@@ -251,11 +253,11 @@ def train_causal_lm(
         "validation_loss": final["loss"],
         "validation_perplexity": perplexity(final["loss"]),
         "history": {key: [float(v) for v in values] for key, values in history.history.items()},
-        "versions": _versions(),
+        "versions": library_versions(),
     }
     model_path = out_dir / MODEL_FILENAME
-    _write_atomically(model_path, model.save)
-    _write_atomically(out_dir / REPORT_FILENAME, lambda path: pathlib.Path(path).write_text(json.dumps(report, indent=2)))
+    write_atomically(model_path, model.save)
+    write_atomically(out_dir / REPORT_FILENAME, lambda path: pathlib.Path(path).write_text(json.dumps(report, indent=2)))
     return LanguageModelResult(model, model_path, report)
 
 

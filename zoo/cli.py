@@ -7,6 +7,8 @@ import pathlib
 import sys
 import warnings
 
+from zoo.runtime.generator import KERAS_SAMPLERS
+
 
 def main(argv=None):
     parser = _build_parser()
@@ -19,6 +21,11 @@ def main(argv=None):
 
     try:
         return args.run(args) or 0
+    except ImportError as error:
+        # A runtime-only install (zoo-runtime) has no TensorFlow stack: only exported files run there.
+        print(f"zoo {args.command}: error: this command needs the full zoo install (TensorFlow, Keras): {error}",
+              file=sys.stderr)
+        return 2
     except (DataError, ExportError, KeyError, TypeError, FileNotFoundError, ValueError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"zoo {args.command}: error: {message}", file=sys.stderr)
@@ -66,7 +73,11 @@ def _build_parser():
     command.add_argument("--root", default="saved_models", help="TF Serving base path (default saved_models)")
     command.add_argument("--name", help="model name under ROOT (default: the model folder's name)")
     command.add_argument("--version", type=int, help="integer version (default: next free one)")
-    command.add_argument("--format", default="saved_model,tflite", help="comma list of saved_model, tflite")
+    command.add_argument(
+        "--format",
+        help="comma list of formats (zoo.export.FORMATS: saved_model, tflite, onnx); default: every format "
+             "the model's task supports (language models: saved_model, tflite)",
+    )
     command.add_argument(
         "--quantize",
         help="comma list of LiteRT variants, or 'none' (default: float16,dynamic_int8,int8 for classifiers, "
@@ -86,7 +97,8 @@ def _build_parser():
     )
     command.add_argument("--prompt", action="append", required=True, help="repeat for a batch of prompts")
     command.add_argument("--max-length", type=int, default=64, help="total tokens, prompt included")
-    command.add_argument("--sampler", choices=("greedy", "top_k", "top_p", "beam"), default="greedy")
+    command.add_argument("--sampler", choices=KERAS_SAMPLERS, default="greedy",
+                         help="beam runs on Keras models only")
     command.add_argument("--temperature", type=float, default=1.0)
     command.add_argument("--top-k", type=int, default=10)
     command.add_argument("--top-p", type=float, default=0.9)
@@ -97,7 +109,8 @@ def _build_parser():
 
     command = commands.add_parser("predict", help="label and probability for each text")
     command.add_argument(
-        "model", help=".keras file, its folder, a registered name trained into saved_models/, or an exported .tflite"
+        "model", help=".keras file, its folder, a registered name trained into saved_models/, or an exported "
+                      ".tflite or .onnx file"
     )
     command.add_argument("texts", nargs="+", metavar="TEXT")
     command.add_argument("--json", action="store_true", help="print one JSON object per text")
@@ -218,11 +231,11 @@ def _train_causal_lm(args):
 
 
 def _generate(args):
-    from zoo.causal_lm import generate
-
     if pathlib.Path(args.model).suffix == ".tflite":
         outputs = _generate_litert(args)
     else:
+        from zoo.causal_lm import generate
+
         outputs = generate(_load(args.model), list(args.prompt), max_length=args.max_length, sampler=args.sampler,
                            seed=args.seed, temperature=args.temperature, **_sampler_args(args))
     for prompt, output in zip(args.prompt, outputs):
@@ -234,11 +247,9 @@ def _generate(args):
 
 
 def _generate_litert(args):
-    # An exported LiteRT decoder: the sidecar's BPE and ai_edge_litert.
-    from zoo.lite import Generator
+    # An exported LiteRT decoder: zoo.runtime (the sidecar's BPE and ai_edge_litert, no TensorFlow).
+    from zoo.runtime import Generator
 
-    if args.sampler == "beam":
-        raise SystemExit("zoo generate: a .tflite decoder samples with greedy, top_k or top_p, not beam")
     return Generator(args.model).generate(list(args.prompt), max_length=args.max_length, sampler=args.sampler,
                                           temperature=args.temperature, seed=args.seed, **_sampler_args(args))
 
@@ -249,16 +260,23 @@ def _sampler_args(args):
 
 
 def _load(model):
-    from zoo.training import load_classifier
+    from zoo.saving import load_model
 
-    return load_classifier(model)
+    return load_model(model)
+
+
+def _load_classifier(model):
+    classifier = _load(model)
+    if not hasattr(classifier, "class_names"):
+        raise ValueError(f"{model}: a {type(classifier).__name__} is not a text classifier; use `zoo generate`")
+    return classifier
 
 
 def _evaluate(args):
     from zoo.data import load_texts
     from zoo.evaluation import evaluate_classifier
 
-    classifier = _load(args.model)
+    classifier = _load_classifier(args.model)
     dataset = load_texts(
         args.data, text_column=args.text_column, label_column=args.label_column, encoding=args.encoding,
         class_names=classifier.class_names,
@@ -275,13 +293,15 @@ def _evaluate(args):
 
 
 def _predict(args):
-    if pathlib.Path(args.model).suffix == ".tflite":
-        # An exported LiteRT file: the sidecar tokenizer and ai_edge_litert.
-        from zoo.lite import TextClassifierRunner
+    from zoo.runtime import backends
+
+    if pathlib.Path(args.model).suffix in backends.RUNTIMES:
+        # An exported LiteRT or ONNX file: zoo.runtime (the sidecar tokenizer, no TensorFlow).
+        from zoo.runtime import TextClassifierRunner
 
         classifier = TextClassifierRunner(args.model)
     else:
-        classifier = _load(args.model)
+        classifier = _load_classifier(args.model)
     for text, (label, probability) in zip(args.texts, classifier.predict_labels(args.texts)):
         if args.json:
             print(json.dumps({"text": text, "label": label, "probability": round(probability, 6)}))
@@ -310,7 +330,7 @@ def _export(args):
     elif args.data:
         classifier = _load(args.model)
         if not hasattr(classifier, "class_names"):
-            raise SystemExit("zoo export: --data is labeled text for classifiers; give a language model --prompt")
+            raise ValueError("--data is labeled text for classifiers; give a language model --prompt")
         dataset = load_texts(
             args.data, text_column=args.text_column, label_column=args.label_column,
             encoding=args.encoding, class_names=classifier.class_names,
@@ -322,7 +342,7 @@ def _export(args):
         root=args.root,
         name=args.name or _default_export_name(args.model),
         version=args.version,
-        formats=_comma_list(args.format),
+        formats=None if args.format is None else _comma_list(args.format),
         quantize=None if args.quantize is None else () if args.quantize == "none" else _comma_list(args.quantize),
         force=args.force,
         validation_data=validation_data,

@@ -19,13 +19,6 @@ import re
 import types
 from typing import Callable, Mapping, Optional, Tuple
 
-import keras
-
-if keras.config.backend() != "tensorflow":
-    raise ImportError(
-        f"zoo needs the TensorFlow Keras backend; KERAS_BACKEND is {keras.config.backend()!r}"
-    )
-
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
@@ -37,7 +30,9 @@ class ModelSpec:
     description: str
     default_config: Mapping
     export_formats: Tuple[str, ...]
-    builder: Callable = dataclasses.field(repr=False, compare=False)
+    # Overrides that make the model tiny enough for the shared tests (seconds to build, fit and export).
+    test_config: Mapping = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
+    builder: Callable = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_dict(self):
         return {
@@ -47,6 +42,7 @@ class ModelSpec:
             "description": self.description,
             "default_config": dict(self.default_config),
             "export_formats": list(self.export_formats),
+            "test_config": dict(self.test_config),
         }
 
 
@@ -54,10 +50,13 @@ class _Registry:
     def __init__(self):
         self._specs = {}
 
-    def register(self, builder, *, task, family, default_config, export_formats):
+    def register(self, builder, *, task, family, default_config, export_formats, test_config):
         name = builder.__name__
         if name in self._specs:
             raise ValueError(f"model {name!r} is already registered")
+        unknown = [key for key in test_config if key not in default_config]
+        if unknown:
+            raise ValueError(f"{name}: test_config sets {unknown}, which are not in its default_config")
         description = (builder.__doc__ or "").strip().split("\n")[0]
         self._specs[name] = ModelSpec(
             name=name,
@@ -66,6 +65,7 @@ class _Registry:
             description=description,
             default_config=types.MappingProxyType(dict(default_config)),
             export_formats=tuple(export_formats),
+            test_config=types.MappingProxyType(dict(test_config)),
             builder=builder,
         )
         return builder
@@ -92,7 +92,12 @@ class _Registry:
 
 def _import_builtin_models():
     # The family modules register themselves on import; importing here (not
-    # at the top) lets them import this module without a cycle.
+    # at the top) lets them import this module without a cycle, and keeps
+    # `import zoo` free of TensorFlow.
+    import keras
+
+    if keras.config.backend() != "tensorflow":
+        raise ImportError(f"zoo needs the TensorFlow Keras backend; KERAS_BACKEND is {keras.config.backend()!r}")
     importlib.import_module("zoo.models")
 
 
@@ -111,13 +116,14 @@ _REGISTRY = _Registry()
 
 
 def register_model(
-    *, task, family, default_config, export_formats=("keras", "saved_model", "tflite")
+    *, task, family, default_config, export_formats=("keras", "saved_model", "tflite", "onnx"), test_config=None
 ):
     """Register a builder under its function name.
 
     The builder is called as `builder(**config)` with `default_config`
     updated by the caller's overrides; the first docstring line becomes the
-    description.
+    description. `test_config` holds overrides (keys of `default_config`)
+    that make the model tiny for the shared tests in `tests/helpers.py`.
     """
 
     def decorator(builder):
@@ -127,6 +133,7 @@ def register_model(
             family=family,
             default_config=default_config,
             export_formats=export_formats,
+            test_config=test_config or {},
         )
 
     return decorator
@@ -154,6 +161,8 @@ def create_model(name, **overrides):
     model = spec.builder(**dict(spec.default_config, **overrides))
     # The registry name becomes the model's name, so saved files, exports
     # and TF Serving paths are named after what was built.
+    import keras
+
     if isinstance(model, keras.Model):
         model.name = name
     return model

@@ -18,10 +18,7 @@ import keras
 from zoo import registry
 from zoo.data import load_texts
 from zoo.evaluation import evaluate_classifier
-
-MODEL_FILENAME = "model.keras"
-REPORT_FILENAME = "train_report.json"
-
+from zoo.saving import MODEL_FILENAME, REPORT_FILENAME, write_atomically
 
 @dataclasses.dataclass
 class TrainResult:
@@ -117,75 +114,21 @@ def train_classifier(
         "train_examples_per_second": round(len(train) * len(val_accuracy) / seconds, 1),
         "history": {key: [float(v) for v in values] for key, values in history.history.items()},
         "validation": report.to_dict(),
-        "versions": _versions(),
+        "versions": library_versions(),
     }
     model_path = out_dir / MODEL_FILENAME
-    _write_atomically(model_path, model.save)
-    _write_atomically(
+    write_atomically(model_path, model.save)
+    write_atomically(
         out_dir / REPORT_FILENAME, lambda path: pathlib.Path(path).write_text(json.dumps(summary, indent=2))
     )
     return TrainResult(model, model_path, report, history.history, best_epoch, seconds, summary)
-
-
-def load_classifier(model):
-    """Load a trained classifier from a `.keras` file, its folder, or a registered name.
-
-    A bare name that is not a path means `saved_models/<name>/model.keras`.
-    """
-    import zoo  # noqa: F401  (registers zoo's layers for deserialization)
-
-    path = _model_file(model)
-    return keras.saving.load_model(path, safe_mode=True)
-
-
-def held_out_split(model):
-    """`(train, validation)` exactly as the model was trained, from its `train_report.json`.
-
-    Returns None when the model has no training report beside it.
-    """
-    report_path = _model_file(model).parent / REPORT_FILENAME
-    if not report_path.is_file():
-        return None
-    data = json.loads(report_path.read_text())["data"]
-    dataset = load_texts(
-        data["source"],
-        text_column=data.get("text_column", "text"),
-        label_column=data.get("label_column", "label"),
-        encoding=data["encoding"],
-        class_names=data["class_names"],
-    )
-    return dataset.split(data["validation_fraction"], data["seed"])
-
-
-def _model_file(model):
-    path = pathlib.Path(model)
-    if not path.exists() and not path.suffix:
-        path = pathlib.Path("saved_models") / model
-    if path.is_dir():
-        path = path / MODEL_FILENAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no trained model there (train one with `zoo train NAME`)")
-    return path
-
-
-def _write_atomically(path, write):
-    """Call `write(temporary_path)`, then rename over `path` only if it worked."""
-    path = pathlib.Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        pathlib.Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _jsonable(config):
     return {key: value for key, value in config.items() if key not in ("vocabulary",)}
 
 
-def _versions():
+def library_versions():
     import keras_hub
     import tensorflow as tf
 

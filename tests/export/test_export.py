@@ -14,8 +14,9 @@ import pytest
 import tensorflow as tf
 
 from tests import helpers
-from zoo.export import ExportError, export, litert, saved_model
-from zoo.export import exporter as exporter_module
+from zoo.export import ExportError, RuntimeCrash, export, isolation, text_classifier_export
+from zoo.export.formats import litert, saved_model
+from zoo.export.text_classifier_export import TextClassifierExport, with_full_windows
 
 VALIDATION = (helpers.TEXTS, helpers.LABELS)
 
@@ -29,6 +30,7 @@ def model():
 
 def fast_export(model, root, **kwargs):
     kwargs.setdefault("quantize", ())
+    kwargs.setdefault("formats", ("saved_model", "tflite"))
     return export(model, root=root, validation_data=VALIDATION, **kwargs)
 
 
@@ -62,35 +64,39 @@ def test_interrupted_or_failed_export_leaves_nothing(model, tmp_path, monkeypatc
 
 
 def test_parity_failure_fails_the_export(model, tmp_path, monkeypatch):
-    real_run = exporter_module._run_isolated
-    for runtime in ("builtin", "xnnpack"):
+    real_run = isolation.run_in_child
+    for runtime in ("builtin", "xnnpack", "cpu"):
         def off_by_a_little(*args, runtime=runtime):
             outputs = real_run(*args)
-            return dict(outputs, **{runtime: outputs[runtime] + 1e-3})
+            if runtime in outputs:
+                outputs[runtime]["probabilities"] = outputs[runtime]["probabilities"] + 1e-3
+            return outputs
 
-        monkeypatch.setattr(exporter_module, "_run_isolated", off_by_a_little)
+        monkeypatch.setattr(isolation, "run_in_child", off_by_a_little)
         with pytest.raises(ExportError, match=r"exceeds 0.0001") as error:
-            fast_export(model, tmp_path)
-        assert ("(XNNPACK)" in str(error.value)) == (runtime == "xnnpack")
+            fast_export(model, tmp_path, formats=("tflite", "onnx"))
+        # The message names the artifact and the runtime that differed.
+        assert f"({runtime})" in str(error.value)
+        assert ("litert float32" if runtime != "cpu" else "onnx float32") in str(error.value)
         assert entries(tmp_path / "gru_classifier") == []
 
 
 def test_a_crashing_interpreter_fails_float32_and_drops_a_quantized_variant(model, tmp_path, monkeypatch):
-    real_run = exporter_module._run_isolated
+    real_run = isolation.run_in_child
 
     def crash_on(filename):
         def run(path, *args):
             if path.name == filename:
-                raise exporter_module._InterpreterCrash("the LiteRT interpreter crashed (signal SIGABRT)")
+                raise RuntimeCrash("the runtime crashed (signal SIGABRT)")
             return real_run(path, *args)
         return run
 
-    monkeypatch.setattr(exporter_module, "_run_isolated", crash_on("model.tflite"))
+    monkeypatch.setattr(isolation, "run_in_child", crash_on("model.tflite"))
     with pytest.raises(ExportError, match="SIGABRT"):
         fast_export(model, tmp_path)
     assert entries(tmp_path / "gru_classifier") == []
 
-    monkeypatch.setattr(exporter_module, "_run_isolated", crash_on("model.float16.tflite"))
+    monkeypatch.setattr(isolation, "run_in_child", crash_on("model.float16.tflite"))
     result = fast_export(model, tmp_path, quantize=("float16", "dynamic_int8"))
     assert "SIGABRT" in result.report["skipped"]["litert float16"]
     assert sorted(os.listdir(result.path / "litert")) == [
@@ -98,13 +104,23 @@ def test_a_crashing_interpreter_fails_float32_and_drops_a_quantized_variant(mode
     assert "SKIPPED" in result.format_table()
 
 
+def test_a_crash_in_the_child_process_is_a_runtime_crash(model, tmp_path):
+    # A real child-process death (not a monkeypatched one): a file that is no flatbuffer.
+    result = fast_export(model, tmp_path, formats=("tflite",))
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"\0" * 64)
+    (tmp_path / "broken.json").write_text((result.path / "litert" / "model.json").read_text())
+    with pytest.raises(RuntimeCrash, match="runtime"):
+        isolation.run_in_child(broken, {"token_ids": np.zeros((1, 12), np.int32)}, ("builtin",), tmp_path)
+
+
 def test_full_window_calibration_rows_are_the_same_texts_run_together():
     token_ids = np.array([[5, 6, 0, 0], [7, 0, 0, 0], [8, 9, 10, 0], [11, 12, 13, 14]] * 5, np.int32)
-    calibration = litert.with_full_windows(token_ids, share=0.1)
+    calibration = with_full_windows(token_ids, share=0.1)
     np.testing.assert_array_equal(calibration[:20], token_ids)
     np.testing.assert_array_equal(calibration[20:], [[5, 6, 7, 8], [9, 10, 11, 12]])
     # Never more windows than the texts have tokens for.
-    np.testing.assert_array_equal(litert.with_full_windows(token_ids[:2], share=1.0), token_ids[:2])
+    np.testing.assert_array_equal(with_full_windows(token_ids[:2], share=1.0), token_ids[:2])
 
 
 def test_an_int8_file_xnnpack_refuses_is_left_out_and_full_windows_fix_it(tmp_path, monkeypatch):
@@ -114,7 +130,7 @@ def test_an_int8_file_xnnpack_refuses_is_left_out_and_full_windows_fix_it(tmp_pa
     # run the file. The export must not ship a file an app cannot load.
     bilstm = helpers.build_tiny("bilstm_classifier", class_names=["negative", "positive"])
     bilstm.fit(helpers.TEXTS, helpers.LABELS, epochs=10, batch_size=8, verbose=0)
-    monkeypatch.setattr(litert, "with_full_windows", lambda token_ids: token_ids)
+    monkeypatch.setattr(text_classifier_export, "with_full_windows", lambda token_ids: token_ids)
     result = fast_export(bilstm, tmp_path, quantize=("int8",), formats=("tflite",))
     assert "xnnpack runtime failed: failed to create XNNPACK runtime" in result.report["skipped"]["litert int8"]
     assert not (result.path / "litert" / "model.int8.tflite").exists()
@@ -130,8 +146,10 @@ def test_transformer_int8_keeps_attention_and_layer_norm_in_float(tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     transformer = helpers.build_tiny("transformer_classifier", class_names=["negative", "positive"])
-    saved = litert.write_conversion_saved_model(transformer, tmp_path / "sm", unroll_rnns=True)
-    calibration = litert.with_full_windows(transformer.preprocessor.reference().encode(helpers.TEXTS))
+    config = TextClassifierExport()
+    saved = config.write_conversion_saved_model(transformer, tmp_path / "sm")
+    calibration = [{"token_ids": row[np.newaxis]}
+                   for row in with_full_windows(transformer.preprocessor.reference().encode(helpers.TEXTS))]
 
     def output_dtypes(flatbuffer):
         interpreter = Interpreter(model_content=flatbuffer)
@@ -143,7 +161,7 @@ def test_transformer_int8_keeps_attention_and_layer_norm_in_float(tmp_path):
 
     everything = output_dtypes(litert.convert(saved, "int8", calibration))
     assert everything["BATCH_MATMUL"] == everything["SOFTMAX"] == {"int8"}
-    float_ops = type(transformer.backbone).LITERT_INT8_FLOAT_OPS
+    float_ops = config.litert_int8_float_ops(transformer)
     selective = output_dtypes(litert.convert(saved, "int8", calibration, float_ops=float_ops))
     assert selective["FULLY_CONNECTED"] == {"int8"}
     for op in ["BATCH_MATMUL", "SOFTMAX", "MEAN", "RSQRT"]:
@@ -160,9 +178,9 @@ def test_non_builtin_ops_are_named_with_their_layer(tmp_path):
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
-        litert.SIGNATURE_KEY,
-        lambda token_ids: {litert.OUTPUT_NAME: model(token_ids)},
-        input_signature=[tf.TensorSpec([1, 4], tf.int32, name=litert.INPUT_NAME)],
+        "serving_default",
+        lambda token_ids: {"probabilities": model(token_ids)},
+        input_signature=[tf.TensorSpec([1, 4], tf.int32, name="token_ids")],
     )
     archive.write_out(str(tmp_path / "sm"), verbose=False)
     with pytest.raises(ExportError) as error:
@@ -198,7 +216,9 @@ def test_warmup_requests_are_real_predict_requests(model, tmp_path):
 
 def test_bad_arguments_fail_before_writing(model, tmp_path):
     with pytest.raises(ExportError, match="formats"):
-        fast_export(model, tmp_path, formats=("onnx",))
+        fast_export(model, tmp_path, formats=("coreml",))
+    with pytest.raises(ExportError, match="needs one of the formats"):
+        fast_export(model, tmp_path, formats=("saved_model",), quantize=("int8",))
     with pytest.raises(ExportError, match="quantize"):
         fast_export(model, tmp_path, quantize=("int4",))
     with pytest.raises(ExportError, match="version"):
@@ -209,7 +229,7 @@ def test_bad_arguments_fail_before_writing(model, tmp_path):
 
 
 def test_sidecar_tokenizer_matches_keras_ids(model, tmp_path):
-    from zoo.lite import TextClassifierRunner
+    from zoo.runtime import TextClassifierRunner
 
     result = fast_export(model, tmp_path, formats=("tflite",))
     runner = TextClassifierRunner(result.path / "litert" / "model.tflite")

@@ -7,7 +7,9 @@ import pytest
 import tensorflow as tf
 
 from tests import helpers
-from zoo.export import fused_rnn, litert
+from zoo.export import fused_rnn
+from zoo.export.formats import litert
+from zoo.export.text_classifier_export import TextClassifierExport
 
 
 @pytest.mark.parametrize("name", ["lstm_classifier", "bilstm_classifier"])
@@ -18,7 +20,8 @@ def test_fused_lstm_matches_keras_on_repeated_calls(name, tmp_path):
     model.adapt(helpers.TEXTS, helpers.LABELS)
     model.fit(helpers.TEXTS, helpers.LABELS, epochs=3, batch_size=8, verbose=0)
     assert fused_rnn.can_fuse(model)
-    flatbuffer = litert.convert(fused_rnn.write_fused_conversion_saved_model(model, tmp_path / "fused"))
+    flatbuffer = litert.convert(TextClassifierExport().write_conversion_saved_model(model, tmp_path / "fused",
+                                                                                   fused=True))
     ops = litert.op_names(flatbuffer)
     # The converter's fusion pass is internal to TF: catch an upgrade that drops it.
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops and "WHILE" not in ops, ops
@@ -26,9 +29,9 @@ def test_fused_lstm_matches_keras_on_repeated_calls(name, tmp_path):
 
     texts = helpers.TEXTS[:6] + helpers.UNSEEN + helpers.TEXTS[:1]
     expected = np.asarray(model.predict(tf.constant(texts), verbose=0))
-    runner = Interpreter(model_content=flatbuffer, num_threads=2).get_signature_runner(litert.SIGNATURE_KEY)
+    runner = Interpreter(model_content=flatbuffer, num_threads=2).get_signature_runner("serving_default")
     token_ids = model.preprocessor.reference().encode(texts)
-    got = np.concatenate([runner(**{litert.INPUT_NAME: row[np.newaxis]})[litert.OUTPUT_NAME] for row in token_ids])
+    got = np.concatenate([runner(token_ids=row[np.newaxis])["probabilities"] for row in token_ids])
     np.testing.assert_allclose(got, expected, atol=1e-5)
     # The first text again, after ten other calls on the same interpreter: same answer.
     np.testing.assert_array_equal(got[-1], got[0])

@@ -1,8 +1,8 @@
 """Recurrent classifiers as TFLite's fused sequence ops.
 
-`zoo.export` uses this for the float32 and float16 LiteRT files of LSTM and
-bidirectional LSTM classifiers; GRU and SimpleRNN have no fused builtin the
-converter produces, so they keep the WHILE loop.
+`zoo.export.text_classifier_export` uses this for the float32 and float16
+LiteRT files of LSTM and bidirectional LSTM classifiers; GRU and SimpleRNN
+have no fused builtin the converter produces, so they are unrolled.
 
 Keras 3 LSTM/GRU/SimpleRNN layers trace to a generic loop that the converter
 lowers to a builtin WHILE. TFLite has fused builtins for LSTM
@@ -44,15 +44,12 @@ Everything else (embedding, pooling, head, Naive Bayes branch) calls the
 trained Keras 3 layers, so only the recurrence is rewritten.
 """
 
-import pathlib
 import uuid
 
 import keras
 import tensorflow as tf
 
-from zoo.export.archive import ExportArchive
 from zoo.export.errors import ExportError
-from zoo.export.litert import INPUT_NAME, OUTPUT_NAME, SIGNATURE_KEY, token_id_model
 
 # Cells with a fused TFLite builtin the converter can produce.
 FUSABLE_CELLS = (keras.layers.LSTM,)
@@ -206,19 +203,3 @@ def can_fuse(classifier):
             except ExportError:
                 return False
     return True
-
-
-def write_fused_conversion_saved_model(classifier, directory, batch_size=1):
-    """Like `litert.write_conversion_saved_model`, recurrent layers as fused ops."""
-    if not can_fuse(classifier):
-        raise ExportError(f"{classifier.name}: recurrent layers without a fused TFLite op")
-    model = token_id_model(classifier)
-    archive = ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(
-        SIGNATURE_KEY,
-        lambda token_ids: {OUTPUT_NAME: fused_forward(classifier, token_ids)},
-        input_signature=[tf.TensorSpec([batch_size, classifier.sequence_length], tf.int32, name=INPUT_NAME)],
-    )
-    archive.write_out(str(directory), verbose=False)
-    return pathlib.Path(directory)

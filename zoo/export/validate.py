@@ -1,10 +1,12 @@
-"""Parity of every exported artifact against the Keras model it came from."""
+"""Parity of exported artifacts against the Keras model they came from."""
+
+import hashlib
 
 import numpy as np
 
-from zoo.export.errors import ExportError
+from zoo.export.errors import ParityError
 
-# float32 artifacts must match Keras this closely (max |Δ probability|).
+# float32 artifacts must match Keras this closely (max |Δ probability|, or |Δ logit|).
 FLOAT32_TOLERANCE = 1e-4
 
 
@@ -19,7 +21,7 @@ def compare(reference_probabilities, probabilities, labels=None):
     reference_probabilities = np.asarray(reference_probabilities, np.float64)
     probabilities = np.asarray(probabilities, np.float64)
     if probabilities.shape != reference_probabilities.shape:
-        raise ExportError(
+        raise ParityError(
             f"artifact output shape {probabilities.shape} != Keras output shape {reference_probabilities.shape}"
         )
     difference = np.abs(probabilities - reference_probabilities)
@@ -43,57 +45,49 @@ def compare(reference_probabilities, probabilities, labels=None):
 def require_float32_parity(artifact, figures, tolerance=FLOAT32_TOLERANCE):
     """Raise unless a float32 artifact reproduces Keras within `tolerance`."""
     if figures["has_nan"]:
-        raise ExportError(f"{artifact}: NaN in the outputs on validation examples")
+        raise ParityError(f"{artifact}: NaN in the outputs on validation examples")
     if figures["max_abs_diff"] > tolerance:
-        raise ExportError(
+        raise ParityError(
             f"{artifact}: max |probability - Keras| = {figures['max_abs_diff']:.3g} on "
             f"{figures['examples']} validation examples exceeds {tolerance:g}"
         )
 
 
-def format_table(rows):
-    """A small fixed-width table of `{artifact: figures}`."""
-    if any("identical_sequences" in figures for figures in rows.values()):
-        return format_generation_table(rows)
-    # LiteRT rows: the builtin kernels, then the same file under XNNPACK.
-    lines = [f"{'artifact':<34}{'max|Δ|':>10}{'mean|Δ|':>10}{'agree':>8}{'acc':>8}{'Δacc':>8}"
-             f"{'xnn max|Δ|':>12}{'xnn acc':>8}{'size':>10}"]
-    for artifact, figures in rows.items():
-        accuracy = figures.get("accuracy")
-        change = figures.get("accuracy_change")
-        xnnpack = figures.get("xnnpack", {})
-        lines.append(
-            f"{artifact:<34}{figures['max_abs_diff']:>10.2e}{figures['mean_abs_diff']:>10.2e}"
-            f"{figures['label_agreement']:>8.2%}"
-            f"{'' if accuracy is None else format(accuracy, '.2%'):>8}"
-            f"{'' if change is None else format(change * 100, '+.2f'):>8}"
-            f"{'' if not xnnpack else format(xnnpack['max_abs_diff'], '.2e'):>12}"
-            f"{'' if xnnpack.get('accuracy') is None else format(xnnpack['accuracy'], '.2%'):>8}"
-            f"{_size(figures.get('bytes')):>10}"
-        )
-    return "\n".join(lines)
+def token_agreement(reference, tokens):
+    """Exact sequences, and the share of reference tokens matched before the first divergence."""
+    matched = 0
+    for expected, got in zip(reference, tokens):
+        for a, b in zip(expected, got):
+            if a != b:
+                break
+            matched += 1
+    total = sum(len(ids) for ids in reference)
+    return {
+        "prompts": len(reference),
+        "identical_sequences": sum(a == b for a, b in zip(reference, tokens)) / max(1, len(reference)),
+        "token_agreement": matched / max(1, total),
+        "generated_tokens": sum(len(ids) for ids in tokens),
+    }
 
 
-def _size(num_bytes):
+def require_identical_tokens(artifact, figures, prompts, reference, tokens):
+    """Raise unless greedy generation equals Keras's token for token, naming the first difference."""
+    if figures["identical_sequences"] == 1.0:
+        return
+    index = next(i for i, (a, b) in enumerate(zip(reference, tokens)) if a != b)
+    step = next((j for j, (a, b) in enumerate(zip(reference[index], tokens[index])) if a != b),
+                min(len(reference[index]), len(tokens[index])))
+    raise ParityError(
+        f"{artifact}: greedy generation differs from Keras for prompt {prompts[index]!r} at new token {step} "
+        f"(Keras {reference[index][step:step + 3]}, artifact {tokens[index][step:step + 3]})"
+    )
+
+
+def text_sha256(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def format_size(num_bytes):
     if num_bytes is None:
         return ""
     return f"{num_bytes / 1024:.0f} KiB" if num_bytes < 1024**2 else f"{num_bytes / 1024**2:.2f} MiB"
-
-
-def format_generation_table(rows):
-    """The causal-LM version: greedy generation agreement with Keras."""
-    lines = [f"{'artifact':<34}{'same seqs':>10}{'tokens':>8}{'agree':>8}{'max|Δlogit|':>12}{'xnn agree':>10}"
-             f"{'size':>10}"]
-    for artifact, figures in rows.items():
-        if "identical_sequences" not in figures:
-            lines.append(f"{artifact:<34}{'':>10}{figures.get('generated_tokens', 0):>8}")
-            continue
-        difference = figures.get("prefill_logits_max_abs_diff", figures.get("logits_max_abs_diff"))
-        xnnpack = figures.get("xnnpack")
-        lines.append(
-            f"{artifact:<34}{figures['identical_sequences']:>10.0%}{figures['generated_tokens']:>8}"
-            f"{figures['token_agreement']:>8.1%}{difference:>12.2e}"
-            f"{'' if xnnpack is None else format(xnnpack['token_agreement'], '.1%'):>10}"
-            f"{_size(figures.get('bytes')):>10}"
-        )
-    return "\n".join(lines)

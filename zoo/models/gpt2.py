@@ -7,7 +7,7 @@ keras-hub preset directory or a Hugging Face transformers directory
 loader reads both. The tokenizer is GPT-2's byte-level BPE from
 `zoo.preprocessing.bpe`: the published vocabulary by default, the one beside
 the weights, explicit `vocabulary`/`merges`, or one trained on the corpus
-(`zoo.training_lm` does that when `tokenizer="train"`).
+(`zoo.causal_lm.train_causal_lm` does that when `tokenizer="train"`).
 """
 
 import keras
@@ -55,6 +55,23 @@ class GPT2Tokenizer(keras_hub.models.GPT2Tokenizer):
         super().__init__(vocabulary=vocabulary, merges=merges, **kwargs)
 
 
+@keras.saving.register_keras_serializable(package="zoo")
+class GPT2CausalLM(keras_hub.models.GPT2CausalLM):
+    """keras-hub's GPT-2 causal LM whose `.keras` file also restores its optimizer.
+
+    Keras skips `compile_from_config` for tasks with a custom `compile()`
+    (keras-hub's), so a reloaded GPT2CausalLM came back with a fresh,
+    unbuilt optimizer and its saved state (step count, moments) was dropped;
+    compiling from the saved config and building the optimizer lets the
+    saved variables load, so training resumes where it stopped.
+    """
+
+    def compile_from_config(self, config):
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+
 def build_tokenizer(tokenizer="gpt2", vocabulary=None, merges=None, weights=None):
     """A `GPT2Tokenizer` from the first source given."""
     if vocabulary is not None or merges is not None:
@@ -68,7 +85,7 @@ def build_tokenizer(tokenizer="gpt2", vocabulary=None, merges=None, weights=None
         vocabulary, merges = bpe.gpt2_vocabulary_files()
     elif tokenizer == "train":
         raise ValueError(
-            "tokenizer='train' needs a corpus: train with zoo.training_lm.train_causal_lm (or `zoo train`), "
+            "tokenizer='train' needs a corpus: train with zoo.causal_lm.train_causal_lm (or `zoo train`), "
             "or pass vocabulary= and merges="
         )
     else:
@@ -104,7 +121,13 @@ def build_gpt2_causal_lm(
             f"sequence_length {sequence_length} exceeds the model's max_sequence_length {backbone.max_sequence_length}"
         )
     preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(gpt2_tokenizer, sequence_length=sequence_length)
-    return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=preprocessor)
+    return GPT2CausalLM(backbone=backbone, preprocessor=preprocessor)
+
+
+# The shared tests' overrides: one narrow layer, a short context. Tests pass
+# their own small trained BPE vocabulary (`tokenizer=DIR`) next to these.
+GPT2_TEST_CONFIG = dict(num_layers=1, num_heads=2, hidden_dim=32, intermediate_dim=128, max_sequence_length=64,
+                        sequence_length=32, dropout=0.0)
 
 
 def _register(name, description):
@@ -122,6 +145,7 @@ def _register(name, description):
         family="gpt2",
         default_config=dict(GPT2_DEFAULTS, **shape),
         export_formats=("keras", "saved_model", "tflite"),
+        test_config=GPT2_TEST_CONFIG,
     )(builder)
 
 

@@ -153,6 +153,14 @@ class TextClassifier(keras_hub.models.TextClassifier):
         return config
 
 
+# What the shared tests (tests/helpers.py) build every classifier family with:
+# small enough to fit and export in seconds.
+CLASSIFIER_TEST_CONFIG = dict(
+    vocabulary_size=64, sequence_length=12, embedding_dim=8, hidden_dim=8, learning_rate=1e-2, dropout=0.0,
+    naive_bayes_buckets=32,
+)
+
+
 def build_text_classifier(
     backbone,
     *,

@@ -3,7 +3,7 @@
 import keras
 import keras_hub
 
-from zoo.models.text_classifier import build_text_classifier
+from zoo.models.text_classifier import CLASSIFIER_TEST_CONFIG, build_text_classifier
 from zoo.preprocessing.reference import PAD_ID
 from zoo.registry import register_model
 
@@ -29,20 +29,6 @@ class TransformerBackbone(keras_hub.models.Backbone):
     >>> backbone(np.ones((2, 16), "int32")).shape
     TensorShape([2, 8])
     """
-
-    # Ops the full-int8 LiteRT file keeps in float32; only its matmuls,
-    # embedding gathers and reshapes are int8. All-int8, the file ran far
-    # slower than float32 under XNNPACK: the int8 attention (BATCH_MATMUL,
-    # SOFTMAX), layer norm (MEAN, SQUARED_DIFFERENCE, RSQRT) and element-wise
-    # ops are not what XNNPACK runs fast at this size, and quantizing only
-    # one of those groups helped little. Measured on the trained default
-    # model, XNNPACK, batch 1, 2 threads, files taking turns 1,500 times
-    # (p50): all-int8 0.89 ms, 3.5x the float32 file's 0.26 ms; with these
-    # ops in float32 0.25 ms (0.97x); 77.9% accuracy both ways (float32 78.05%).
-    LITERT_INT8_FLOAT_OPS = (
-        "BATCH_MATMUL", "SOFTMAX", "MEAN", "SQUARED_DIFFERENCE", "RSQRT", "DIV", "SELECT_V2", "SUM", "MAXIMUM",
-        "TRANSPOSE", "MUL", "ADD",
-    )
 
     def __init__(
         self,
@@ -132,7 +118,8 @@ TRANSFORMER_DEFAULTS = dict(
 )
 
 
-@register_model(task="text-classification", family="transformer", default_config=TRANSFORMER_DEFAULTS)
+@register_model(task="text-classification", family="transformer", default_config=TRANSFORMER_DEFAULTS,
+                test_config=dict(CLASSIFIER_TEST_CONFIG, num_heads=2))
 def transformer_classifier(**config):
     """Token + position embedding, transformer encoder blocks, mean pooling."""
     backbone = TransformerBackbone(

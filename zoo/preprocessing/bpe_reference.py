@@ -1,6 +1,6 @@
 """Pure-Python GPT-2 byte-level BPE: exactly the ids keras-hub's `GPT2Tokenizer` gives.
 
-This is what runs beside a LiteRT language model (`zoo.lite.Generator`) and
+This is what runs beside a LiteRT language model (`zoo.runtime.Generator`) and
 what a phone app ports: the vocabulary and merges come from the sidecar JSON;
 no TensorFlow. Merging is GPT-2's `encoder.py` algorithm (bytes mapped to
 printable characters, lowest-rank pair first). Pre-tokenization follows

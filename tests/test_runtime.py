@@ -1,0 +1,103 @@
+"""`zoo.runtime` runs exported files with TensorFlow and Keras unimportable, as on a Raspberry Pi."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from tests import helpers
+from zoo.export import export
+
+# Makes every TensorFlow-stack import fail in the child process, as on a machine without them.
+BLOCK_TENSORFLOW = textwrap.dedent("""
+    import importlib.abc, sys
+    BLOCKED = {"tensorflow", "keras", "keras_hub", "tensorflow_text", "tf_keras", "tf2onnx"}
+    class Blocker(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name.partition(".")[0] in BLOCKED:
+                raise ImportError(f"{name} is not installed here")
+    sys.meta_path.insert(0, Blocker())
+""")
+
+
+def run_without_tensorflow(code):
+    completed = subprocess.run([sys.executable, "-c", BLOCK_TENSORFLOW + textwrap.dedent(code)],
+                               capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serving")
+    classifier = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
+    classifier.fit(helpers.TEXTS, helpers.LABELS, epochs=3, batch_size=8, verbose=0)
+    classifier_version = export(classifier, root=root, formats=("tflite", "onnx"), quantize=(),
+                                validation_data=(helpers.TEXTS, helpers.LABELS)).path
+    lm = helpers.build_tiny("gpt2_tiny")
+    lm_version = export(lm, root=root, formats=("tflite",), quantize=(), validation_data=helpers.PROMPTS,
+                        cache_length=32, validation_length=20).path
+    return classifier, classifier_version, lm, lm_version
+
+
+def test_classifier_and_decoder_run_with_tensorflow_unimportable(exported):
+    from zoo.export.causal_lm_export import keras_greedy_token_ids
+
+    classifier, classifier_version, lm, lm_version = exported
+    texts = helpers.UNSEEN + helpers.TEXTS[:4]
+    output = run_without_tensorflow(f"""
+        import json, sys
+        import zoo.runtime
+        from zoo.runtime import Generator, TextClassifierRunner
+        probabilities = {{path: TextClassifierRunner(path).predict({texts!r}).tolist()
+                         for path in {[str(classifier_version / "litert" / "model.tflite"),
+                                       str(classifier_version / "onnx" / "model.onnx")]!r}}}
+        generator = zoo.runtime.load({str(lm_version / "litert" / "model.tflite")!r}, delegates=False)
+        tokens = generator.generate_token_ids(generator.prompt_token_ids("NURSE: the moon"), max_length=20)
+        heavy = sorted(name for name in sys.modules if name.partition(".")[0] in ("tensorflow", "keras", "keras_hub"))
+        print(json.dumps({{"probabilities": probabilities, "tokens": tokens, "heavy": heavy}}))
+    """)
+    result = json.loads(output)
+    assert result["heavy"] == []
+    expected = classifier.predict(texts, verbose=0)
+    for probabilities in result["probabilities"].values():
+        np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+    assert result["tokens"] == keras_greedy_token_ids(lm, ["NURSE: the moon"], 20)[0]
+
+
+def test_cli_predicts_and_generates_from_exported_files_without_tensorflow(exported):
+    _, classifier_version, _, lm_version = exported
+    output = run_without_tensorflow(f"""
+        from zoo.cli import main
+        assert main(["predict", {str(classifier_version / "onnx" / "model.onnx")!r}, "a great film", "--json"]) == 0
+        assert main(["generate", {str(lm_version / "litert" / "model.tflite")!r}, "--prompt", "ROMEO:",
+                     "--max-length", "12"]) == 0
+        assert main(["list"]) == 2  # the registry needs the full install: one clear line, exit 2
+    """)
+    assert '"label":' in output and "ROMEO:" in output
+
+
+def test_import_zoo_loads_no_tensorflow_and_keras_still_finds_zoo_layers(tmp_path):
+    code = ("import sys, zoo, zoo.runtime; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; "
+            "import keras; print(keras.saving.get_registered_object('zoo>TextClassifier').__name__)")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "TextClassifier"
+
+
+def test_sidecar_errors_name_the_file_and_field(exported, tmp_path):
+    from zoo.runtime import TextClassifierRunner
+
+    _, classifier_version, _, lm_version = exported
+    model = tmp_path / "model.tflite"
+    model.write_bytes((classifier_version / "litert" / "model.tflite").read_bytes())
+    (tmp_path / "model.json").write_text(json.dumps({"format": "zoo.text_classifier.litert/1"}))
+    with pytest.raises(ValueError, match=r"model.json: field 'format': expected 'zoo.sidecar/1'"):
+        TextClassifierRunner(model)
+    with pytest.raises(ValueError, match=r"field 'task': expected 'text-classification', got 'causal-lm'"):
+        TextClassifierRunner(lm_version / "litert" / "model.tflite")
+    with pytest.raises(ValueError, match=r"expected a .tflite or .onnx file"):
+        TextClassifierRunner(classifier_version / "manifest.json")

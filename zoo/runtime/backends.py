@@ -1,0 +1,110 @@
+"""The two inference engines zoo's files run on, behind one small interface.
+
+`.tflite` files run on `ai_edge_litert` with one of two op resolvers, the two
+set-ups an app meets: `"builtin"` (the stock kernels, no delegate: zoo's
+reference) and `"xnnpack"` (LiteRT's default, which hands what it can to
+XNNPACK). `.onnx` files run on ONNX Runtime's CPU provider (`"cpu"`).
+Each engine is imported only when a file of its kind is opened.
+"""
+
+import pathlib
+
+import numpy as np
+
+RUNTIMES = {".tflite": ("builtin", "xnnpack"), ".onnx": ("cpu",)}
+
+
+def default_runtime(model_path):
+    """What an app gets: XNNPACK for LiteRT, the CPU provider for ONNX."""
+    return RUNTIMES[suffix_of(model_path)][-1]
+
+
+def open_model(model_path, runtime=None, num_threads=2):
+    """A `LiteRTModel` or `ONNXModel` for `model_path` on `runtime`."""
+    suffix = suffix_of(model_path)
+    runtime = runtime or default_runtime(model_path)
+    if runtime not in RUNTIMES[suffix]:
+        raise ValueError(f"{model_path}: runtime {runtime!r} does not run {suffix} files; expected {RUNTIMES[suffix]}")
+    return (LiteRTModel if suffix == ".tflite" else ONNXModel)(model_path, runtime, num_threads)
+
+
+def suffix_of(model_path):
+    suffix = pathlib.Path(model_path).suffix
+    if suffix not in RUNTIMES:
+        raise ValueError(f"{model_path}: expected a {' or '.join(RUNTIMES)} file")
+    return suffix
+
+
+class LiteRTModel:
+    def __init__(self, model_path, runtime, num_threads):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        resolver = {"builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES, "xnnpack": OpResolverType.AUTO}
+        # No custom ops: builtin kernels, or builtin kernels plus XNNPACK.
+        self.interpreter = Interpreter(
+            model_path=str(model_path), num_threads=num_threads, experimental_op_resolver_type=resolver[runtime]
+        )
+        self._runners = {}
+
+    def signature(self, name):
+        """`callable(**inputs) -> {output name: array}` for one signature."""
+        if name not in self._runners:
+            self._runners[name] = self.interpreter.get_signature_runner(name)
+        return self._runners[name]
+
+    def batch_size(self, signature, input_name):
+        """The signature's static batch size (zoo's LiteRT files have one)."""
+        return int(self.signature(signature).get_input_details()[input_name]["shape"][0])
+
+
+class ONNXModel:
+    def __init__(self, model_path, runtime, num_threads):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = num_threads
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._outputs = [output.name for output in self.session.get_outputs()]
+
+    def signature(self, name):
+        # An ONNX graph has one entry point; the sidecar names it like the others.
+        def run(**inputs):
+            return dict(zip(self._outputs, self.session.run(self._outputs, inputs)))
+
+        return run
+
+    def batch_size(self, signature, input_name):
+        """None: zoo's ONNX files take any batch size."""
+        shape = next(entry.shape for entry in self.session.get_inputs() if entry.name == input_name)
+        return shape[0] if isinstance(shape[0], int) else None
+
+
+def error_message(error, limit=300):
+    """An engine's error, once: XNNPACK repeats it for every delegated partition."""
+    import re
+
+    return re.sub(r"(.{8,}?)\1+", r"\1", str(error) or type(error).__name__)[:limit]
+
+
+def run_in_batches(signature, token_ids, input_name, output_name, batch_size, chunk=256):
+    """Outputs for every row of `token_ids` (`[n, sequence_length]`).
+
+    A static-batch signature (LiteRT: RNNs lower to builtins only that way)
+    takes the rows slice by slice, the last slice padded with id 0; a dynamic
+    one takes `chunk` rows a call.
+    """
+    token_ids = np.asarray(token_ids, dtype=np.int32)
+    step = batch_size or chunk
+    rows = []
+    for start in range(0, len(token_ids), step):
+        batch = token_ids[start : start + step]
+        if batch_size:
+            padded = np.zeros((batch_size, token_ids.shape[1]), np.int32)
+            padded[: len(batch)] = batch
+            batch_rows = len(batch)
+            batch = padded
+        else:
+            batch_rows = len(batch)
+        rows.append(np.asarray(signature(**{input_name: batch})[output_name], np.float32)[:batch_rows])
+    return np.concatenate(rows) if rows else None

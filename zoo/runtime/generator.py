@@ -1,0 +1,131 @@
+"""`Generator`: text generation with an exported LiteRT GPT-2 decoder (prefill + decode, KV cache)."""
+
+import pathlib
+
+import numpy as np
+
+from zoo.preprocessing.bpe_reference import ReferenceBytePairTokenizer
+from zoo.runtime import backends
+from zoo.runtime.sidecar import read_sidecar
+
+TASK = "causal-lm"
+# What the LiteRT loop samples with; Keras `generate` (zoo.causal_lm) adds beam search.
+SAMPLERS = ("greedy", "top_k", "top_p")
+KERAS_SAMPLERS = SAMPLERS + ("beam",)
+
+
+class Generator:
+    """Continue prompts with a zoo LiteRT decoder.
+
+    Tokenization (byte-level BPE from the sidecar), the sampling loop and
+    detokenization run here in Python/NumPy; the `.tflite` file runs the
+    network. Greedy output is token-for-token Keras `generate`'s (zoo's
+    export checks it for the float32 file).
+
+    Args:
+        model_path: the `.tflite` file; its sidecar is `<same name>.json`.
+        num_threads: interpreter threads.
+        delegates: as for `TextClassifierRunner`.
+
+    Example:
+    >>> generator = Generator("saved_models/gpt2_tiny/1/litert/model.tflite")
+    >>> generator.generate(["ROMEO:", "JULIET:"], max_length=32, sampler="top_k", seed=0)
+    """
+
+    def __init__(self, model_path, num_threads=2, delegates=True):
+        self.model_path = pathlib.Path(model_path)
+        if self.model_path.suffix != ".tflite":
+            raise ValueError(f"{self.model_path}: zoo's decoders are LiteRT files (.tflite)")
+        self.spec = read_sidecar(self.model_path, TASK)
+        self.model = backends.open_model(self.model_path, None if delegates else "builtin", num_threads)
+        tokenizer, generation = self.spec["tokenizer"], self.spec["generation"]
+        self.tokenizer = ReferenceBytePairTokenizer(tokenizer["vocabulary"], tokenizer["merges"])
+        self.start_token_id = int(generation["start_token_id"])
+        self.end_token_id = int(generation["end_token_id"])
+        self.cache_length = int(generation["cache_length"])
+        self.prefill_length = int(generation["prefill_length"])
+        self._cache_shape = next(entry["shape"] for entry in self.spec["signatures"]["decode"]["inputs"]
+                                 if entry["name"] == "cache")
+        self._prefill = self.model.signature("prefill")
+        self._decode = self.model.signature("decode")
+
+    def prompt_token_ids(self, prompt):
+        """Start token (`<|endoftext|>`) + the prompt's ids, as Keras `generate` feeds them."""
+        return [self.start_token_id] + self.tokenizer.encode(prompt)
+
+    def prefill(self, prompt_ids):
+        """Run the prompt (at most `cache_length` ids) through `prefill`, chunk by chunk.
+
+        Returns `{"logits": [1, V] after the last id, "cache": the filled cache}`.
+        """
+        cache = np.zeros(self._cache_shape, np.float32)
+        chunk = self.prefill_length
+        for start in range(0, len(prompt_ids), chunk):
+            piece = prompt_ids[start : start + chunk]
+            token_ids = np.zeros((1, chunk), np.int32)
+            token_ids[0, : len(piece)] = piece
+            outputs = self._prefill(token_ids=token_ids, cache=cache, position=np.int32(start),
+                                    length=np.int32(len(piece)))
+            # Rows past the prompt get the padding's keys; decode overwrites
+            # each before any later token reads it.
+            cache[:, :, :, :, start : start + chunk] = outputs["cache_update"]
+        return {"logits": outputs["logits"], "cache": cache}
+
+    def generate_token_ids(self, prompt_ids, max_length=64, sampler="greedy", temperature=1.0, top_k=10,
+                           top_p=0.9, seed=None):
+        """New token ids after `prompt_ids` (`<|endoftext|>` included if reached).
+
+        Args:
+            max_length: total tokens, prompt included; at most the file's
+                `cache_length`.
+        """
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        max_length = min(int(max_length), self.cache_length)
+        prompt_ids = list(prompt_ids)[:max_length]
+        if not prompt_ids:
+            raise ValueError("prompt_ids is empty: it needs at least the start token")
+        rng = np.random.default_rng(seed)
+        outputs = self.prefill(prompt_ids)
+        cache = outputs["cache"]
+        length, new_ids = len(prompt_ids), []
+        while length < max_length:
+            token = _sample(outputs["logits"][0], sampler, temperature, top_k, top_p, rng)
+            new_ids.append(token)
+            length += 1
+            if token == self.end_token_id or length == max_length:
+                break
+            position = length - 1
+            outputs = self._decode(token_id=np.array([[token]], np.int32), cache=cache, position=np.int32(position))
+            # decode hands back only this token's keys/values (no cache copy in the graph).
+            cache[:, :, :, :, position] = outputs["cache_update"][:, :, :, :, 0]
+        return new_ids
+
+    def generate(self, prompts, max_length=64, sampler="greedy", strip_prompt=False, **sampler_args):
+        """Continue a prompt (or a list of them); returns text like Keras `generate`."""
+        single = isinstance(prompts, str)
+        outputs = []
+        for prompt in [prompts] if single else list(prompts):
+            prompt_ids = self.prompt_token_ids(prompt)
+            new_ids = [token for token in self.generate_token_ids(prompt_ids, max_length, sampler, **sampler_args)
+                       if token != self.end_token_id]
+            special = (self.start_token_id, self.end_token_id)
+            kept = new_ids if strip_prompt else [t for t in prompt_ids if t not in special] + new_ids
+            outputs.append(self.tokenizer.decode(kept))
+        return outputs[0] if single else outputs
+
+
+def _sample(logits, sampler, temperature, top_k, top_p, rng):
+    if sampler == "greedy":
+        return int(np.argmax(logits))
+    logits = np.asarray(logits, np.float64) / max(float(temperature), 1e-6)
+    if sampler == "top_k":
+        candidates = np.argpartition(-logits, min(top_k, len(logits)) - 1)[:top_k]
+    else:
+        order = np.argsort(-logits)
+        probabilities = np.exp(logits[order] - logits[order[0]])
+        probabilities /= probabilities.sum()
+        # The smallest set whose probability reaches top_p (at least one token).
+        candidates = order[: int(np.searchsorted(np.cumsum(probabilities), top_p)) + 1]
+    weights = np.exp(logits[candidates] - logits[candidates].max())
+    return int(rng.choice(candidates, p=weights / weights.sum()))
