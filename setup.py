@@ -20,10 +20,16 @@ setup(
         "safetensors>=0.4",  # Hugging Face checkpoints (model.safetensors)
         "regex>=2023.0",  # \p{L} classes for the pure-Python GPT-2 BPE beside LiteRT files
         "ai-edge-litert>=2.0",
+        "flatbuffers>=24.3",  # TFLite model metadata (zoo.export.tflite_metadata)
         # The ONNX export format: tf2onnx 1.17 is the release checked against TF 2.21 / NumPy 2.
         "tf2onnx>=1.17",
         "onnx>=1.16",
         "onnxruntime>=1.20",
+        # The runtimes phone apps use; every export is validated in them
+        # (MediaPipe Tasks' TextClassifier, Google's LiteRT-LM engine and its bundler).
+        "mediapipe==1.2.3",
+        "litert-lm-api==0.18.1",
+        "litert-lm-builder==0.18.1",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6"],

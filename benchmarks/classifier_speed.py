@@ -13,6 +13,9 @@ throughput = batch size / median call time. Runtimes:
 - `litert <quantization>`: the exported `.tflite` files through
   `zoo.runtime.TextClassifierRunner` (ai-edge-litert, 2 threads, default XNNPACK
   delegate). The files take `[1, sequence_length]`, so a batch of 32 is 32 invokes.
+- `mediapipe TextClassifier float32 (text)`: the app runtime, MediaPipe Tasks'
+  TextClassifier (mediapipe 1.2.3, XNNPACK) on the exported float32 file from
+  raw text, its own regex tokenizer from the file's metadata; one text per call.
 - `onnxruntime float32` (and `dynamic_int8`): the peer, the same token-id
   model converted with tf2onnx, run by ONNX Runtime's CPU provider with 2
   intra-op threads and a dynamic batch. A conversion failure is recorded, not raised.
@@ -90,6 +93,16 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
 
     for artifact in [name for name in report["parity"] if name.startswith("litert ")]:
         runtimes[artifact] = (artifact, _litert_call(export_path, artifact, token_ids, threads))
+    # The app runtime: MediaPipe Tasks' TextClassifier on the same float32 file, raw text in
+    # (its own tokenizer, from the file's metadata), one classify() per text.
+    try:
+        from zoo.runtime.mediapipe_runner import MediaPipeTextClassifier
+
+        mediapipe = MediaPipeTextClassifier(export_path / "litert" / "model.tflite")
+        runtimes["mediapipe TextClassifier float32 (text)"] = (
+            "litert float32", lambda batch: mediapipe.scores(texts[:batch]))
+    except Exception as error:  # noqa: BLE001 - say why the row is missing
+        failures["mediapipe"] = describe_error(error)
 
     onnx_info = {}
     try:

@@ -17,8 +17,11 @@ one after another):
 - generation: new tokens/s, greedy, for keras-hub `generate` (its XLA-compiled
   cached loop, after a warm-up call), Hugging Face `generate` (KV cache) and
   zoo's LiteRT decoder (`zoo.runtime.Generator`, float32 and int8 weights,
-  XNNPACK, 2 threads), prompt "ROMEO:" and the same number of new tokens.
-- file sizes of the LiteRT files.
+  XNNPACK, 2 threads) and the same network as a LiteRT-LM bundle on Google's
+  engine (`zoo.runtime.litertlm_runner`, CPU, 2 threads), prompt "ROMEO:" and
+  the same number of new tokens; prefill tokens/s of both LiteRT decoders on
+  a 52-token prompt (`PREFILL_PROMPT`).
+- file sizes of the LiteRT files and bundles.
 
     python -m benchmarks.gpt2 [--shape gpt2_small] [--quick]
 
@@ -187,13 +190,51 @@ def litert_generation(path, prompt, new_tokens, repeats, num_threads=2):
             "tokens_per_second": produced / statistics.median(seconds), "threads": num_threads}
 
 
+# A prompt long enough to time prefill (tinyshakespeare's first lines, 52 GPT-2 tokens).
+PREFILL_PROMPT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+                  "First Citizen:\nYou are all resolved rather to die than to famish?\n\nAll:\nResolved. resolved.")
+
+
+def litert_prefill(path, prompt, repeats, num_threads=2):
+    """zoo's Generator: prefill tokens/s on a long prompt (chunks of its prefill signature)."""
+    from zoo.runtime import Generator
+
+    generator = Generator(path, num_threads=num_threads)
+    prompt_ids = generator.prompt_token_ids(prompt)
+    seconds = time_calls(lambda: generator.prefill(prompt_ids), 1, repeats)
+    return {"prompt_tokens": len(prompt_ids), "median_seconds": statistics.median(seconds),
+            "tokens_per_second": len(prompt_ids) / statistics.median(seconds)}
+
+
+def litert_lm_generation(path, prompt, new_tokens, repeats, num_threads=2):
+    """Google's LiteRT-LM engine on a `.litertlm` bundle, greedy: decode and prefill tokens/s.
+
+    Decode is timed from the first streamed token to the last (the engine's
+    own counters agree within 1-2%); prefill on `PREFILL_PROMPT`.
+    """
+    from zoo.runtime.litertlm_runner import LiteRTLMGenerator
+
+    with LiteRTLMGenerator(path, num_threads=num_threads) as generator:
+        generator.generate_text(prompt, new_tokens)  # warm-up
+        decode, prefill = [], []
+        for _ in range(repeats):
+            generator.generate_text(prompt, new_tokens)
+            decode.append(generator.last_run["decode_tokens"] / generator.last_run["decode_seconds"])
+            generator.generate_text(PREFILL_PROMPT, 1)
+            prefill.append(generator.last_run["prefill_tokens"] / generator.last_run["prefill_seconds"])
+        return {"new_tokens": generator.last_run["decode_tokens"], "tokens_per_second": statistics.median(decode),
+                "prefill_tokens": generator.last_run["prefill_tokens"],
+                "prefill_tokens_per_second": statistics.median(prefill),
+                "engine_seconds": round(generator.engine_seconds, 2), "threads": num_threads}
+
+
 def run(shape="gpt2_small", quick=False, cache_length=128, new_tokens=64, jit_compile=True):
     import keras
 
     import zoo
     from zoo.data import load_corpus
     from zoo.export import causal_lm_export as lm_export
-    from zoo.export import gpt2_decoder
+    from zoo.export import gpt2_decoder, litertlm_decoder
     from zoo.export.formats import litert
     from zoo.runtime import sidecar_path
 
@@ -234,9 +275,31 @@ def run(shape="gpt2_small", quick=False, cache_length=128, new_tokens=64, jit_co
                 model, model.name, label, path.name, litert.file_signatures(flatbuffer), cache_length)))
             results["files"][f"litert {label}"] = {"bytes": len(flatbuffer),
                                                    "convert_seconds": round(time.perf_counter() - started, 1)}
-            results["generation"][f"litert {label}"] = litert_generation(path, "ROMEO:", new_tokens, repeats)
-            print(f"LiteRT {label}: {results['generation'][f'litert {label}']['tokens_per_second']:.1f} tokens/s, "
-                  f"{len(flatbuffer) / 2**20:.0f} MiB", flush=True)
+            row = litert_generation(path, "ROMEO:", new_tokens, repeats)
+            row["prefill_tokens_per_second"] = litert_prefill(path, PREFILL_PROMPT, repeats)["tokens_per_second"]
+            results["generation"][f"litert {label}"] = row
+            print(f"LiteRT {label}: {row['tokens_per_second']:.1f} tokens/s decode, "
+                  f"{row['prefill_tokens_per_second']:.0f} prefill, {len(flatbuffer) / 2**20:.0f} MiB", flush=True)
+            path.unlink()
+        # The same network as a LiteRT-LM bundle on Google's engine.
+        conversion = litertlm_decoder.write_conversion_saved_model(backbone, scratch / "litertlm", cache_length)
+        tokenizer = model.preprocessor.tokenizer
+        tokenizer_json = litertlm_decoder.huggingface_tokenizer_json(tokenizer.vocabulary, tokenizer.merges)
+        for quantization in (None, "dynamic_int8"):
+            label = quantization or "float32"
+            started = time.perf_counter()
+            path = scratch / f"model.{label}.litertlm"
+            flatbuffer = litert.convert(conversion, quantization,
+                                        signature_keys=litertlm_decoder.signature_keys(cache_length))
+            litertlm_decoder.build_bundle(flatbuffer, tokenizer_json, path, start_token_id=tokenizer.end_token_id,
+                                          stop_token_ids=[tokenizer.end_token_id], max_num_tokens=cache_length)
+            del flatbuffer
+            results["files"][f"litert_lm {label}"] = {"bytes": path.stat().st_size,
+                                                      "convert_seconds": round(time.perf_counter() - started, 1)}
+            row = litert_lm_generation(path, "ROMEO:", new_tokens, repeats)
+            results["generation"][f"litert_lm {label}"] = row
+            print(f"LiteRT-LM {label}: {row['tokens_per_second']:.1f} tokens/s decode, "
+                  f"{row['prefill_tokens_per_second']:.0f} prefill", flush=True)
             path.unlink()
     results["cache_length"] = cache_length
     base = results["generation"]["keras_hub"]["tokens_per_second"]

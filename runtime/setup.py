@@ -16,7 +16,8 @@ from setuptools import setup
 
 SOURCE = pathlib.Path(__file__).resolve().parent.parent / "zoo"
 FILES = ["__init__.py", "runtime/__init__.py", "runtime/backends.py", "runtime/generator.py", "runtime/sidecar.py",
-         "runtime/text_classifier.py", "runtime/validation_probe.py", "preprocessing/reference.py",
+         "runtime/text_classifier.py", "runtime/validation_probe.py", "runtime/mediapipe_runner.py",
+         "runtime/litertlm_runner.py", "preprocessing/reference.py",
          "preprocessing/bpe_reference.py"]
 # zoo.preprocessing's own __init__ would load the Keras tokenizer on demand; the runtime needs only this.
 PREPROCESSING_INIT = '"""zoo-runtime: the pure-Python tokenizers only."""\n'
@@ -42,5 +43,6 @@ setup(
     package_dir={"": "src"},
     packages=["zoo", "zoo.runtime", "zoo.preprocessing"],
     install_requires=["numpy>=1.26", "regex>=2023.0", "ai-edge-litert>=2.0"],
-    extras_require={"onnx": ["onnxruntime>=1.20"]},
+    extras_require={"onnx": ["onnxruntime>=1.20"], "mediapipe": ["mediapipe==1.2.3"],
+                    "litert-lm": ["litert-lm-api==0.18.1"]},
 )

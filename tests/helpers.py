@@ -243,6 +243,9 @@ def _run_classifier_export_test(model, tmp_path):
                 # Both runtimes an app meets: the builtin kernels alone, and LiteRT's
                 # default XNNPACK delegate (which refuses some int8 scales outright).
                 assert figures["examples"] == figures["xnnpack"]["examples"] == len(TEXTS)
+                # And MediaPipe Tasks' TextClassifier, from the file's own metadata (tests/export/test_app_runtimes.py).
+                assert figures["mediapipe"]["examples"] == len(TEXTS)
+                assert figures["mediapipe"]["label_agreement_vs_runner"] == 1.0
                 runners = [TextClassifierRunner(path, delegates=delegates) for delegates in (False, True)]
                 runtime_figures = [figures, figures["xnnpack"]]
             else:
@@ -278,7 +281,9 @@ def _run_causal_lm_export_test(model, tmp_path):
     parity = result.report["parity"]
     assert parity["saved_model"]["identical_sequences"] == parity["litert float32"]["identical_sequences"] == 1.0
     assert set(result.report["parity"]) | set(result.report["skipped"]) == {
-        "keras", "saved_model", "litert float32", "litert dynamic_int8"}
+        "keras", "saved_model", "litert float32", "litert dynamic_int8", "litert_lm float32", "litert_lm dynamic_int8"}
+    # Google's LiteRT-LM engine on the bundle: Keras's greedy tokens (tests/export/test_app_runtimes.py).
+    assert parity["litert_lm float32"]["identical_sequences"] == 1.0
     loaded = tf.saved_model.load(str(result.path))
     texts = loaded.signatures["generate"](prompts=tf.constant(PROMPTS[:1]), max_length=tf.constant(20))["texts"]
     assert texts.numpy()[0].decode("utf-8", "replace").startswith(PROMPTS[0])

@@ -15,6 +15,7 @@ RUNTIMES = [
     "litert float16",
     "litert dynamic_int8",
     "litert int8",
+    "mediapipe TextClassifier float32 (text)",
     "onnxruntime float32",
 ]
 

@@ -75,8 +75,8 @@ def _build_parser():
     command.add_argument("--version", type=int, help="integer version (default: next free one)")
     command.add_argument(
         "--format",
-        help="comma list of formats (zoo.export.FORMATS: saved_model, tflite, onnx); default: every format "
-             "the model's task supports (language models: saved_model, tflite)",
+        help="comma list of formats (zoo.export.FORMATS: saved_model, tflite, onnx, litertlm); default: every "
+             "format the model's task supports (classifiers: no litertlm; language models: no onnx)",
     )
     command.add_argument(
         "--quantize",
@@ -93,7 +93,8 @@ def _build_parser():
 
     command = commands.add_parser("generate", help="continue prompts with a trained causal LM")
     command.add_argument(
-        "model", help=".keras file, its folder, a registered name trained into saved_models/, or an exported .tflite"
+        "model", help=".keras file, its folder, a registered name trained into saved_models/, an exported .tflite "
+                      "decoder or a .litertlm bundle"
     )
     command.add_argument("--prompt", action="append", required=True, help="repeat for a batch of prompts")
     command.add_argument("--max-length", type=int, default=64, help="total tokens, prompt included")
@@ -233,6 +234,8 @@ def _train_causal_lm(args):
 def _generate(args):
     if pathlib.Path(args.model).suffix == ".tflite":
         outputs = _generate_litert(args)
+    elif pathlib.Path(args.model).suffix == ".litertlm":
+        outputs = _generate_litert_lm(args)
     else:
         from zoo.causal_lm import generate
 
@@ -252,6 +255,18 @@ def _generate_litert(args):
 
     return Generator(args.model).generate(list(args.prompt), max_length=args.max_length, sampler=args.sampler,
                                           temperature=args.temperature, seed=args.seed, **_sampler_args(args))
+
+
+def _generate_litert_lm(args):
+    # A LiteRT-LM bundle on Google's engine (it tokenizes, prefills, samples; no TensorFlow).
+    from zoo.runtime.litertlm_runner import LiteRTLMGenerator, sampler_config
+
+    sampler = sampler_config(args.sampler, temperature=args.temperature, seed=args.seed, **_sampler_args(args))
+    with LiteRTLMGenerator(args.model, sampler=sampler) as generator:
+        max_new_tokens = [args.max_length - len(generator.prompt_token_ids(prompt)) for prompt in args.prompt]
+        if min(max_new_tokens) < 1:
+            raise ValueError(f"--max-length {args.max_length} leaves no room after the prompt (it counts the prompt)")
+        return [generator.generate(prompt, max_new_tokens=tokens) for prompt, tokens in zip(args.prompt, max_new_tokens)]
 
 
 def _sampler_args(args):

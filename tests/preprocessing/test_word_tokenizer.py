@@ -47,7 +47,7 @@ def tf_ids(tokenizer, texts, sequence_length):
 
 
 @pytest.mark.parametrize("lower", [True, False])
-@pytest.mark.parametrize("punctuation", ["split", "strip"])
+@pytest.mark.parametrize("punctuation", ["split", "strip", "delimit", "keep"])
 def test_keras_and_reference_ids_match_on_tricky_text(lower, punctuation):
     tokenizer = WordTokenizer(vocabulary_size=50, lower=lower, punctuation=punctuation)
     tokenizer.adapt(CORPUS + TRICKY)
@@ -64,6 +64,12 @@ def test_reference_rules_on_examples():
     assert reference.split_words("ΟΔΟΣ ΑΣ") == ["οδος", "ας"]
     assert reference.split_words("no\u00a0break") == ["no\u00a0break"]
     assert reference.split_words("x\x00y z") == ["x"]
+    # MediaPipe's rules: no lowercasing, punctuation only separates words, NUL ends the text.
+    assert reference.split_words("DON'T stop...now", lower=False, punctuation="delimit") == ["DON", "T", "stop", "now"]
+    assert reference.split_words("x\x00y z", lower=False, punctuation="delimit") == ["x"]
+    assert reference.split_words("DON'T stop...now", lower=False, punctuation="keep") == ["DON'T", "stop...now"]
+    assert reference.mediapipe_exact(False, "delimit") and reference.mediapipe_exact(False, "keep")
+    assert not reference.mediapipe_exact(True, "delimit") and not reference.mediapipe_exact(False, "split")
 
 
 def test_lowercase_matches_tensorflow_on_every_code_point():
@@ -88,11 +94,14 @@ TEXTS = st.lists(st.tuples(WORDS, st.sampled_from([" ", "\t", ", ", "!", "\n", "
 @hypothesis.settings(max_examples=40, deadline=None)
 @hypothesis.given(st.lists(TEXTS, min_size=1, max_size=8))
 def test_keras_and_reference_ids_match_on_random_text(texts):
-    np.testing.assert_array_equal(tf_ids(PARITY_TOKENIZER, texts, 12), PARITY_TOKENIZER.reference(12).encode(texts))
+    for tokenizer in PARITY_TOKENIZERS:
+        np.testing.assert_array_equal(tf_ids(tokenizer, texts, 12), tokenizer.reference(12).encode(texts))
 
 
-PARITY_TOKENIZER = WordTokenizer(vocabulary_size=40)
-PARITY_TOKENIZER.adapt(CORPUS + ["a b c A B C great café"])
+PARITY_TOKENIZERS = [WordTokenizer(vocabulary_size=40)] + [
+    WordTokenizer(vocabulary_size=40, lower=False, punctuation=mode) for mode in ("delimit", "keep")]
+for _tokenizer in PARITY_TOKENIZERS:
+    _tokenizer.adapt(CORPUS + ["a b c A B C great café"])
 
 
 def test_vocabulary_is_frequency_ranked_and_deterministic():
@@ -135,7 +144,7 @@ def test_bad_vocabulary_and_mode_are_rejected():
     with pytest.raises(ValueError, match="duplicate"):
         WordTokenizer(vocabulary=["[PAD]", "[UNK]", "a", "a"])
     with pytest.raises(ValueError, match="punctuation must be one of"):
-        WordTokenizer(punctuation="keep")
+        WordTokenizer(punctuation="preserve")
 
 
 @pytest.mark.parametrize(

@@ -49,12 +49,13 @@ class PromptValidation:
 
 class CausalLMExport:
     TASK = "causal-lm"
-    DEFAULT_FORMATS = ("saved_model", "tflite")
+    DEFAULT_FORMATS = ("saved_model", "tflite", "litertlm")
     # int8 weights with float activations ("dynamic_int8") shrinks the file
     # ~4x without calibration; full int8 is not offered for decoders.
     QUANTIZATIONS = ("float16", "dynamic_int8")
     DEFAULT_QUANTIZATIONS = ("dynamic_int8",)
     LITERT_SIGNATURES = gpt2_decoder.SIGNATURES
+    APP_RUNTIMES = {}
 
     # === Arguments and data ===
 
@@ -99,7 +100,9 @@ class CausalLMExport:
         validation = job.validation
         return {"prompt_ids": np.array([i for ids in validation.prompt_ids for i in ids], np.int32),
                 "prompt_lengths": np.array([len(ids) for ids in validation.prompt_ids], np.int32),
-                "max_length": np.int32(validation.max_length)}
+                "max_length": np.int32(validation.max_length),
+                # LiteRT-LM's engine tokenizes the text itself (with the bundle's tokenizer.json).
+                "prompts": np.array(validation.prompts, dtype=str)}
 
     # === Graphs ===
 
@@ -149,6 +152,15 @@ class CausalLMExport:
     def litert_int8_float_ops(self, model):
         return ()
 
+    def litert_converter_options(self, job, variant):
+        return {}
+
+    def litert_file_metadata(self, job, variant, flatbuffer):
+        return flatbuffer
+
+    def litert_artifact_fields(self, job, flatbuffer):
+        return {}
+
     def litert_calibration_inputs(self, job):
         raise ExportError("causal LMs have no full-int8 variant")
 
@@ -170,9 +182,21 @@ class CausalLMExport:
         for runtime, runtime_outputs in outputs.items():
             tokens = [row.tolist() for row in np.split(runtime_outputs["tokens"],
                                                        np.cumsum(runtime_outputs["token_lengths"])[:-1])]
+            by_text = 0
+            if "exact_ids" in runtime_outputs:
+                # LiteRT-LM streams text only, and holds back byte tokens until they
+                # complete a UTF-8 character: where its ids cannot be recovered
+                # exactly, the same text as Keras's tokens is the same generation.
+                for index, exact in enumerate(runtime_outputs["exact_ids"]):
+                    if not exact and str(runtime_outputs["texts"][index]) == self._text(job, validation.keras_tokens[index]):
+                        tokens[index], by_text = validation.keras_tokens[index], by_text + 1
             runtime_figures = validate.token_agreement(validation.keras_tokens, tokens)
-            runtime_figures["prefill_logits_max_abs_diff"] = float(
-                np.abs(runtime_outputs["prefill_logits"] - validation.keras_logits).max())
+            if "exact_ids" in runtime_outputs:
+                runtime_figures["prompts_compared_by_text"] = by_text
+            if "prefill_logits" in runtime_outputs:  # LiteRT-LM's engine hands out no logits
+                runtime_figures["prefill_logits_max_abs_diff"] = float(
+                    np.abs(runtime_outputs["prefill_logits"] - validation.keras_logits).max())
+
             if figures is None:
                 # The reference runtime (builtin kernels; the SavedModel) must be exact;
                 # XNNPACK orders float sums differently, so a near-tie may resolve the
@@ -188,6 +212,19 @@ class CausalLMExport:
             else:
                 figures[runtime] = runtime_figures
         return figures
+
+    @staticmethod
+    def _text(job, token_ids):
+        """New tokens as text, `<|endoftext|>` left out, invalid UTF-8 as U+FFFD (what a streaming engine shows).
+
+        keras-hub's `detokenize` drops invalid bytes instead, so the reference
+        BPE decoder (the runtime's) decodes here.
+        """
+        from zoo.preprocessing.bpe_reference import ReferenceBytePairTokenizer
+
+        tokenizer = job.model.preprocessor.tokenizer
+        reference = ReferenceBytePairTokenizer(tokenizer.vocabulary, tokenizer.merges)
+        return reference.decode([token for token in token_ids if token != tokenizer.end_token_id])
 
     def manifest_fields(self, job):
         tokenizer = job.model.preprocessor.tokenizer
@@ -222,10 +259,14 @@ class CausalLMExport:
                 lines.append(
                     f"{artifact if index == 0 else '':<30}{runtime:<13}{row['identical_sequences']:>10.0%}"
                     f"{row['generated_tokens']:>8}{row['token_agreement']:>8.1%}"
-                    f"{row['prefill_logits_max_abs_diff']:>12.2e}"
+                    f"{_format_optional(row.get('prefill_logits_max_abs_diff')):>12}"
                     f"{validate.format_size(figures.get('bytes')) if index == 0 else '':>10}"
                 )
         return "\n".join(lines)
+
+
+def _format_optional(value):
+    return "" if value is None else f"{value:.2e}"
 
 
 def decoder_sidecar(causal_lm, name, variant, filename, signatures, cache_length):

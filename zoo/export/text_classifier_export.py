@@ -64,6 +64,8 @@ class TextClassifierExport:
     QUANTIZATIONS = ("float16", "dynamic_int8", "int8")
     DEFAULT_QUANTIZATIONS = QUANTIZATIONS
     LITERT_SIGNATURES = ("serving_default",)
+    # Runtimes apps use, run on every file of a format besides zoo's own.
+    APP_RUNTIMES = {"tflite": ("mediapipe",)}
     TEXT_SIGNATURE = "serving_default"
     TOKEN_IDS_SIGNATURE = "predict_token_ids"
 
@@ -122,7 +124,7 @@ class TextClassifierExport:
 
     def runtime_inputs(self, job):
         """What `zoo.runtime.validation_probe` feeds a LiteRT or ONNX file: the sidecar tokenizer's ids."""
-        return {INPUT_NAME: job.validation.token_ids}
+        return {INPUT_NAME: job.validation.token_ids, "texts": np.array(job.validation.texts, dtype=str)}
 
     # === Graphs ===
 
@@ -224,9 +226,49 @@ class TextClassifierExport:
             archive.write_out(str(directory), verbose=False)
         return directory
 
+    def litert_converter_options(self, job, variant):
+        """The fused float16 LSTM: its state variables stay plain float32 constants.
+
+        By default the converter stores their zero initial values as float16
+        constants behind DEQUANTIZE ops; ai_edge_litert runs that, but
+        MediaPipe's TextClassifier refuses to load it ("Output tensor ... to op
+        DEQUANTIZE is a variable"). The older dynamic-range quantizer keeps
+        them float32 and the weights float16 (export validation runs both).
+        """
+        if variant == "float16" and fused_rnn.can_fuse(job.model):
+            return {"experimental_new_dynamic_range_quantizer": False}
+        return {}
+
     def litert_int8_float_ops(self, classifier):
         return next((ops for backbone, ops in LITERT_INT8_FLOAT_OPS.items()
                      if isinstance(classifier.backbone, backbone)), ())
+
+    def litert_file_metadata(self, job, variant, flatbuffer):
+        """TFLite model metadata, so MediaPipe Tasks' TextClassifier loads the file with no sidecar."""
+        from zoo.export import tflite_metadata
+
+        classifier = job.model
+        tokenizer = classifier.preprocessor.tokenizer
+        exact = ("exactly" if tokenizer.mediapipe_exact
+                 else "not exactly (lower=False with punctuation 'delimit' or 'keep' would)")
+        return tflite_metadata.add_text_classifier_metadata(
+            flatbuffer,
+            name=job.name,
+            version=str(job.version),
+            description=(f"zoo {self.TASK} model {job.name} ({type(classifier.backbone).__name__}, {variant}); "
+                         f"MediaPipe's regex tokenizer reproduces zoo's token ids {exact}"),
+            vocabulary=tokenizer.vocabulary,
+            labels=list(classifier.class_names),
+            delimiter_pattern=reference.mediapipe_delimiter_pattern(tokenizer.punctuation),
+        )
+
+    def litert_artifact_fields(self, job, flatbuffer):
+        from zoo.export import tflite_metadata
+
+        return {"metadata": tflite_metadata.read_metadata(flatbuffer),
+                "mediapipe": {"ids_exact": job.model.preprocessor.tokenizer.mediapipe_exact,
+                              "delimiter_pattern": reference.mediapipe_delimiter_pattern(
+                                  job.model.preprocessor.tokenizer.punctuation)}}
 
     def litert_calibration_inputs(self, job):
         token_ids = with_full_windows(job.model.preprocessor.reference().encode(job.validation.calibration_texts))
@@ -254,8 +296,15 @@ class TextClassifierExport:
             raise ExportError(f"{path.name}: the sidecar tokenizer's ids differ from the model's")
 
     def compare(self, job, key, variant, outputs):
-        """Figures per runtime (the first at the top level, the others nested); float32 must match Keras."""
+        """Figures per runtime (the first at the top level, the others nested); float32 must match Keras.
+
+        MediaPipe tokenizes the raw texts itself: where its rules are zoo's
+        (`mediapipe_exact`) it must give zoo's runner's labels, and for float32
+        its scores within `MEDIAPIPE_TOLERANCE`; otherwise its figures are reported.
+        """
         validation = job.validation
+        outputs = dict(outputs)
+        mediapipe = outputs.pop("mediapipe", None)
         figures = None
         for runtime, runtime_outputs in outputs.items():
             runtime_figures = validate.compare(validation.keras_probabilities, runtime_outputs[OUTPUT_NAME],
@@ -269,6 +318,30 @@ class TextClassifierExport:
                 figures = dict(runtime=runtime, **runtime_figures)
             else:
                 figures[runtime] = runtime_figures
+        if mediapipe is not None:
+            figures["mediapipe"] = self._compare_mediapipe(job, key, variant, mediapipe[OUTPUT_NAME],
+                                                           outputs["xnnpack"][OUTPUT_NAME])
+        return figures
+
+    def _compare_mediapipe(self, job, key, variant, scores, runner_probabilities):
+        validation = job.validation
+        exact = job.model.preprocessor.tokenizer.mediapipe_exact
+        figures = validate.compare(validation.keras_probabilities, scores, validation.labels)
+        versus_runner = validate.compare(runner_probabilities, scores)
+        figures.update(ids_exact=exact, max_abs_diff_vs_runner=versus_runner["max_abs_diff"],
+                       label_agreement_vs_runner=versus_runner["label_agreement"])
+        if exact:
+            label = f"{key} (mediapipe TextClassifier)"
+            if versus_runner["label_agreement"] < 1.0:
+                raise ParityError(f"{label}: labels differ from zoo's runner on "
+                                  f"{1 - versus_runner['label_agreement']:.1%} of the validation examples")
+            if variant == "float32":
+                if figures["label_agreement"] < 1.0:
+                    raise ParityError(f"{label}: labels differ from Keras on "
+                                      f"{1 - figures['label_agreement']:.1%} of the validation examples")
+                if versus_runner["max_abs_diff"] > validate.MEDIAPIPE_TOLERANCE:
+                    raise ParityError(f"{label}: max |score - zoo runner| = {versus_runner['max_abs_diff']:.3g} "
+                                      f"exceeds {validate.MEDIAPIPE_TOLERANCE:g}")
         return figures
 
     def manifest_fields(self, job):
@@ -294,6 +367,7 @@ class TextClassifierExport:
         """Fixed-width parity table: each artifact's reference runtime, then its other runtimes."""
         lines = [f"{'artifact':<30}{'runtime':<11}{'max|Δ|':>10}{'mean|Δ|':>10}{'agree':>8}{'acc':>8}{'Δacc':>8}"
                  f"{'size':>10}"]
+        inexact = False
         for artifact, figures in parity.items():
             runtimes = [(runtime, value) for runtime, value in figures.items() if isinstance(value, dict)]
             for index, (runtime, row) in enumerate([(figures.get("runtime", ""), figures)] + runtimes):
@@ -305,6 +379,10 @@ class TextClassifierExport:
                     f"{'' if change is None else format(change * 100, '+.2f'):>8}"
                     f"{validate.format_size(row.get('bytes')) if index == 0 else '':>10}"
                 )
+                inexact = inexact or row.get("ids_exact") is False
+        if inexact:
+            lines.append("mediapipe: its regex tokenizer's ids differ from zoo's on some texts (it does not lowercase "
+                         "and cannot keep punctuation): train with lower=False, punctuation='delimit' for exact ids")
         return "\n".join(lines)
 
 

@@ -8,6 +8,8 @@ from zoo.export.errors import ParityError
 
 # float32 artifacts must match Keras this closely (max |Δ probability|, or |Δ logit|).
 FLOAT32_TOLERANCE = 1e-4
+# MediaPipe's TextClassifier against zoo's runner on the same float32 file (same ids, same kernels).
+MEDIAPIPE_TOLERANCE = 1e-6
 
 
 def compare(reference_probabilities, probabilities, labels=None):

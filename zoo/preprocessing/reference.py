@@ -6,15 +6,19 @@ Keras layer) mirrors op for op inside the graph. The test suite checks that
 both produce identical token ids on tricky text.
 
 The rules, in order:
-1. Lowercase with Unicode's full mapping and its context rules (`"İ"` becomes
-   `"i̇"`, a word-final `"Σ"` becomes `"ς"`), as ICU inside
-   `tf.strings.lower(..., encoding="utf-8")` does. Two quirks of that op are
-   part of the rule: the text ends at its first NUL character, and the few
-   letters added in Unicode 14 (which TensorFlow 2.21's ICU predates) stay
-   as they are.
+0. The text ends at its first NUL character (as in ICU's lowercasing and
+   MediaPipe's tokenizer).
+1. Lowercase (if `lower`) with Unicode's full mapping and its context rules
+   (`"İ"` becomes `"i̇"`, a word-final `"Σ"` becomes `"ς"`), as ICU inside
+   `tf.strings.lower(..., encoding="utf-8")` does. The few letters added in
+   Unicode 14 (which TensorFlow 2.21's ICU predates) stay as they are.
 2. Punctuation: each ASCII punctuation character is either surrounded by
-   spaces (`"split"`, so `"great!"` gives `"great"`, `"!"`) or removed
-   (`"strip"`). Non-ASCII punctuation is left alone, like any other letter.
+   spaces (`"split"`, so `"great!"` gives `"great"`, `"!"`), removed
+   (`"strip"`), or a word boundary that is dropped (`"delimit"`, so
+   `"don't!"` gives `"don"`, `"t"`), or left inside the words (`"keep"`).
+   MediaPipe's regex tokenizer does exactly "delimit" or "keep" when there
+   is no lowercasing (`mediapipe_exact`). Non-ASCII punctuation is left
+   alone, like any other letter.
 3. Split on runs of ASCII whitespace (space, \\t, \\n, \\v, \\f, \\r) only;
    a no-break space does not split, exactly like `tf.strings.split`.
 4. Look each word up in the vocabulary: id 0 is padding, id 1 is the
@@ -38,7 +42,7 @@ PAD_TOKEN = "[PAD]"
 OOV_TOKEN = "[UNK]"
 PAD_ID = 0
 OOV_ID = 1
-PUNCTUATION_MODES = ("split", "strip")
+PUNCTUATION_MODES = ("split", "strip", "delimit", "keep")
 
 # `string.punctuation` is exactly the 32 ASCII punctuation characters. Both
 # Python's `re` and RE2 (used by `tf.strings.regex_replace`) read this class
@@ -47,6 +51,14 @@ PUNCTUATION_MODES = ("split", "strip")
 PUNCTUATION_PATTERN = "[" + re.escape(string.punctuation) + "]"
 ASCII_WHITESPACE = " \t\n\v\f\r"
 _PUNCTUATION_RE = re.compile(PUNCTUATION_PATTERN)
+# MediaPipe Tasks' regex tokenizer splits on a delimiter pattern and drops the
+# delimiters. With no lowercasing, its ids are zoo's (`mediapipe_exact`) for
+# punctuation="delimit" with the first pattern (ASCII whitespace and ASCII
+# punctuation) and for punctuation="keep" with the second (ASCII whitespace).
+MEDIAPIPE_DELIMITER_PATTERNS = {
+    "delimit": r"[ \t\n\x0b\x0c\r!-/:-@\[-`{-~]+",
+    "keep": r"[ \t\n\x0b\x0c\r]+",
+}
 _WHITESPACE_RE = re.compile("[" + re.escape(ASCII_WHITESPACE) + "]+")
 
 
@@ -74,18 +86,33 @@ def lowercase(text):
 
 
 def split_words(text, lower=True, punctuation="split"):
-    """Apply rules 1-3 and return the list of words."""
+    """Apply rules 0-3 and return the list of words."""
+    text = text.split("\x00", 1)[0]
     if lower:
         text = lowercase(text)
     if punctuation == "split":
         text = _PUNCTUATION_RE.sub(lambda match: f" {match.group(0)} ", text)
     elif punctuation == "strip":
         text = _PUNCTUATION_RE.sub("", text)
+    elif punctuation == "delimit":
+        text = _PUNCTUATION_RE.sub(" ", text)
+    elif punctuation == "keep":
+        pass
     else:
         raise ValueError(
             f"punctuation must be one of {PUNCTUATION_MODES}, got {punctuation!r}"
         )
     return [word for word in _WHITESPACE_RE.split(text) if word]
+
+
+def mediapipe_exact(lower, punctuation):
+    """MediaPipe does not lowercase, and can only split on punctuation or leave it in the words."""
+    return not lower and punctuation in MEDIAPIPE_DELIMITER_PATTERNS
+
+
+def mediapipe_delimiter_pattern(punctuation):
+    """The delimiter regex MediaPipe's tokenizer gets (exact where `mediapipe_exact`, else the closest)."""
+    return MEDIAPIPE_DELIMITER_PATTERNS.get(punctuation, MEDIAPIPE_DELIMITER_PATTERNS["delimit"])
 
 
 def build_vocabulary(texts, max_size, lower=True, punctuation="split", min_count=1):
@@ -161,6 +188,11 @@ class ReferenceWordTokenizer:
     def to_json(self, path):
         with open(path, "w", encoding="utf-8") as file:
             json.dump(self.to_dict(), file, ensure_ascii=False)
+
+    @property
+    def mediapipe_exact(self):
+        """Whether MediaPipe's regex tokenizer (`mediapipe_delimiter_pattern`) gives exactly these ids."""
+        return mediapipe_exact(self.lower, self.punctuation)
 
     def tokenize(self, text):
         return split_words(text, lower=self.lower, punctuation=self.punctuation)

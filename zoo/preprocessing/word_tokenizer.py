@@ -33,7 +33,9 @@ class WordTokenizer(keras_hub.tokenizers.Tokenizer):
             included).
         lower: bool. Lowercase (Unicode-aware) before splitting.
         punctuation: `"split"` makes each ASCII punctuation mark its own word;
-            `"strip"` deletes them.
+            `"strip"` deletes them; `"delimit"` makes them word boundaries;
+            `"keep"` leaves them inside words. With `lower=False`, "delimit"
+            and "keep" are exactly MediaPipe's regex tokenizer.
         min_count: int. `adapt()` drops words seen fewer times.
 
     Example:
@@ -135,6 +137,11 @@ class WordTokenizer(keras_hub.tokenizers.Tokenizer):
             # other line breaks such as U+2028, so no splitlines() here.
             self.set_vocabulary(file.read().split("\n"))
 
+    @property
+    def mediapipe_exact(self):
+        """Whether MediaPipe Tasks' regex tokenizer yields exactly this tokenizer's ids."""
+        return reference.mediapipe_exact(self.lower, self.punctuation)
+
     def reference(self, sequence_length):
         """The pure-Python twin of this tokenizer, padding to `sequence_length`."""
         return reference.ReferenceWordTokenizer(
@@ -146,9 +153,13 @@ class WordTokenizer(keras_hub.tokenizers.Tokenizer):
     def split_words(self, strings):
         """Rules 1-3 of `reference` as TF ops: string `[batch]` to ragged words."""
         if self.lower:
+            # ICU's lowercasing also ends the text at its first NUL (rule 0).
             strings = tf.strings.lower(strings, encoding="utf-8")
-        replacement = r" \0 " if self.punctuation == "split" else ""
-        strings = tf.strings.regex_replace(strings, reference.PUNCTUATION_PATTERN, replacement)
+        else:
+            strings = tf.strings.regex_replace(strings, r"(?s)\x00.*", "")
+        if self.punctuation != "keep":
+            replacement = {"split": r" \0 ", "strip": "", "delimit": " "}[self.punctuation]
+            strings = tf.strings.regex_replace(strings, reference.PUNCTUATION_PATTERN, replacement)
         # With no separator tf.strings.split splits on runs of ASCII
         # whitespace, which is rule 3.
         return tf.strings.split(strings)

@@ -19,12 +19,12 @@ The export loop, the CLI, reports and tests go through this registry only.
 """
 
 from zoo.export.errors import ExportError
-from zoo.export.formats import litert, onnx, saved_model
+from zoo.export.formats import litert, litertlm, onnx, saved_model
 
 # Every variant name besides the float32 reference, across formats.
 QUANTIZATIONS = ("float16", "dynamic_int8", "int8")
 
-FORMATS = {module.NAME: module for module in (saved_model, litert, onnx)}
+FORMATS = {module.NAME: module for module in (saved_model, litert, onnx, litertlm)}
 
 
 def get_format(name):

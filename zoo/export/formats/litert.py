@@ -46,7 +46,11 @@ def write(job, variant):
         conversion_model, None if variant == "float32" else variant,
         calibration_inputs=task.litert_calibration_inputs(job) if variant == "int8" else None,
         signature_keys=task.LITERT_SIGNATURES, float_ops=task.litert_int8_float_ops(job.model),
+        converter_options=task.litert_converter_options(job, variant),
     )
+    # The task may embed what other runtimes need inside the file (TFLite
+    # model metadata for MediaPipe's TextClassifier); ops stay the same.
+    flatbuffer = task.litert_file_metadata(job, variant, flatbuffer)
     directory = job.staging / DIRECTORY
     directory.mkdir(exist_ok=True)
     path = directory / artifact_filename(variant, SUFFIX)
@@ -63,12 +67,15 @@ def write(job, variant):
         "ops": op_names(flatbuffer),
         "custom_ops": [],
         "bytes": len(flatbuffer),
+        **task.litert_artifact_fields(job, flatbuffer),
     }
     return path, artifact
 
 
 def run(job, path):
-    return isolation.run_in_child(path, job.task.runtime_inputs(job), RUNTIMES, job.scratch)
+    """The builtin kernels, XNNPACK, and the app runtimes the task adds (MediaPipe for classifiers)."""
+    runtimes = RUNTIMES + tuple(job.task.APP_RUNTIMES.get(NAME, ()))
+    return isolation.run_in_child(path, job.task.runtime_inputs(job), runtimes, job.scratch)
 
 
 def file_signatures(flatbuffer):
@@ -90,7 +97,7 @@ def file_signatures(flatbuffer):
 
 
 def convert(saved_model_dir, quantization=None, calibration_inputs=None, signature_keys=("serving_default",),
-            float_ops=()):
+            float_ops=(), converter_options=None):
     """Convert to a builtins-only flatbuffer; return its bytes.
 
     Args:
@@ -103,11 +110,15 @@ def convert(saved_model_dir, quantization=None, calibration_inputs=None, signatu
             examples, required for "int8".
         float_ops: "int8" only: TFLite op names (e.g. "BATCH_MATMUL") left
             in float32 (the task's per-architecture choice).
+        converter_options: `TFLiteConverter` attributes to set (a task's
+            per-architecture recipe).
     """
     if quantization not in (None,) + QUANTIZATIONS:
         raise ConversionError(f"quantization must be one of {QUANTIZATIONS} or None, got {quantization!r}")
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=list(signature_keys))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    for option, value in (converter_options or {}).items():
+        setattr(converter, option, value)
     if quantization is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantization == "float16":

@@ -1,0 +1,124 @@
+"""The runtimes phone apps use, run for real on tiny models: MediaPipe Tasks' TextClassifier
+on every classifier LiteRT file (from the file's own TFLite metadata, no sidecar), and
+Google's LiteRT-LM engine on the `.litertlm` bundle of a GPT-2."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tests import helpers
+from zoo.export import ParityError, export, isolation, tflite_metadata
+from zoo.runtime import TextClassifierRunner
+from zoo.runtime.mediapipe_runner import MediaPipeTextClassifier
+
+# Upper case, punctuation, NUL, unicode, an empty text, a text past the window.
+RAW_TEXTS = ["Great film!", "a DULL, boring... story", "i loved it\x00 but not this", "café ÉPIQUE", "",
+             "great " * 30, "don't-stop wonderful"]
+
+
+@pytest.fixture(scope="module")
+def mediapipe_exact_export(tmp_path_factory):
+    model = helpers.build_tiny("lstm_classifier", class_names=["negative", "positive"], lower=False,
+                               punctuation="delimit")
+    model.fit(helpers.TEXTS, helpers.LABELS, epochs=3, batch_size=8, verbose=0)
+    result = export(model, root=tmp_path_factory.mktemp("serving"), formats=("tflite",),
+                    validation_data=(helpers.TEXTS + RAW_TEXTS, list(helpers.LABELS) + [1, 0, 1, 1, 0, 1, 1]))
+    return model, result
+
+
+def test_mediapipe_runs_every_variant_with_zoo_ids_when_the_tokenizer_is_exact(mediapipe_exact_export):
+    model, result = mediapipe_exact_export
+    assert model.preprocessor.tokenizer.mediapipe_exact
+    for variant in ("float32", "float16", "dynamic_int8", "int8"):
+        figures = result.report["parity"][f"litert {variant}"]["mediapipe"]
+        assert figures["ids_exact"] and figures["label_agreement_vs_runner"] == 1.0, (variant, figures)
+        if variant == "float32":
+            assert figures["max_abs_diff_vs_runner"] <= 1e-6 and figures["label_agreement"] == 1.0
+        path = result.path / "litert" / ("model.tflite" if variant == "float32" else f"model.{variant}.tflite")
+        # What an app gets on raw text it never saw: MediaPipe tokenizes with the file's
+        # metadata, zoo's runner with the sidecar; the same ids, the same scores.
+        with MediaPipeTextClassifier(path) as classifier:
+            np.testing.assert_allclose(classifier.scores(RAW_TEXTS), TextClassifierRunner(path).predict(RAW_TEXTS),
+                                       atol=1e-6)
+            assert classifier.class_names == ["negative", "positive"]
+
+
+def test_the_metadata_names_the_model_and_carries_vocabulary_and_labels(mediapipe_exact_export):
+    model, result = mediapipe_exact_export
+    flatbuffer = (result.path / "litert" / "model.tflite").read_bytes()
+    metadata = tflite_metadata.read_metadata(flatbuffer)
+    assert metadata["name"] == model.name and metadata["version"] == "1"
+    assert metadata["min_parser_version"] == "1.2.1"
+    assert set(metadata["packed_files"]) == {"vocab.txt", "labels.txt"}
+    vocabulary = tflite_metadata.read_associated_file(flatbuffer, "vocab.txt").decode("utf-8").split("\n")
+    assert vocabulary[:2] == ["<PAD> 0", "<UNKNOWN> 1"] and vocabulary[2] == f"{model.preprocessor.tokenizer.vocabulary[2]} 2"
+    manifest = json.loads((result.path / "manifest.json").read_text())
+    assert manifest["artifacts"]["litert float32"]["mediapipe"]["ids_exact"] is True
+
+
+def test_with_zoos_default_tokenizer_mediapipe_runs_and_the_report_says_its_ids_differ(tmp_path):
+    model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
+    result = export(model, root=tmp_path, formats=("tflite",), quantize=(), validation_data=RAW_TEXTS)
+    figures = result.report["parity"]["litert float32"]["mediapipe"]
+    assert figures["ids_exact"] is False and figures["examples"] == len(RAW_TEXTS)
+    assert "train with lower=False, punctuation='delimit'" in result.format_table()
+
+
+def test_a_mediapipe_score_off_by_more_than_1e_6_fails_the_export(tmp_path, monkeypatch):
+    model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"], lower=False,
+                               punctuation="delimit")
+    real_run = isolation.run_in_child
+
+    def mediapipe_off(*args):
+        outputs = real_run(*args)
+        if "mediapipe" in outputs:
+            outputs["mediapipe"]["probabilities"] = outputs["mediapipe"]["probabilities"] + 1e-5
+        return outputs
+
+    monkeypatch.setattr(isolation, "run_in_child", mediapipe_off)
+    with pytest.raises(ParityError, match=r"mediapipe TextClassifier.*exceeds 1e-06"):
+        export(model, root=tmp_path, formats=("tflite",), quantize=(), validation_data=helpers.TEXTS)
+    assert not any(path.name.isdigit() for path in (tmp_path / model.name).iterdir())
+
+
+@pytest.fixture(scope="module")
+def litert_lm_export(tmp_path_factory):
+    model = helpers.build_tiny("gpt2_tiny", num_layers=2)
+    helpers.CausalLMCase.fit(model)
+    prompts = helpers.PROMPTS + ["NURSE: the moon is pale, and so is the sun. FRIAR: the letter"]  # > one prefill chunk
+    result = export(model, root=tmp_path_factory.mktemp("serving"), formats=("litertlm",),
+                    validation_data=prompts, cache_length=48, validation_length=40)
+    return model, result
+
+
+def test_litert_lm_engine_reproduces_keras_greedy_token_for_token(litert_lm_export):
+    model, result = litert_lm_export
+    parity = result.report["parity"]
+    assert parity["litert_lm float32"]["identical_sequences"] == 1.0
+    assert 0 <= parity["litert_lm float32"]["prompts_compared_by_text"] <= len(helpers.PROMPTS) + 1
+    assert 0.0 <= parity["litert_lm dynamic_int8"]["token_agreement"] <= 1.0
+    manifest = json.loads((result.path / "manifest.json").read_text())
+    bundle = manifest["artifacts"]["litert_lm float32"]
+    assert bundle["path"] == "litert_lm/model.litertlm" and bundle["max_num_tokens"] == 48
+    assert set(bundle["signatures"]) == {"decode", "prefill_8", "prefill_16"}
+    assert {tensor["name"] for tensor in bundle["signatures"]["decode"]["outputs"]} == {
+        "logits", "kv_cache_k_0", "kv_cache_v_0", "kv_cache_k_1", "kv_cache_v_1"}
+    assert all(op.isupper() for op in bundle["ops"]) and "DYNAMIC_UPDATE_SLICE" in bundle["ops"]
+    assert parity["litert_lm dynamic_int8"]["bytes"] < parity["litert_lm float32"]["bytes"]
+
+
+def test_zoo_generate_runs_a_bundle_on_the_engine(litert_lm_export):
+    from tests.test_cli import run_zoo
+    from zoo.export.causal_lm_export import keras_greedy_token_ids
+
+    model, result = litert_lm_export
+    bundle = result.path / "litert_lm" / "model.litertlm"
+    generated = run_zoo("generate", bundle, "--prompt", "ROMEO: the", "--max-length", 20, "--json")
+    assert generated.returncode == 0, generated.stderr
+    text = json.loads(generated.stdout)["text"]
+    expected = [t for t in keras_greedy_token_ids(model, ["ROMEO: the"], 20)[0]
+                if t != model.preprocessor.tokenizer.end_token_id]
+    continuation = model.preprocessor.tokenizer.detokenize(expected)
+    continuation = continuation.numpy().decode("utf-8") if hasattr(continuation, "numpy") else continuation
+    assert text == "ROMEO: the" + continuation

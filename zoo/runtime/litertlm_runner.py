@@ -1,0 +1,217 @@
+"""`LiteRTLMGenerator`: text generation with a `.litertlm` bundle on Google's LiteRT-LM engine.
+
+The engine (`litert_lm`, the litert-lm-api wheel) does everything itself:
+tokenizes with the bundle's Hugging Face tokenizer, prepends the bundle's
+start token, chunks the prompt over the file's `prefill_<T>` signatures,
+owns the KV cache, samples and detokenizes. zoo's bundles
+(`zoo.export.litertlm_decoder`) put `<|endoftext|>` as start and stop token,
+which is what Keras `generate` feeds and stops on, so greedy output is Keras
+greedy output. No TensorFlow here.
+
+Engine set-up: CPU backend (XNNPACK) with `num_threads` threads, float32
+activations (the engine's default for a text decoder is float16), the
+benchmark counters on (how many tokens each phase ran, and their rates, in
+`last_run`). A session per prompt (`apply_prompt_template=False`: the
+raw prompt, no chat template), `max_output_tokens` = the new tokens wanted.
+LiteRT-LM 0.18.1's CPU sampler is top-p only; `top_k=1` (top_p 1.0,
+temperature 1.0) makes it take the most likely token, i.e. greedy (token for
+token Keras greedy on GPT-2 small with random weights, whose logits are near
+ties). Prompts longer than the context fail in `run_prefill`; prompt +
+output stop at the context length.
+
+The Python API returns text only. `generate_token_ids` recovers the ids from
+the stream: the engine streams one chunk per generated token, and each chunk
+is looked up in a table of every id's text (built once, ~0.1 s for GPT-2's
+50,257 ids, with the engine's own `detokenize`); the engine's decode counter
+tells whether the run ended on the stop token. Where that cannot be exact
+(the engine holds back byte tokens until they complete a UTF-8 character and
+streams them as one chunk; a chunk that is not one token's text is
+re-tokenized) `last_run["exact_ids"]` is False.
+"""
+
+import pathlib
+import time
+
+GREEDY = {"top_k": 1, "top_p": 1.0, "temperature": 1.0}
+
+
+def sampler_config(sampler="greedy", *, temperature=1.0, top_k=10, top_p=0.9, seed=None):
+    """`LiteRTLMGenerator(sampler=...)` for zoo's sampler names (the engine's CPU sampler is top-k/top-p)."""
+    if sampler == "greedy":
+        return dict(GREEDY)
+    if sampler == "top_k":
+        return {"top_k": int(top_k), "top_p": 1.0, "temperature": float(temperature), "seed": seed}
+    if sampler == "top_p":
+        return {"top_k": 0, "top_p": float(top_p), "temperature": float(temperature), "seed": seed}
+    raise ValueError(f"sampler must be one of ('greedy', 'top_k', 'top_p') for a LiteRT-LM bundle, got {sampler!r}")
+
+
+class LiteRTLMGenerator:
+    """Continue prompts with a `.litertlm` bundle.
+
+    Args:
+        path: the `.litertlm` file.
+        num_threads: CPU threads for the engine.
+        activation: "float32" (default, what zoo validates) or "float16"
+            (the engine's own default for text decoders).
+        max_num_tokens: context length (prompt, start token and output);
+            default: the bundle's `max_num_tokens` (its cache length).
+        sampler: `litert_lm.SamplerConfig` arguments; default greedy.
+
+    Example:
+    >>> generator = LiteRTLMGenerator("saved_models/gpt2_tiny/model.litertlm")
+    >>> generator.generate("ROMEO:", max_new_tokens=16)
+    """
+
+    def __init__(self, path, num_threads=2, activation="float32", max_num_tokens=None, sampler=None):
+        import litert_lm
+
+        self._litert_lm = litert_lm
+        self.path = pathlib.Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: no such LiteRT-LM bundle")
+        activations = {"float32": litert_lm.ActivationDataType.FLOAT32,
+                       "float16": litert_lm.ActivationDataType.FLOAT16}
+        if activation not in activations:
+            raise ValueError(f"activation must be one of {sorted(activations)}, got {activation!r}")
+        self.sampler = dict(GREEDY if sampler is None else sampler)
+        started = time.perf_counter()
+        self.engine = litert_lm.Engine(
+            str(self.path), backend=litert_lm.Backend.CPU(thread_count=int(num_threads)),
+            max_num_tokens=max_num_tokens, activation_data_type=activations[activation], enable_benchmark=True,
+        )
+        self.engine_seconds = time.perf_counter() - started
+        if max_num_tokens is None:
+            with litert_lm.ModelInfo(str(self.path)) as info:
+                max_num_tokens = info.max_context_tokens
+        self.context_length = int(max_num_tokens)
+        self.start_token_id = self.engine.bos_token_id
+        self.stop_token_ids = [ids[0] for ids in self.engine.eos_token_ids if len(ids) == 1]
+        self._texts = None
+        self.last_run = None
+
+    def close(self):
+        self.engine.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def tokenize(self, text):
+        """The engine's ids for `text` (no start token)."""
+        return self.engine.tokenize(text)
+
+    def prompt_token_ids(self, prompt):
+        """Start token + the prompt's ids: what the engine prefills (and what Keras `generate` feeds)."""
+        return [self.start_token_id] + self.tokenize(prompt)
+
+    def _stream(self, prompt, max_new_tokens):
+        lm = self._litert_lm
+        session = self.engine.create_session(
+            apply_prompt_template=False, sampler_config=lm.SamplerConfig(**self.sampler),
+            max_output_tokens=int(max_new_tokens))
+        try:
+            started = time.perf_counter()
+            session.run_prefill([prompt])
+            prefilled = time.perf_counter()
+            chunks = [response.texts[0] for response in session.run_decode_async() if response.texts]
+            finished = time.perf_counter()
+            info = session.get_benchmark_info()
+        finally:
+            session.close()
+        self.last_run = {
+            "prefill_seconds": prefilled - started, "decode_seconds": finished - prefilled,
+            "prefill_tokens": info.last_prefill_token_count, "decode_tokens": info.last_decode_token_count,
+            "prefill_tokens_per_second": info.last_prefill_tokens_per_second,
+            "decode_tokens_per_second": info.last_decode_tokens_per_second,
+            "time_to_first_token_seconds": info.time_to_first_token_in_second,
+            "text": "".join(chunks),
+        }
+        return chunks
+
+    def generate_text(self, prompt, max_new_tokens=32):
+        """The continuation only (stop token not included)."""
+        return "".join(self._stream(prompt, max_new_tokens))
+
+    def generate(self, prompt, max_new_tokens=32, strip_prompt=False):
+        """Continue a prompt (or a list of them): prompt + continuation, like Keras `generate`, or the continuation."""
+        single = isinstance(prompt, str)
+        texts = []
+        for text in [prompt] if single else list(prompt):
+            continuation = self.generate_text(text, max_new_tokens)
+            texts.append(continuation if strip_prompt else text + continuation)
+        return texts[0] if single else texts
+
+    def generate_token_ids(self, prompt, max_new_tokens=32):
+        """New token ids after the prompt, the stop token included when the engine stopped on it.
+
+        The same form as `zoo.export.causal_lm_export.keras_greedy_token_ids`.
+        `self.last_run["exact_ids"]` is False where the ids had to be
+        re-tokenized from text (see the module docstring).
+        """
+        chunks = self._stream(prompt, max_new_tokens)
+        texts = self._token_texts()
+        # The decode counter counts every sampled token: the stop token
+        # (which streams no text) and tokens the engine held back while
+        # they were an incomplete UTF-8 character (those stream as one chunk
+        # once complete; a character never completed streams as U+FFFD at
+        # the end). So `surplus` is the stop token plus the tokens merged
+        # into other chunks.
+        decoded = self.last_run["decode_tokens"]
+        surplus = decoded - len(chunks)
+        # A run without a stop token only ends early at the context's end.
+        ended_early = (decoded < int(max_new_tokens)
+                       and len(self.prompt_token_ids(prompt)) + decoded < self.context_length)
+        if surplus == 1 and not ended_early:
+            # The stop token on the very last step, or one merged character:
+            # merging needs a non-ASCII chunk.
+            exact = all(chunk.isascii() for chunk in chunks)
+            stopped = True
+        else:
+            exact = surplus == (1 if ended_early else 0)
+            stopped = ended_early
+        ids = []
+        for chunk in chunks:
+            token = texts.get(chunk)
+            if token is None:
+                # Not one token's text: re-tokenized, which need not be the ids the model chose.
+                exact = False
+                ids.extend(self.tokenize(chunk))
+            else:
+                ids.append(token)
+        if stopped and self.stop_token_ids:
+            ids.append(self.stop_token_ids[0])
+        self.last_run.update(exact_ids=exact, stopped=stopped, chunks=chunks)
+        return ids
+
+    def _token_texts(self):
+        """`{text: id}` for every id whose text is its own (valid UTF-8, unique), by the engine's detokenizer."""
+        if self._texts is None:
+            texts, clashes = {}, set()
+            for token in range(self._vocabulary_size()):
+                text = self.engine.detokenize([token])
+                if not text or "\ufffd" in text or token in self.stop_token_ids:
+                    continue
+                if text in texts:
+                    clashes.add(text)
+                texts[text] = token
+            self._texts = {text: token for text, token in texts.items() if text not in clashes}
+        return self._texts
+
+    def _vocabulary_size(self):
+        # The engine does not expose the vocabulary size. Every id of a
+        # byte-level BPE has at least one byte of text, and the engine
+        # detokenizes an id past the vocabulary to "": the first such id is
+        # the size (ids are dense).
+        def known(token):
+            return bool(self.engine.detokenize([token]))
+
+        low, high = 0, 1
+        while known(high):
+            low, high = high, high * 2
+        while low + 1 < high:
+            middle = (low + high) // 2
+            low, high = (middle, high) if known(middle) else (low, middle)
+        return high
