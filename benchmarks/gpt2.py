@@ -219,10 +219,11 @@ def litert_lm_generation(path, prompt, new_tokens, repeats, num_threads=2):
         decode, prefill = [], []
         for _ in range(repeats):
             generator.generate_text(prompt, new_tokens)
-            decode.append(generator.last_run["decode_tokens"] / generator.last_run["decode_seconds"])
+            decoded = generator.last_run["decode_tokens"]
+            decode.append(decoded / generator.last_run["decode_seconds"])
             generator.generate_text(PREFILL_PROMPT, 1)
             prefill.append(generator.last_run["prefill_tokens"] / generator.last_run["prefill_seconds"])
-        return {"new_tokens": generator.last_run["decode_tokens"], "tokens_per_second": statistics.median(decode),
+        return {"new_tokens": decoded, "tokens_per_second": statistics.median(decode),
                 "prefill_tokens": generator.last_run["prefill_tokens"],
                 "prefill_tokens_per_second": statistics.median(prefill),
                 "engine_seconds": round(generator.engine_seconds, 2), "threads": num_threads}
