@@ -28,7 +28,7 @@ from zoo.data import load_corpus
 from zoo.preprocessing import bpe
 from zoo.runtime import generator as runtime_generator
 from zoo.saving import MODEL_FILENAME, REPORT_FILENAME, write_atomically
-from zoo.training import library_versions
+from zoo.training import check_training_arguments, library_versions
 
 SAMPLERS = runtime_generator.KERAS_SAMPLERS
 
@@ -186,6 +186,9 @@ def train_causal_lm(
     spec = registry.model_info(name)
     if spec.task != "causal-lm":
         raise ValueError(f"{name} is a {spec.task} model; train it with `zoo train` / train_classifier")
+    check_training_arguments(epochs=epochs, batch_size=batch_size)
+    registry.check_config(name, dict(spec.default_config, **{k: v for k, v in overrides.items()
+                                                             if k in spec.default_config}))
     corpus = load_corpus(data, encoding=encoding)
     train_corpus, validation_corpus = corpus.split(validation_fraction, seed)
     out_dir = pathlib.Path(out_dir or pathlib.Path("saved_models") / name)
@@ -284,6 +287,10 @@ def generate(model, prompts, *, max_length=64, sampler="greedy", seed=None, **sa
         sampler: "greedy", "top_k", "top_p" or "beam".
         seed: makes the stochastic samplers reproducible.
     """
+    runtime_generator.check_generation_arguments(sampler, max_length, samplers=SAMPLERS, **sampler_args)
+    limit = model.backbone.max_sequence_length
+    if max_length > limit:
+        raise ValueError(f"max_length {max_length} is past the model's context (max_sequence_length {limit})")
     if seed is not None:
         keras.utils.set_random_seed(seed)
     # compile() drops keras-hub's traced (XLA) generate function; do it only

@@ -21,19 +21,37 @@ def main(argv=None):
 
     try:
         return args.run(args) or 0
+    except KeyboardInterrupt:
+        # Ctrl-C (and SIGTERM during an export): what was half-written is already removed.
+        print(f"zoo {args.command}: error: interrupted; nothing half-written was left", file=sys.stderr)
+        return 130
     except ImportError as error:
         # A runtime-only install (zoo-runtime) has no TensorFlow stack: only exported files run there.
         print(f"zoo {args.command}: error: this command needs the full zoo install (TensorFlow, Keras): {error}",
               file=sys.stderr)
         return 2
     except (DataError, ExportError, KeyError, TypeError, FileNotFoundError, ValueError) as error:
+        if args.debug:
+            raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"zoo {args.command}: error: {message}", file=sys.stderr)
+        print(f"zoo {args.command}: error: {_one_line(message)}", file=sys.stderr)
         return 2
+    except Exception as error:  # noqa: BLE001 - the CLI's one rule: one line, exit 2 (--debug shows the trace)
+        if args.debug:
+            raise
+        print(f"zoo {args.command}: error: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(message, limit=500):
+    """The first line of an error (Keras and TensorFlow errors run to many lines)."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    return (lines[0] if lines else "")[:limit]
 
 
 def _build_parser():
     parser = argparse.ArgumentParser(prog="zoo", description="Text models whose exports deploy.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     command = commands.add_parser("list", help="list registered models")
@@ -178,8 +196,8 @@ def _train(args):
         text_column=args.text_column,
         label_column=args.label_column,
         encoding=args.encoding,
-        epochs=args.epochs or 10,
-        batch_size=args.batch_size or 32,
+        epochs=10 if args.epochs is None else args.epochs,
+        batch_size=32 if args.batch_size is None else args.batch_size,
         validation_fraction=args.validation_fraction,
         seed=args.seed,
         patience=args.patience,
@@ -212,8 +230,8 @@ def _train_causal_lm(args):
         args.name,
         args.data,
         out_dir=args.out,
-        epochs=args.epochs or 1,
-        batch_size=args.batch_size or 8,
+        epochs=1 if args.epochs is None else args.epochs,
+        batch_size=8 if args.batch_size is None else args.batch_size,
         validation_fraction=args.validation_fraction,
         seed=args.seed,
         encoding=args.encoding,
@@ -259,8 +277,11 @@ def _generate_litert(args):
 
 def _generate_litert_lm(args):
     # A LiteRT-LM bundle on Google's engine (it tokenizes, prefills, samples; no TensorFlow).
+    from zoo.runtime.generator import SAMPLERS, check_generation_arguments
     from zoo.runtime.litertlm_runner import LiteRTLMGenerator, sampler_config
 
+    check_generation_arguments(args.sampler, args.max_length, args.temperature, args.top_k, args.top_p,
+                               samplers=SAMPLERS)
     sampler = sampler_config(args.sampler, temperature=args.temperature, seed=args.seed, **_sampler_args(args))
     with LiteRTLMGenerator(args.model, sampler=sampler) as generator:
         max_new_tokens = [args.max_length - len(generator.prompt_token_ids(prompt)) for prompt in args.prompt]

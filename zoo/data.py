@@ -184,6 +184,10 @@ def _lines(text):
     return [line.rstrip("\r") for line in text.split("\n")]
 
 
+# csv's default 128 KiB field limit fails long documents with a bare `_csv.Error`.
+csv.field_size_limit(2**31 - 1)
+
+
 def _read_delimited(path, text, text_column, label_column):
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -196,11 +200,19 @@ def _read_delimited(path, text, text_column, label_column):
                 f"{path}:1: missing column {column!r}; the header has {', '.join(map(repr, columns))}"
             )
     records = []
-    for row in reader:
-        line = reader.line_num
-        if row.get(text_column) is None or row.get(label_column) is None:
-            raise DataError(f"{path}:{line}: row has fewer fields than the header")
-        records.append((row[text_column], row[label_column], f"{path}:{line}"))
+    try:
+        for row in reader:
+            line = reader.line_num
+            if row.get(text_column) is None or row.get(label_column) is None:
+                raise DataError(f"{path}:{line}: row has fewer fields than the header")
+            if None in row:
+                # DictReader puts surplus fields under None: an unquoted delimiter
+                # in the text would otherwise shift the label and invent a class.
+                raise DataError(f"{path}:{line}: row has {len(columns) + len(row[None])} fields but the header has "
+                                f"{len(columns)}; quote fields that contain {delimiter!r}")
+            records.append((row[text_column], row[label_column], f"{path}:{line}"))
+    except csv.Error as error:
+        raise DataError(f"{path}:{reader.line_num}: {error}") from None
     return records
 
 
@@ -275,6 +287,15 @@ def _encode_labels(records, label_column, class_names):
     numeric = [i is not None for i in ids]
     if all(numeric):
         num_classes = max(ids) + 1
+        used = sorted(set(ids))
+        if not class_names and used != list(range(num_classes)):
+            # Ids 3 and 7 would make 8 classes, six of them never seen.
+            missing = sorted(set(range(num_classes)) - set(used))
+            where = records[ids.index(num_classes - 1)][2]
+            raise DataError(
+                f"{where}: field {label_column!r}: class id {num_classes - 1}, but ids {missing[:10]} never occur; "
+                f"integer labels must be 0..N-1, each used (write class names instead, or pass class_names)"
+            )
         names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
         for (_, label, where), class_id in zip(records, ids):
             if not 0 <= class_id < len(names):

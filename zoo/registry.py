@@ -149,6 +149,28 @@ def model_info(name) -> ModelSpec:
     return _REGISTRY.spec(name)
 
 
+# Ranges of the config keys zoo's families share, checked before anything is
+# built, so an error names zoo's key, not a Keras argument deep inside.
+_AT_LEAST = {"vocabulary_size": 3, "sequence_length": 1, "num_classes": 2, "min_count": 1, "embedding_dim": 1,
+             "hidden_dim": 1, "num_layers": 1, "num_heads": 1, "intermediate_dim": 1, "max_sequence_length": 2,
+             "bpe_vocabulary_size": 257, "naive_bayes_buckets": 0}
+
+
+def check_config(name, config):
+    """Raise ValueError naming the first key outside its range."""
+    for key, least in _AT_LEAST.items():
+        value = config.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise ValueError(f"{name}: {key} must be an integer >= {least}, got {value!r}")
+    dropout = config.get("dropout")
+    if dropout is not None and (isinstance(dropout, bool) or not isinstance(dropout, (int, float))
+                                or not 0 <= dropout < 1):
+        raise ValueError(f"{name}: dropout must be a number in [0, 1), got {dropout!r}")
+    rate = config.get("learning_rate")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < 10):
+        raise ValueError(f"{name}: learning_rate must be a number in (0, 10), got {rate!r}")
+
+
 def create_model(name, **overrides):
     """Build a registered model; keyword overrides replace its defaults."""
     spec = _REGISTRY.spec(name)
@@ -158,7 +180,9 @@ def create_model(name, **overrides):
         raise TypeError(
             f"{name} got an unknown option {key!r}{_suggest(key, spec.default_config)}"
         )
-    model = spec.builder(**dict(spec.default_config, **overrides))
+    config = dict(spec.default_config, **overrides)
+    check_config(name, config)
+    model = spec.builder(**config)
     # The registry name becomes the model's name, so saved files, exports
     # and TF Serving paths are named after what was built.
     import keras

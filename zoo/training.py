@@ -55,6 +55,8 @@ def train_classifier(
     at the end), writes `model.keras` and `train_report.json` into `out_dir`
     (default `saved_models/<name>`), each written whole or not at all.
     """
+    check_training_arguments(epochs=epochs, batch_size=batch_size, patience=patience)
+    registry.check_config(name, dict(registry.model_info(name).default_config, **overrides))
     dataset = load_texts(data, text_column=text_column, label_column=label_column, encoding=encoding)
     train, validation = dataset.split(validation_fraction, seed)
     keras.utils.set_random_seed(seed)
@@ -65,7 +67,11 @@ def train_classifier(
 
     out_dir = pathlib.Path(out_dir or pathlib.Path("saved_models") / name)
     out_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_dir = pathlib.Path(tempfile.mkdtemp(prefix=".checkpoint-", dir=out_dir))
+    # A killed run (kill -9) leaves its checkpoint folder: the next run removes it (the pid is in the name).
+    from zoo.export.publish import remove_stale
+
+    remove_stale(out_dir, ".checkpoint-")
+    checkpoint_dir = pathlib.Path(tempfile.mkdtemp(prefix=f".checkpoint-{os.getpid()}-", dir=out_dir))
     try:
         callbacks = [
             keras.callbacks.ModelCheckpoint(
@@ -122,6 +128,14 @@ def train_classifier(
         out_dir / REPORT_FILENAME, lambda path: pathlib.Path(path).write_text(json.dumps(summary, indent=2))
     )
     return TrainResult(model, model_path, report, history.history, best_epoch, seconds, summary)
+
+
+def check_training_arguments(**arguments):
+    """`epochs` and `batch_size` must be integers >= 1, `patience` >= 0: checked before any data is read."""
+    for key, value in arguments.items():
+        least = 0 if key == "patience" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{key} must be an integer >= {least}, got {value!r}")
 
 
 def _jsonable(config):

@@ -119,11 +119,12 @@ def export(
     plan = _plan(task, formats, quantize)
     name = publish.check_name(name or model.name)
     base = pathlib.Path(root) / name
-    version = publish.choose_version(base, version, force)
+    publish.choose_version(base, version, force)  # a bad or taken version fails before the data is read
     validation = task.validation_set(model, validation_data, calibration_texts,
                                      held_out_split(model_path) if model_path else None, **options)
 
-    with publish.staged_version(base, version, force) as (staging, scratch):
+    with publish.claimed_version(base, version, force) as version, \
+            publish.staged_version(base, version, force) as (staging, scratch):
         job = ExportJob(model, name, version, task, validation, staging, scratch)
         parity, artifacts, skipped = {"keras": task.reference_figures(job)}, {}, {}
         for format_module, variant in plan:

@@ -12,6 +12,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+import time
 
 from zoo.export.errors import ExportError
 
@@ -35,22 +36,121 @@ def choose_version(base, version, force):
 
 
 @contextlib.contextmanager
+def claimed_version(base, version, force):
+    """Choose the version (as `choose_version`) and hold it for this export until the block ends.
+
+    A claim is a `.claim-<version>` folder (mkdir is atomic) holding the
+    claimant's pid: a second export started meanwhile takes the next free
+    version, or fails at once when it asked for this one, instead of
+    failing at the end; a dead claimant's claim is taken over.
+    """
+    base.mkdir(parents=True, exist_ok=True)
+    explicit = version is not None
+    candidate = choose_version(base, version, force)
+    while True:
+        claim = base / f".claim-{candidate}"
+        try:
+            claim.mkdir()
+        except FileExistsError:
+            owner = _claim_owner(claim)
+            # No pid yet: the claimant is between its mkdir and writing it.
+            try:
+                just_made = owner is None and time.time() - claim.stat().st_mtime < 10
+            except FileNotFoundError:  # released meanwhile: try it again
+                continue
+            if just_made or (owner is not None and _alive(owner)):
+                if explicit:
+                    raise ExportError(f"{base / str(candidate)} is being exported right now by process "
+                                      f"{owner or 'another'}")
+                candidate += 1
+            else:
+                shutil.rmtree(claim, ignore_errors=True)
+            continue
+        (claim / "pid").write_text(str(os.getpid()))
+        break
+    try:
+        yield candidate
+    finally:
+        shutil.rmtree(claim, ignore_errors=True)
+
+
+def _claim_owner(claim):
+    try:
+        return int((claim / "pid").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
 def staged_version(base, version, force):
     """Yield `(staging, scratch)` folders; publish `staging` as `base/version` if the block succeeds.
 
     `scratch` (in the temp dir) holds intermediate files and is always removed.
+    Both names carry this process's id, so the next export removes what a
+    killed one (kill -9) left behind; SIGTERM is handled like Ctrl-C.
     """
     base.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base))
-    scratch = pathlib.Path(tempfile.mkdtemp(prefix="zoo-export-"))
+    remove_stale(base, f".tmp-{version}-")
+    remove_stale(pathlib.Path(tempfile.gettempdir()), "zoo-export-")
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{version}-{os.getpid()}-", dir=base))
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix=f"zoo-export-{os.getpid()}-"))
     try:
-        yield staging, scratch
-        _move_into_place(staging, base / str(version), force)
+        with _sigterm_as_interrupt():
+            yield staging, scratch
+            make_readable(staging)
+            _move_into_place(staging, base / str(version), force)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def remove_stale(directory, prefix):
+    """Remove `<prefix><pid>-*` folders whose process is gone (a killed export's leftovers)."""
+    for path in directory.glob(f"{prefix}*"):
+        pid = path.name[len(prefix):].split("-", 1)[0]
+        if path.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def make_readable(directory):
+    """Folders 0777 and files 0666 less the umask (mkdtemp makes 0700): TF Serving may run as another user."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(directory, 0o777 & ~umask)
+    for path in directory.rglob("*"):
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a container stop, `kill`) cleans up like Ctrl-C instead of leaving the staging folder."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def file_hashes(directory):

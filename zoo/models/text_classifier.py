@@ -133,8 +133,25 @@ class TextClassifier(keras_hub.models.TextClassifier):
         if labels is not None and self.naive_bayes is not None:
             self.naive_bayes.fit(keras.ops.convert_to_numpy(self.preprocessor(texts)), labels)
 
+    def fit(self, *args, **kwargs):
+        # Unadapted, every word is the OOV id: training would run and learn nothing.
+        if self.preprocessor is not None and not self.preprocessor.tokenizer.is_adapted:
+            raise ValueError(f"{self.name}: the tokenizer has no vocabulary yet; call model.adapt(texts, labels) "
+                             "on the training texts before fit()")
+        return super().fit(*args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """Keras `predict`; a bare string is an error and an empty batch gives `[0, num_classes]`."""
+        if isinstance(x, (str, bytes)):
+            raise TypeError(f"{self.name}.predict() takes a list of strings, not one string")
+        if isinstance(x, (list, tuple)) and not x:
+            return np.zeros((0, self.num_classes), np.float32)
+        return super().predict(x, *args, **kwargs)
+
     def predict_labels(self, texts, batch_size=64):
         """Return `(class_name, probability)` for each text."""
+        if isinstance(texts, (str, bytes)):
+            raise TypeError(f"{self.name}.predict_labels() takes a list of strings, not one string")
         probabilities = self.predict(list(texts), batch_size=batch_size, verbose=0)
         best = np.argmax(probabilities, axis=-1)
         return [(self.class_names[i], float(p[i])) for i, p in zip(best, probabilities)]

@@ -14,6 +14,31 @@ SAMPLERS = ("greedy", "top_k", "top_p")
 KERAS_SAMPLERS = SAMPLERS + ("beam",)
 
 
+def check_generation_arguments(sampler="greedy", max_length=64, temperature=1.0, top_k=10, top_p=0.9, num_beams=4,
+                               samplers=SAMPLERS):
+    """The one set of rules for generation arguments, in Keras `generate` and in the LiteRT `Generator`.
+
+    A temperature of 0 would divide the logits by zero (NaN text), top_p
+    above 1 and top_k below 1 select nothing sensible: refuse them before any work.
+    """
+    import math
+
+    if sampler not in samplers:
+        raise ValueError(f"sampler must be one of {samplers}, got {sampler!r}")
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
+        raise ValueError(f"max_length must be an integer >= 2 (it counts the prompt and the start token), "
+                         f"got {max_length!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+            math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k must be an integer >= 1, got {top_k!r}")
+    if isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be a number in (0, 1], got {top_p!r}")
+    if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
+        raise ValueError(f"num_beams must be an integer >= 1, got {num_beams!r}")
+
+
 class Generator:
     """Continue prompts with a zoo LiteRT decoder.
 
@@ -79,12 +104,15 @@ class Generator:
             max_length: total tokens, prompt included; at most the file's
                 `cache_length`.
         """
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        check_generation_arguments(sampler, max_length, temperature, top_k, top_p)
         max_length = min(int(max_length), self.cache_length)
-        prompt_ids = list(prompt_ids)[:max_length]
+        prompt_ids = list(prompt_ids)
         if not prompt_ids:
             raise ValueError("prompt_ids is empty: it needs at least the start token")
+        if len(prompt_ids) >= self.cache_length:
+            raise ValueError(f"the prompt has {len(prompt_ids)} tokens (start token included); this decoder's "
+                             f"context (cache_length) is {self.cache_length}: shorten it or export a longer cache")
+        prompt_ids = prompt_ids[:max_length]
         rng = np.random.default_rng(seed)
         outputs = self.prefill(prompt_ids)
         cache = outputs["cache"]

@@ -1,0 +1,172 @@
+"""Bad input gets one clear error before any work; nothing silently wrong; nothing left behind (issue 15, part)."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from tests import helpers
+from tests.test_cli import error_line, run_zoo
+from zoo.data import DataError, load_texts
+from zoo.runtime.generator import check_generation_arguments
+
+
+def test_an_unquoted_comma_is_an_error_naming_the_line_not_a_new_class(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text("text,label\na fine film,pos\nloved it, truly,pos\n")
+    with pytest.raises(DataError, match=r"reviews.csv:3: row has 3 fields but the header has 2; quote fields"):
+        load_texts(path)
+
+
+def test_a_field_over_128_kib_loads(tmp_path):
+    path = tmp_path / "long.csv"
+    long_text = "word " * 60_000  # 300 KiB, past csv's default field limit
+    path.write_text(f"text,label\n\"{long_text}\",pos\nshort,neg\n")
+    assert len(load_texts(path).texts[0]) == len(long_text)
+
+
+def test_sparse_integer_labels_are_refused(tmp_path):
+    path = tmp_path / "ids.csv"
+    path.write_text("text,label\na,3\nb,7\nc,3\n")
+    with pytest.raises(DataError, match=r"ids.csv:3: field 'label': class id 7, but ids \[0, 1, 2, 4, 5, 6\] never"):
+        load_texts(path)
+
+
+def test_fit_without_adapt_and_bare_strings_are_errors_and_empty_batches_are_defined():
+    model = zoo.create_model("gru_classifier", **helpers.tiny_config("gru_classifier"))
+    with pytest.raises(ValueError, match="call model.adapt"):
+        model.fit(helpers.TEXTS, helpers.LABELS, epochs=1, verbose=0)
+    model.adapt(helpers.TEXTS)
+    with pytest.raises(TypeError, match="not one string"):
+        model.predict_labels("one text")
+    with pytest.raises(TypeError, match="not one string"):
+        model.predict("one text")
+    assert model.predict([]).shape == (0, 2) and model.predict_labels([]) == []
+
+
+@pytest.mark.parametrize("key, value", [("num_layers", 0), ("learning_rate", -1), ("dropout", 1.5),
+                                        ("hidden_dim", 2.5), ("vocabulary_size", 2), ("num_classes", 1)])
+def test_config_ranges_are_checked_by_zoo_key(key, value):
+    with pytest.raises(ValueError, match=rf"lstm_classifier: {key} must be"):
+        zoo.create_model("lstm_classifier", **{key: value})
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"temperature": 0}, "temperature must be a number > 0"), ({"temperature": -1.0}, "temperature"),
+    ({"top_p": 1.5}, r"top_p must be a number in \(0, 1\]"), ({"top_k": 0}, "top_k must be an integer >= 1"),
+    ({"max_length": 0}, "max_length must be an integer >= 2"), ({"max_length": -5}, "max_length"),
+    ({"num_beams": 0}, "num_beams"), ({"sampler": "nucleus"}, "sampler must be one of"),
+])
+def test_generation_arguments_have_one_set_of_rules(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        check_generation_arguments(**arguments)
+
+
+def test_keras_generate_checks_the_same_rules_before_work():
+    from zoo.causal_lm import generate
+
+    model = helpers.build_tiny("gpt2_tiny")
+    with pytest.raises(ValueError, match="temperature must be a number > 0"):
+        generate(model, ["ROMEO:"], max_length=16, sampler="top_k", temperature=0)
+    with pytest.raises(ValueError, match="past the model's context"):
+        generate(model, ["ROMEO:"], max_length=10_000)
+
+
+@pytest.mark.parametrize("option, value", [("--epochs", 0), ("--batch-size", 0), ("--patience", -1)])
+def test_cli_training_arguments_fail_in_one_line_before_any_work(option, value, tmp_path):
+    line = error_line(run_zoo("train", "lstm_classifier", option, value, "--out", tmp_path / "m"))
+    assert f"must be an integer >= {0 if option == '--patience' else 1}" in line
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_plain_keras_model_given_to_predict_is_one_line(tmp_path):
+    inputs = keras.Input((3,))
+    keras.Model(inputs, keras.layers.Dense(2)(inputs)).save(tmp_path / "plain.keras")
+    line = error_line(run_zoo("predict", tmp_path / "plain.keras", "some text"))
+    assert "is not a text classifier" in line
+
+
+def test_exported_versions_are_readable_by_a_serving_user(tmp_path):
+    from zoo.export import export
+
+    model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
+    umask = os.umask(0o022)
+    try:
+        result = export(model, root=tmp_path, formats=("saved_model", "tflite"), quantize=(),
+                        validation_data=helpers.TEXTS)
+    finally:
+        os.umask(umask)
+    assert oct(result.path.stat().st_mode & 0o777) == "0o755"
+    for path in result.path.rglob("*"):
+        assert (path.stat().st_mode & 0o777) == (0o755 if path.is_dir() else 0o644), path
+
+
+def test_leftovers_of_a_killed_export_are_removed_by_the_next(tmp_path):
+    from zoo.export import export
+
+    base = tmp_path / "gru_classifier"
+    dead = base / ".tmp-1-999999-abc"  # no such process
+    live = base / f".tmp-1-{os.getpid()}-xyz"  # an export still running (this process)
+    dead.mkdir(parents=True)
+    live.mkdir()
+    model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
+    export(model, root=tmp_path, formats=("tflite",), quantize=(), validation_data=helpers.TEXTS)
+    assert not dead.exists() and live.exists()
+
+
+def test_sigterm_during_an_export_leaves_nothing(tmp_path):
+    marker = tmp_path / "converting"
+    script = textwrap.dedent(f"""
+        import sys, time, pathlib
+        sys.path.insert(0, {os.getcwd()!r})
+        from tests import helpers
+        from zoo.export import export
+        from zoo.export.formats import litert
+        def slow_convert(*args, **kwargs):
+            pathlib.Path({str(marker)!r}).write_text("x")
+            time.sleep(120)
+        litert.convert = slow_convert
+        model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
+        export(model, root={str(tmp_path / "serving")!r}, formats=("saved_model", "tflite"), quantize=(),
+               validation_data=helpers.TEXTS)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not marker.exists():
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+            time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode != 0
+    assert "KeyboardInterrupt" in process.stderr.read()
+    assert [path.name for path in (tmp_path / "serving" / "gru_classifier").iterdir()] == []
+
+
+def test_concurrent_exports_claim_distinct_versions(tmp_path):
+    from zoo.export import ExportError, publish
+
+    base = tmp_path / "model"
+    with publish.claimed_version(base, None, False) as first:
+        # Another export starting meanwhile (a claim held by a live process) takes the next version.
+        with publish.claimed_version(base, None, False) as second:
+            assert (first, second) == (1, 2)
+        (base / ".claim-3").mkdir()
+        (base / ".claim-3" / "pid").write_text(str(os.getppid()))  # alive, not this process
+        with pytest.raises(ExportError, match="is being exported right now"):
+            with publish.claimed_version(base, 3, False):
+                pass
+    (base / ".claim-1").mkdir()
+    (base / ".claim-1" / "pid").write_text("999999")  # a dead claimant's claim is taken over
+    with publish.claimed_version(base, None, False) as again:
+        assert again == 1
+    assert sorted(path.name for path in base.iterdir()) == [".claim-3"]
