@@ -16,7 +16,7 @@ from setuptools import setup
 
 SOURCE = pathlib.Path(__file__).resolve().parent.parent / "zoo"
 FILES = ["__init__.py", "runtime/__init__.py", "runtime/backends.py", "runtime/generator.py", "runtime/sidecar.py",
-         "runtime/text_classifier.py", "runtime/validation_probe.py", "runtime/mediapipe_runner.py",
+         "runtime/text_classifier.py", "runtime/validation_probe.py", "runtime/mediapipe_runner.py", "runtime/verify.py",
          "runtime/litertlm_runner.py", "preprocessing/reference.py",
          "preprocessing/bpe_reference.py"]
 # zoo.preprocessing's own __init__ would load the Keras tokenizer on demand; the runtime needs only this.

@@ -170,3 +170,74 @@ def test_concurrent_exports_claim_distinct_versions(tmp_path):
     with publish.claimed_version(base, None, False) as again:
         assert again == 1
     assert sorted(path.name for path in base.iterdir()) == [".claim-3"]
+
+
+@pytest.fixture(scope="module")
+def exported_version(tmp_path_factory):
+    from zoo.export import export
+
+    model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
+    return export(model, root=tmp_path_factory.mktemp("serving"), formats=("tflite", "onnx"), quantize=(),
+                  validation_data=helpers.TEXTS).path
+
+
+def copy_version(version, tmp_path):
+    import shutil
+
+    copy = tmp_path / "gru_classifier" / "1"
+    shutil.copytree(version, copy)
+    return copy
+
+
+def test_zoo_verify_passes_an_untouched_version(exported_version):
+    checked = run_zoo("verify", exported_version)
+    assert checked.returncode == 0, checked.stderr
+    assert "files match manifest.json; 2 sidecars match their model files" in checked.stdout
+
+
+def test_a_flipped_bit_a_reordered_vocabulary_and_a_stray_file_are_caught(exported_version, tmp_path):
+    import json
+
+    from zoo.runtime import TextClassifierRunner
+    from zoo.runtime.verify import VerificationError
+
+    version = copy_version(exported_version, tmp_path)
+    model = version / "litert" / "model.tflite"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 1
+    model.write_bytes(bytes(data))
+    assert "model.tflite: sha256 differs" in error_line(run_zoo("verify", version))
+    with pytest.raises(VerificationError, match="model.tflite: sha256 differs"):
+        TextClassifierRunner(model)
+
+    version = copy_version(exported_version, tmp_path / "b")
+    sidecar = version / "onnx" / "model.json"
+    spec = json.loads(sidecar.read_text())
+    spec["tokenizer"]["vocabulary"][2:4] = spec["tokenizer"]["vocabulary"][3:1:-1]
+    sidecar.write_text(json.dumps(spec))
+    with pytest.raises(VerificationError, match=r"onnx/model.json: sha256 differs"):
+        TextClassifierRunner(version / "onnx" / "model.onnx")
+
+    version = copy_version(exported_version, tmp_path / "c")
+    (version / "litert" / "extra.bin").write_bytes(b"x")
+    assert "extra.bin: not listed in manifest.json" in error_line(run_zoo("verify", version))
+
+
+def test_a_sidecar_that_does_not_fit_its_model_file_is_refused_even_without_a_manifest(exported_version, tmp_path):
+    import json
+    import shutil
+
+    from zoo.runtime import TextClassifierRunner
+    from zoo.runtime.verify import VerificationError
+
+    shutil.copy(exported_version / "litert" / "model.tflite", tmp_path / "model.tflite")
+    spec = json.loads((exported_version / "litert" / "model.json").read_text())
+    spec["labels"] = ["a", "b", "c"]
+    (tmp_path / "model.json").write_text(json.dumps(spec))
+    with pytest.raises(VerificationError, match=r"field 'labels': 3 labels, but the model file outputs 2"):
+        TextClassifierRunner(tmp_path / "model.tflite")
+    spec = json.loads((exported_version / "litert" / "model.json").read_text())
+    spec["tokenizer"]["sequence_length"] = 7
+    (tmp_path / "model.json").write_text(json.dumps(spec))
+    with pytest.raises(VerificationError, match=r"field 'tokenizer.sequence_length': 7"):
+        TextClassifierRunner(tmp_path / "model.tflite")

@@ -148,9 +148,14 @@ def export(
             "seconds": round(time.perf_counter() - started, 2),
         }
         (staging / REPORT_FILENAME).write_text(json.dumps(report, indent=2))
-        (staging / manifest.MANIFEST_FILENAME).write_text(json.dumps(
-            manifest.build_manifest(job, artifacts, parity, publish.file_hashes(staging)), indent=2,
-            ensure_ascii=False))
+        described = manifest.build_manifest(job, artifacts, parity, publish.file_hashes(staging))
+        if model_path is not None:  # the .keras file it came from, so `zoo verify` can check it too
+            from zoo.runtime.verify import sha256
+            from zoo.saving import model_file
+
+            source = model_file(model_path).resolve()
+            described["source"] = {"path": str(source), "sha256": sha256(source)}
+        (staging / manifest.MANIFEST_FILENAME).write_text(json.dumps(described, indent=2, ensure_ascii=False))
     return ExportResult(base / str(version), name, version, report, task)
 
 

@@ -52,6 +52,12 @@ class LiteRTModel:
             self._runners[name] = self.interpreter.get_signature_runner(name)
         return self._runners[name]
 
+    def signature_details(self, name):
+        """`{"inputs": {tensor: shape}, "outputs": {tensor: shape}}` as the file declares them."""
+        runner = self.signature(name)
+        return {"inputs": {key: value["shape"].tolist() for key, value in runner.get_input_details().items()},
+                "outputs": {key: value["shape"].tolist() for key, value in runner.get_output_details().items()}}
+
     def batch_size(self, signature, input_name):
         """The signature's static batch size (zoo's LiteRT files have one)."""
         return int(self.signature(signature).get_input_details()[input_name]["shape"][0])
@@ -73,6 +79,12 @@ class ONNXModel:
             return dict(zip(self._outputs, self.session.run(self._outputs, inputs)))
 
         return run
+
+    def signature_details(self, name):
+        def shapes(entries):
+            return {entry.name: [d if isinstance(d, int) else None for d in entry.shape] for entry in entries}
+
+        return {"inputs": shapes(self.session.get_inputs()), "outputs": shapes(self.session.get_outputs())}
 
     def batch_size(self, signature, input_name):
         """None: zoo's ONNX files take any batch size."""

@@ -6,7 +6,8 @@ import numpy as np
 
 from zoo.preprocessing.bpe_reference import ReferenceBytePairTokenizer
 from zoo.runtime import backends
-from zoo.runtime.sidecar import read_sidecar
+from zoo.runtime import verify as verification
+from zoo.runtime.sidecar import read_sidecar, sidecar_path
 
 TASK = "causal-lm"
 # What the LiteRT loop samples with; Keras `generate` (zoo.causal_lm) adds beam search.
@@ -57,12 +58,15 @@ class Generator:
     >>> generator.generate(["ROMEO:", "JULIET:"], max_length=32, sampler="top_k", seed=0)
     """
 
-    def __init__(self, model_path, num_threads=2, delegates=True):
+    def __init__(self, model_path, num_threads=2, delegates=True, verify=True):
         self.model_path = pathlib.Path(model_path)
         if self.model_path.suffix != ".tflite":
             raise ValueError(f"{self.model_path}: zoo's decoders are LiteRT files (.tflite)")
+        if verify:
+            verification.verify_model_file(self.model_path)
         self.spec = read_sidecar(self.model_path, TASK)
         self.model = backends.open_model(self.model_path, None if delegates else "builtin", num_threads)
+        verification.check_sidecar_against_model(self.spec, self.model, sidecar_path(self.model_path))
         tokenizer, generation = self.spec["tokenizer"], self.spec["generation"]
         self.tokenizer = ReferenceBytePairTokenizer(tokenizer["vocabulary"], tokenizer["merges"])
         self.start_token_id = int(generation["start_token_id"])

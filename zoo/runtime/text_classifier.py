@@ -6,6 +6,7 @@ import numpy as np
 
 from zoo.preprocessing.reference import ReferenceWordTokenizer
 from zoo.runtime import backends
+from zoo.runtime import verify as verification
 from zoo.runtime.sidecar import read_sidecar, sidecar_path
 
 TASK = "text-classification"
@@ -23,6 +24,9 @@ class TextClassifierRunner:
         delegates: LiteRT only. False runs the plain builtin kernels with no
             delegate at all (zoo's export reference); True lets LiteRT apply
             its default XNNPACK delegate, as an app would.
+        verify: check the file and sidecar against the version's manifest
+            (sha256) first; the sidecar is always checked against the
+            file's tensor shapes.
 
     Example:
     >>> runner = TextClassifierRunner("saved_models/lstm_classifier/1/litert/model.tflite")
@@ -30,12 +34,15 @@ class TextClassifierRunner:
     [('pos', 0.91)]
     """
 
-    def __init__(self, model_path, num_threads=2, delegates=True):
+    def __init__(self, model_path, num_threads=2, delegates=True, verify=True):
         self.model_path = pathlib.Path(model_path)
         backends.suffix_of(self.model_path)  # a clear error for a file of another kind, before its sidecar
+        if verify:  # sha256 of the file and its sidecar, where they sit in an exported version
+            verification.verify_model_file(self.model_path)
         self.spec = read_sidecar(self.model_path, TASK)
         runtime = None if delegates or self.model_path.suffix != ".tflite" else "builtin"
         self.model = backends.open_model(self.model_path, runtime, num_threads)
+        verification.check_sidecar_against_model(self.spec, self.model, sidecar_path(self.model_path))
         self.tokenizer = ReferenceWordTokenizer.from_json(sidecar_path(self.model_path))
         self.class_names = list(self.spec["labels"])
         (self._signature_name, signature), = self.spec["signatures"].items()

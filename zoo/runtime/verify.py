@@ -1,0 +1,95 @@
+"""Integrity checks of an exported version, before anything runs: `zoo verify DIR` and on load.
+
+`manifest.json` lists the sha256 of every file of the version (and of the
+`.keras` file it was exported from); a flipped bit, a reordered or shortened
+sidecar vocabulary or a swapped file fails here with the file's name. Each
+sidecar is also checked against its model file's own tensor shapes (the
+window length, the number of labels, the KV cache), so a sidecar from
+another export does not run and give wrong answers. NumPy-free, TensorFlow-free.
+"""
+
+import hashlib
+import json
+import pathlib
+
+MANIFEST_FILENAME = "manifest.json"
+
+
+class VerificationError(ValueError):
+    """A file of an exported version is not what its manifest or model says."""
+
+
+def sha256(path, chunk=1 << 20):
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_manifest(model_path):
+    """`(version folder, manifest dict)` of the export holding `model_path`, or None outside one."""
+    model_path = pathlib.Path(model_path).resolve()
+    for folder in (model_path.parent, model_path.parent.parent):
+        manifest = folder / MANIFEST_FILENAME
+        if manifest.is_file():
+            try:
+                return folder, json.loads(manifest.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                raise VerificationError(f"{manifest}: not a JSON manifest ({error})") from None
+    return None
+
+
+def verify_files(version_dir, manifest, names=None):
+    """Check the sha256 of `names` (default: every file the manifest lists)."""
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise VerificationError(f"{version_dir / MANIFEST_FILENAME}: field 'files': expected path -> sha256")
+    for name in files if names is None else names:
+        path = version_dir / name
+        if name not in files:
+            raise VerificationError(f"{path}: not listed in {MANIFEST_FILENAME}; the version was changed after export")
+        if not path.is_file():
+            raise VerificationError(f"{path}: listed in {MANIFEST_FILENAME} but missing")
+        if sha256(path) != files[name]:
+            raise VerificationError(f"{path}: sha256 differs from {MANIFEST_FILENAME}; the file was modified")
+
+
+def verify_model_file(model_path):
+    """On load: the file and its sidecar against the manifest of the version they sit in (if any)."""
+    from zoo.runtime.sidecar import sidecar_path
+
+    found = find_manifest(model_path)
+    if found is None:
+        return
+    version_dir, manifest = found
+    model_path = pathlib.Path(model_path).resolve()
+    names = [str(model_path.relative_to(version_dir))]
+    if sidecar_path(model_path).is_file():
+        names.append(str(sidecar_path(model_path).relative_to(version_dir)))
+    verify_files(version_dir, manifest, names)
+
+
+def check_sidecar_against_model(spec, model, sidecar):
+    """The sidecar's window length, labels and cache must be the model file's tensor shapes."""
+    for signature, expected in spec["signatures"].items():
+        runner = model.signature_details(signature)
+        for kind in ("inputs", "outputs"):
+            actual = runner[kind]
+            for tensor in expected[kind]:
+                shape = actual.get(tensor["name"])
+                if shape is None:
+                    raise VerificationError(f"{sidecar}: field 'signatures.{signature}.{kind}': the model file has "
+                                            f"no tensor {tensor['name']!r}")
+                if [d if d is not None and d >= 0 else None for d in shape] != list(tensor["shape"]):
+                    raise VerificationError(f"{sidecar}: field 'signatures.{signature}.{kind}': {tensor['name']} "
+                                            f"is {list(shape)} in the model file, {tensor['shape']} in the sidecar")
+    if spec["task"] == "text-classification":
+        (signature,) = spec["signatures"].values()
+        window, classes = signature["inputs"][0]["shape"][-1], signature["outputs"][0]["shape"][-1]
+        if spec["tokenizer"]["sequence_length"] != window:
+            raise VerificationError(f"{sidecar}: field 'tokenizer.sequence_length': {spec['tokenizer']['sequence_length']}"
+                                    f", but the model file takes {window} token ids")
+        if len(spec["labels"]) != classes:
+            raise VerificationError(f"{sidecar}: field 'labels': {len(spec['labels'])} labels, but the model file "
+                                    f"outputs {classes} classes")
