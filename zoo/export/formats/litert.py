@@ -12,7 +12,6 @@ Each file is validated in a child process on both runtimes an app meets:
 the builtin kernels with no delegate, and LiteRT's default XNNPACK set-up.
 """
 
-import json
 import re
 
 import tensorflow as tf
@@ -20,8 +19,9 @@ from tensorflow.lite.python import schema_py_generated as tflite_schema
 
 from zoo.export import isolation
 from zoo.export.errors import ConversionError
+from zoo.export.formats import runtime_files
 from zoo.runtime import backends
-from zoo.runtime.sidecar import artifact_filename, sidecar_path, tensor
+from zoo.runtime.sidecar import artifact_filename, tensor
 
 NAME = "tflite"
 DIRECTORY = "litert"
@@ -55,20 +55,8 @@ def write(job, variant):
     directory.mkdir(exist_ok=True)
     path = directory / artifact_filename(variant, SUFFIX)
     path.write_bytes(flatbuffer)
-    signatures = file_signatures(flatbuffer)
-    sidecar = task.sidecar(job, variant, path.name, signatures)
-    sidecar_path(path).write_text(json.dumps(sidecar, ensure_ascii=False), encoding="utf-8")
-    artifact = {
-        "format": NAME,
-        "path": str(path.relative_to(job.staging)),
-        "sidecar": str(sidecar_path(path).relative_to(job.staging)),
-        "quantization": variant,
-        "signatures": signatures,
-        "ops": op_names(flatbuffer),
-        "custom_ops": [],
-        "bytes": len(flatbuffer),
-        **task.litert_artifact_fields(job, flatbuffer),
-    }
+    artifact = runtime_files.write_sidecar(job, NAME, path, variant, file_signatures(flatbuffer),
+                                           ops=op_names(flatbuffer), **task.litert_artifact_fields(job, flatbuffer))
     return path, artifact
 
 

@@ -9,15 +9,15 @@ other formats; the sidecar carries the tokenizer and labels, so
 `zoo.runtime.TextClassifierRunner` (and `zoo predict model.onnx`) run it.
 """
 
-import json
 import logging
 
 import tensorflow as tf
 
 from zoo.export import isolation
 from zoo.export.errors import ConversionError
+from zoo.export.formats import runtime_files
 from zoo.runtime import backends
-from zoo.runtime.sidecar import artifact_filename, sidecar_path, tensor
+from zoo.runtime.sidecar import artifact_filename, tensor
 
 NAME = "onnx"
 DIRECTORY = "onnx"
@@ -53,23 +53,14 @@ def write(job, variant):
             raise ConversionError(f"ONNX {variant}: {type(error).__name__}: {str(error).splitlines()[0][:300]}")
         finally:
             root_logger.setLevel(level)
-    signatures = file_signatures(path)
-    sidecar = job.task.sidecar(job, variant, path.name, signatures)
-    sidecar_path(path).write_text(json.dumps(sidecar, ensure_ascii=False), encoding="utf-8")
     import onnx
 
     model = onnx.load(str(path))
-    artifact = {
-        "format": NAME,
-        "path": str(path.relative_to(job.staging)),
-        "sidecar": str(sidecar_path(path).relative_to(job.staging)),
-        "quantization": variant,
-        "signatures": signatures,
-        "opset": max(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")),
-        "ops": sorted({node.op_type for node in model.graph.node}),
-        "custom_ops": [],
-        "bytes": path.stat().st_size,
-    }
+    artifact = runtime_files.write_sidecar(
+        job, NAME, path, variant, file_signatures(path),
+        opset=max(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")),
+        ops=sorted({node.op_type for node in model.graph.node}),
+    )
     return path, artifact
 
 
