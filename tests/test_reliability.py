@@ -241,3 +241,96 @@ def test_a_sidecar_that_does_not_fit_its_model_file_is_refused_even_without_a_ma
     (tmp_path / "model.json").write_text(json.dumps(spec))
     with pytest.raises(VerificationError, match=r"field 'tokenizer.sequence_length': 7"):
         TextClassifierRunner(tmp_path / "model.tflite")
+
+
+# === Property-based: loaders ===
+
+import hypothesis  # noqa: E402
+import hypothesis.strategies as st  # noqa: E402
+
+REVIEW_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1,
+                      max_size=40)
+ROWS = st.lists(st.tuples(REVIEW_TEXT, st.sampled_from(["neg", "pos", "meh"])), min_size=2, max_size=12).filter(
+    lambda rows: len({label for _, label in rows}) >= 2)
+
+
+@hypothesis.settings(max_examples=150, deadline=None)
+@hypothesis.given(ROWS, st.sampled_from([".csv", ".tsv", ".jsonl"]))
+def test_any_rows_written_by_csv_or_json_load_back_exactly(tmp_path_factory, rows, suffix):
+    import csv
+    import io
+    import json
+
+    path = tmp_path_factory.mktemp("rows") / f"data{suffix}"
+    if suffix == ".jsonl":
+        path.write_text("".join(json.dumps({"text": text, "label": label}) + "\n" for text, label in rows))
+    else:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, delimiter="\t" if suffix == ".tsv" else ",")
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+        path.write_text(buffer.getvalue(), encoding="utf-8", newline="")
+    dataset = load_texts(path)
+    assert list(dataset.texts) == [text for text, _ in rows]
+    assert [dataset.class_names[i] for i in dataset.labels] == [label for _, label in rows]
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode)
+                  | st.sampled_from([b"text,label\n" + b"[" * 5000, b'{"text": ' + b"[" * 3000 + b"\n",
+                                     b'{"text": "a", "label": {"x": 1}}\n{"text": "b", "label": [2]}\n']),
+                  st.sampled_from([".csv", ".tsv", ".jsonl"]))
+def test_any_file_content_loads_or_is_one_data_error_naming_the_file(tmp_path_factory, content, suffix):
+    path = tmp_path_factory.mktemp("junk") / f"data{suffix}"
+    path.write_bytes(content)
+    try:
+        load_texts(path)
+    except DataError as error:
+        assert str(error).startswith(str(path)) and "\n" not in str(error), error
+
+
+# === One answer for the same bad input, whichever path runs it ===
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"sampler": "top_k", "top_k": 100_000}, r"top_k must be at most the vocabulary size \(320\), got 100000"),
+    ({"max_length": 8, "prompts": ["ROMEO: " * 6]}, r"prompt 0 has \d+ tokens \(start token included\); max_length 8"),
+    ({"max_length": 12, "prompts": ["a", "ROMEO: " * 6]}, r"prompt 1 has \d+ tokens"),
+    ({"sampler": "top_p", "temperature": 0}, "temperature must be a number > 0, got 0"),
+    ({"max_length": 1}, "max_length must be an integer >= 2"),
+])
+def test_keras_and_litert_generation_refuse_the_same_arguments_with_the_same_message(gpt2_export, arguments, message):
+    from zoo.causal_lm import generate
+    from zoo.runtime import Generator
+
+    model, decoder = gpt2_export
+    arguments = dict({"prompts": ["ROMEO:"], "max_length": 16, "sampler": "greedy"}, **arguments)
+    prompts = arguments.pop("prompts")
+    errors = []
+    for run in (lambda: generate(model, prompts, **arguments), lambda: Generator(decoder).generate(prompts, **arguments)):
+        with pytest.raises(ValueError, match=message) as error:
+            run()
+        errors.append(str(error.value))
+    assert errors[0] == errors[1]
+
+
+@pytest.fixture(scope="module")
+def gpt2_export(tmp_path_factory):
+    from zoo.export import export
+
+    model = helpers.build_tiny("gpt2_tiny")
+    result = export(model, root=tmp_path_factory.mktemp("serving"), formats=("tflite",), quantize=())
+    return model, result.path / "litert" / "model.tflite"
+
+
+def test_an_output_folder_under_a_file_and_a_truncated_keras_file_are_one_line(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    line = error_line(run_zoo("train", "gru_classifier", "--out", tmp_path / "afile" / "m", "--epochs", 1))
+    assert line == f"zoo train: error: out_dir {tmp_path}/afile/m: {tmp_path}/afile is a file, expected a folder"
+    model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
+    model.save(tmp_path / "model.keras")
+    line = error_line(run_zoo("export", tmp_path / "model.keras", "--root", tmp_path / "afile" / "serving"))
+    assert f"{tmp_path}/afile is a file, expected a folder" in line
+    (tmp_path / "cut.keras").write_bytes((tmp_path / "model.keras").read_bytes()[:20_000])
+    for command in ("predict", "evaluate"):
+        line = error_line(run_zoo(command, tmp_path / "cut.keras", *(["some text"] if command == "predict" else [])))
+        assert line.endswith("cut.keras: not a .keras archive (a zip file); it is truncated or corrupt"), line

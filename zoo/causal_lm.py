@@ -27,7 +27,7 @@ from zoo import registry
 from zoo.data import load_corpus
 from zoo.preprocessing import bpe
 from zoo.runtime import generator as runtime_generator
-from zoo.saving import MODEL_FILENAME, REPORT_FILENAME, write_atomically
+from zoo.saving import MODEL_FILENAME, REPORT_FILENAME, check_folder, write_atomically
 from zoo.training import check_training_arguments, library_versions
 
 SAMPLERS = runtime_generator.KERAS_SAMPLERS
@@ -189,9 +189,10 @@ def train_causal_lm(
     check_training_arguments(epochs=epochs, batch_size=batch_size)
     registry.check_config(name, dict(spec.default_config, **{k: v for k, v in overrides.items()
                                                              if k in spec.default_config}))
+    out_dir = pathlib.Path(out_dir or pathlib.Path("saved_models") / name)
+    check_folder(out_dir, "out_dir")
     corpus = load_corpus(data, encoding=encoding)
     train_corpus, validation_corpus = corpus.split(validation_fraction, seed)
-    out_dir = pathlib.Path(out_dir or pathlib.Path("saved_models") / name)
     out_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
 
@@ -287,10 +288,17 @@ def generate(model, prompts, *, max_length=64, sampler="greedy", seed=None, **sa
         sampler: "greedy", "top_k", "top_p" or "beam".
         seed: makes the stochastic samplers reproducible.
     """
-    runtime_generator.check_generation_arguments(sampler, max_length, samplers=SAMPLERS, **sampler_args)
+    runtime_generator.check_generation_arguments(sampler, max_length, samplers=SAMPLERS,
+                                                 vocabulary_size=model.backbone.vocabulary_size, **sampler_args)
     limit = model.backbone.max_sequence_length
     if max_length > limit:
         raise ValueError(f"max_length {max_length} is past the model's context (max_sequence_length {limit})")
+    single = isinstance(prompts, str)
+    prompts = [prompts] if single else list(prompts)
+    # + 1: the start token the preprocessor adds (keras-hub hands eager ids back as lists).
+    token_ids = model.preprocessor.tokenizer(tf.constant(prompts))
+    token_ids = token_ids.to_list() if hasattr(token_ids, "to_list") else token_ids
+    runtime_generator.check_prompt_lengths([len(ids) + 1 for ids in token_ids], max_length)
     if seed is not None:
         keras.utils.set_random_seed(seed)
     # compile() drops keras-hub's traced (XLA) generate function; do it only
@@ -300,8 +308,7 @@ def generate(model, prompts, *, max_length=64, sampler="greedy", seed=None, **sa
     if seed is not None or getattr(model, "_zoo_sampler_key", None) != sampler_key:
         model.compile(sampler=make_sampler(sampler, seed=seed, **sampler_args))
         model._zoo_sampler_key = sampler_key
-    single = isinstance(prompts, str)
-    outputs = model.generate(tf.constant([prompts] if single else list(prompts)), max_length=max_length)
+    outputs = model.generate(tf.constant(prompts), max_length=max_length)
     outputs = [text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
                for text in np.asarray(outputs).reshape(-1)]
     return outputs[0] if single else outputs

@@ -46,6 +46,9 @@ def main(argv=None):
 def _one_line(message, limit=500):
     """The first line of an error (Keras and TensorFlow errors run to many lines)."""
     lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    if lines and lines[0] == "in user code:":
+        # A traced function's error: the traceback comes first, the error last.
+        lines = [line for line in lines if "Error:" in line][-1:] or lines
     return (lines[0] if lines else "")[:limit]
 
 

@@ -216,16 +216,22 @@ def _read_delimited(path, text, text_column, label_column):
     return records
 
 
+def _json_line(line, where):
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{where}: invalid JSON ({error.msg})") from None
+    except RecursionError:
+        raise DataError(f"{where}: invalid JSON (nested too deeply)") from None
+
+
 def _read_jsonl(path, text, text_column, label_column):
     records = []
     for line_number, line in enumerate(_lines(text), start=1):
         if not line.strip():
             continue
         where = f"{path}:{line_number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{where}: invalid JSON ({error.msg})") from None
+        record = _json_line(line, where)
         if not isinstance(record, dict):
             raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
         for field in (text_column, label_column):
@@ -385,10 +391,7 @@ def load_corpus(path=None, *, text_column="text", encoding=None):
         for line_number, line in enumerate(_lines(text), start=1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{path}:{line_number}: invalid JSON ({error.msg})") from None
+            record = _json_line(line, f"{path}:{line_number}")
             if not isinstance(record, dict) or not isinstance(record.get(text_column), str):
                 raise DataError(f"{path}:{line_number}: field {text_column!r}: expected an object with a string")
             documents.append(record[text_column])

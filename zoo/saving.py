@@ -9,6 +9,7 @@ import json
 import os
 import pathlib
 import tempfile
+import zipfile
 
 MODEL_FILENAME = "model.keras"
 REPORT_FILENAME = "train_report.json"
@@ -25,7 +26,14 @@ def load_model(model):
 
     import zoo.models  # noqa: F401  (registers zoo's layers for deserialization)
 
-    return keras.saving.load_model(model_file(model), safe_mode=True)
+    path = model_file(model)
+    # Keras says "File not found" for a file that is there but cut short.
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a .keras archive (a zip file); it is truncated or corrupt")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except (zipfile.BadZipFile, EOFError, OSError) as error:
+        raise ValueError(f"{path}: the .keras archive is corrupt ({error})") from None
 
 
 def held_out_split(model):
@@ -52,6 +60,16 @@ def held_out_split(model):
     return dataset.split(data["validation_fraction"], data["seed"])
 
 
+def check_folder(path, what):
+    """`path` is a folder or can be made one: no part of it is an existing file (checked before any work)."""
+    path = pathlib.Path(path)
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise ValueError(f"{what} {path}: {part} is a file, expected a folder")
+            return
+
+
 def model_file(model):
     path = pathlib.Path(model)
     if not path.exists() and not path.suffix:
@@ -64,9 +82,14 @@ def model_file(model):
 
 
 def write_atomically(path, write):
-    """Call `write(temporary_path)`, then rename over `path` only if it worked."""
+    """Call `write(temporary_path)`, then rename over `path` only if it worked.
+
+    The temporary file is `.<stem>-<pid>-*<suffix>`: one left by a killed
+    process (kill -9 mid-write) is removed by the next write.
+    """
     path = pathlib.Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+    remove_stale(path.parent, f".{path.stem}-")
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-{os.getpid()}-", suffix=path.suffix, dir=path.parent)
     os.close(handle)
     try:
         write(temporary)
@@ -74,3 +97,28 @@ def write_atomically(path, write):
     except BaseException:
         pathlib.Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def remove_stale(directory, prefix):
+    """Remove `<prefix><pid>-*` folders and files whose process is gone (a killed run's leftovers)."""
+    import shutil
+
+    for path in pathlib.Path(directory).glob(f"{prefix}*"):
+        pid = path.name[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit() or alive(int(pid)):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def alive(pid):
+    """Whether process `pid` exists (another user's counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

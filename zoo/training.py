@@ -18,7 +18,7 @@ import keras
 from zoo import registry
 from zoo.data import load_texts
 from zoo.evaluation import evaluate_classifier
-from zoo.saving import MODEL_FILENAME, REPORT_FILENAME, write_atomically
+from zoo.saving import MODEL_FILENAME, REPORT_FILENAME, check_folder, remove_stale, write_atomically
 
 @dataclasses.dataclass
 class TrainResult:
@@ -57,6 +57,8 @@ def train_classifier(
     """
     check_training_arguments(epochs=epochs, batch_size=batch_size, patience=patience)
     registry.check_config(name, dict(registry.model_info(name).default_config, **overrides))
+    out_dir = pathlib.Path(out_dir or pathlib.Path("saved_models") / name)
+    check_folder(out_dir, "out_dir")
     dataset = load_texts(data, text_column=text_column, label_column=label_column, encoding=encoding)
     train, validation = dataset.split(validation_fraction, seed)
     keras.utils.set_random_seed(seed)
@@ -65,11 +67,8 @@ def train_classifier(
     )
     model.adapt(train.texts, train.labels)
 
-    out_dir = pathlib.Path(out_dir or pathlib.Path("saved_models") / name)
     out_dir.mkdir(parents=True, exist_ok=True)
     # A killed run (kill -9) leaves its checkpoint folder: the next run removes it (the pid is in the name).
-    from zoo.export.publish import remove_stale
-
     remove_stale(out_dir, ".checkpoint-")
     checkpoint_dir = pathlib.Path(tempfile.mkdtemp(prefix=f".checkpoint-{os.getpid()}-", dir=out_dir))
     try:

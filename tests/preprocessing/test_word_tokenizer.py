@@ -156,3 +156,21 @@ def test_docstring_examples_run(module):
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+# Fragments that exercise every kind of invalid UTF-8: a lone continuation or
+# lead byte, a truncated sequence, an encoded surrogate, an overlong form.
+UTF8_PIECES = st.one_of(st.binary(max_size=6), st.sampled_from(
+    [b" ", b"great", b"GREAT", b"caf\xc3\xa9", b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xf0\x9f\x98", b"\xe2\x82",
+     b"\xc0\xaf", b"!", b"\x00", b"\t"]))
+
+
+@hypothesis.settings(max_examples=150, deadline=None)
+@hypothesis.given(st.lists(st.lists(UTF8_PIECES, max_size=10).map(b"".join), min_size=1, max_size=6))
+def test_invalid_utf8_gives_the_same_words_in_keras_and_the_reference(texts):
+    """Rule 0: each maximal invalid sequence is one U+FFFD, in the graph and in Python."""
+    for tokenizer in PARITY_TOKENIZERS:
+        graph_words = [[word.decode("utf-8") for word in row] for row in
+                       tokenizer.split_words(tf.constant(texts)).to_list()]
+        assert graph_words == [reference.split_words(text, tokenizer.lower, tokenizer.punctuation) for text in texts]
+        np.testing.assert_array_equal(tf_ids(tokenizer, texts, 12), tokenizer.reference(12).encode(texts))

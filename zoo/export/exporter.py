@@ -106,7 +106,7 @@ def export(
     >>> result = export("saved_models/lstm_classifier/model.keras", root="/tmp/serving")
     >>> print(result.format_table())
     """
-    from zoo.saving import held_out_split, load_model
+    from zoo.saving import check_folder, held_out_split, load_model
 
     started = time.perf_counter()
     model_path = None
@@ -119,6 +119,7 @@ def export(
     plan = _plan(task, formats, quantize)
     name = publish.check_name(name or model.name)
     base = pathlib.Path(root) / name
+    check_folder(base, "export folder")
     publish.choose_version(base, version, force)  # a bad or taken version fails before the data is read
     validation = task.validation_set(model, validation_data, calibration_texts,
                                      held_out_split(model_path) if model_path else None, **options)

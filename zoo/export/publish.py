@@ -15,6 +15,8 @@ import tempfile
 import time
 
 from zoo.export.errors import ExportError
+from zoo.saving import alive as _alive
+from zoo.saving import remove_stale
 
 
 def check_name(name):
@@ -104,24 +106,6 @@ def staged_version(base, version, force):
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def remove_stale(directory, prefix):
-    """Remove `<prefix><pid>-*` folders whose process is gone (a killed export's leftovers)."""
-    for path in directory.glob(f"{prefix}*"):
-        pid = path.name[len(prefix):].split("-", 1)[0]
-        if path.is_dir() and pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def make_readable(directory):

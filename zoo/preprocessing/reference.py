@@ -6,8 +6,10 @@ Keras layer) mirrors op for op inside the graph. The test suite checks that
 both produce identical token ids on tricky text.
 
 The rules, in order:
-0. The text ends at its first NUL character (as in ICU's lowercasing and
-   MediaPipe's tokenizer).
+0. A text may be `str` or UTF-8 `bytes`; invalid UTF-8 becomes U+FFFD, one
+   per maximal invalid sequence (Python's "replace", which is also what
+   ICU's converters inside TensorFlow do). The text ends at its first NUL
+   character (as in ICU's lowercasing and MediaPipe's tokenizer).
 1. Lowercase (if `lower`) with Unicode's full mapping and its context rules
    (`"İ"` becomes `"i̇"`, a word-final `"Σ"` becomes `"ς"`), as ICU inside
    `tf.strings.lower(..., encoding="utf-8")` does. The few letters added in
@@ -85,9 +87,18 @@ def lowercase(text):
     return "".join(part if index % 2 else part.lower() for index, part in enumerate(parts))
 
 
+def as_text(text):
+    """Rule 0's decoding: `str` as it is, `bytes` as UTF-8 with U+FFFD for invalid sequences."""
+    if isinstance(text, str):
+        return text
+    if isinstance(text, (bytes, bytearray)):
+        return bytes(text).decode("utf-8", "replace")
+    raise TypeError(f"expected a text (str or UTF-8 bytes), got {type(text).__name__}")
+
+
 def split_words(text, lower=True, punctuation="split"):
     """Apply rules 0-3 and return the list of words."""
-    text = text.split("\x00", 1)[0]
+    text = as_text(text).split("\x00", 1)[0]
     if lower:
         text = lowercase(text)
     if punctuation == "split":
@@ -198,9 +209,15 @@ class ReferenceWordTokenizer:
         return split_words(text, lower=self.lower, punctuation=self.punctuation)
 
     def encode(self, texts):
-        """Return int32 ids of shape `[len(texts), sequence_length]`."""
+        """Return int32 ids of shape `[len(texts), sequence_length]` (texts: str or UTF-8 bytes)."""
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("encode() takes a list of texts, not one text")
+        texts = list(texts)
         ids = np.full((len(texts), self.sequence_length), PAD_ID, dtype=np.int32)
         for row, text in enumerate(texts):
-            words = self.tokenize(text)[: self.sequence_length]
+            try:
+                words = self.tokenize(text)[: self.sequence_length]
+            except TypeError as error:
+                raise TypeError(f"texts[{row}]: {error}") from None
             ids[row, : len(words)] = [self._ids.get(word, OOV_ID) for word in words]
         return ids

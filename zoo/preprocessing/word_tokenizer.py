@@ -153,9 +153,14 @@ class WordTokenizer(keras_hub.tokenizers.Tokenizer):
     def split_words(self, strings):
         """Rules 1-3 of `reference` as TF ops: string `[batch]` to ragged words."""
         if self.lower:
-            # ICU's lowercasing also ends the text at its first NUL (rule 0).
+            # ICU's lowercasing also replaces invalid UTF-8 by U+FFFD and ends
+            # the text at its first NUL (rule 0).
             strings = tf.strings.lower(strings, encoding="utf-8")
         else:
+            # Without it RE2 would match invalid bytes one by one and the ids
+            # would differ from the reference's (rule 0).
+            strings = tf.strings.unicode_transcode(strings, "UTF-8", "UTF-8", errors="replace",
+                                                   replacement_char=0xFFFD)
             strings = tf.strings.regex_replace(strings, r"(?s)\x00.*", "")
         if self.punctuation != "keep":
             replacement = {"split": r" \0 ", "strip": "", "delimit": " "}[self.punctuation]

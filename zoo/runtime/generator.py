@@ -16,7 +16,7 @@ KERAS_SAMPLERS = SAMPLERS + ("beam",)
 
 
 def check_generation_arguments(sampler="greedy", max_length=64, temperature=1.0, top_k=10, top_p=0.9, num_beams=4,
-                               samplers=SAMPLERS):
+                               samplers=SAMPLERS, vocabulary_size=None):
     """The one set of rules for generation arguments, in Keras `generate` and in the LiteRT `Generator`.
 
     A temperature of 0 would divide the logits by zero (NaN text), top_p
@@ -34,10 +34,24 @@ def check_generation_arguments(sampler="greedy", max_length=64, temperature=1.0,
         raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k must be an integer >= 1, got {top_k!r}")
+    if vocabulary_size is not None and top_k > vocabulary_size:
+        raise ValueError(f"top_k must be at most the vocabulary size ({vocabulary_size}), got {top_k}")
     if isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
         raise ValueError(f"top_p must be a number in (0, 1], got {top_p!r}")
     if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
         raise ValueError(f"num_beams must be an integer >= 1, got {num_beams!r}")
+
+
+def check_prompt_lengths(prompt_lengths, max_length):
+    """Each prompt (start token included) must leave room for a new token within `max_length`.
+
+    Keras would otherwise cut the prompt silently and LiteRT refuse it:
+    both paths refuse it, with this message.
+    """
+    for index, length in enumerate(prompt_lengths):
+        if length >= max_length:
+            raise ValueError(f"prompt {index} has {length} tokens (start token included); max_length {max_length} "
+                             f"counts the prompt and leaves no room for new tokens: raise max_length or shorten it")
 
 
 class Generator:
@@ -108,15 +122,14 @@ class Generator:
             max_length: total tokens, prompt included; at most the file's
                 `cache_length`.
         """
-        check_generation_arguments(sampler, max_length, temperature, top_k, top_p)
+        check_generation_arguments(sampler, max_length, temperature, top_k, top_p,
+                                   vocabulary_size=self.tokenizer.vocabulary_size())
         max_length = min(int(max_length), self.cache_length)
         prompt_ids = list(prompt_ids)
         if not prompt_ids:
             raise ValueError("prompt_ids is empty: it needs at least the start token")
-        if len(prompt_ids) >= self.cache_length:
-            raise ValueError(f"the prompt has {len(prompt_ids)} tokens (start token included); this decoder's "
-                             f"context (cache_length) is {self.cache_length}: shorten it or export a longer cache")
-        prompt_ids = prompt_ids[:max_length]
+        self._check_context(len(prompt_ids))
+        check_prompt_lengths([len(prompt_ids)], max_length)
         rng = np.random.default_rng(seed)
         outputs = self.prefill(prompt_ids)
         cache = outputs["cache"]
@@ -137,14 +150,26 @@ class Generator:
         """Continue a prompt (or a list of them); returns text like Keras `generate`."""
         single = isinstance(prompts, str)
         outputs = []
-        for prompt in [prompts] if single else list(prompts):
-            prompt_ids = self.prompt_token_ids(prompt)
+        prompts = [prompts] if single else list(prompts)
+        all_prompt_ids = [self.prompt_token_ids(prompt) for prompt in prompts]
+        # Every prompt is checked before the first is generated (as in Keras `generate`).
+        check_generation_arguments(sampler, max_length)
+        lengths = [len(ids) for ids in all_prompt_ids]
+        for index, length in enumerate(lengths):
+            self._check_context(length, index)
+        check_prompt_lengths(lengths, min(max_length, self.cache_length))
+        for prompt_ids in all_prompt_ids:
             new_ids = [token for token in self.generate_token_ids(prompt_ids, max_length, sampler, **sampler_args)
                        if token != self.end_token_id]
             special = (self.start_token_id, self.end_token_id)
             kept = new_ids if strip_prompt else [t for t in prompt_ids if t not in special] + new_ids
             outputs.append(self.tokenizer.decode(kept))
         return outputs[0] if single else outputs
+
+    def _check_context(self, length, index=0):
+        if length >= self.cache_length:
+            raise ValueError(f"prompt {index} has {length} tokens (start token included); this decoder's "
+                             f"context (cache_length) is {self.cache_length}: shorten it or export a longer cache")
 
 
 def _sample(logits, sampler, temperature, top_k, top_p, rng):

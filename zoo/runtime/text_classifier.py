@@ -61,8 +61,8 @@ class TextClassifierRunner:
         return probabilities
 
     def predict(self, texts):
-        """Probabilities `[len(texts), num_classes]` for raw strings."""
-        if isinstance(texts, str):
+        """Probabilities `[len(texts), num_classes]` for raw texts (str, or UTF-8 bytes: invalid sequences read as U+FFFD)."""
+        if isinstance(texts, (str, bytes)):
             raise TypeError("predict() takes a list of strings, not one string")
         return self.predict_token_ids(self.tokenizer.encode(list(texts)))
 

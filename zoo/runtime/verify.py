@@ -71,25 +71,47 @@ def verify_model_file(model_path):
 
 
 def check_sidecar_against_model(spec, model, sidecar):
-    """The sidecar's window length, labels and cache must be the model file's tensor shapes."""
+    """The sidecar's tensors, window length, labels and cache must be the model file's own."""
     for signature, expected in spec["signatures"].items():
-        runner = model.signature_details(signature)
+        try:
+            runner = model.signature_details(signature)
+        except (KeyError, ValueError):
+            raise VerificationError(f"{sidecar}: field 'signatures': the model file has no signature "
+                                    f"{signature!r}") from None
         for kind in ("inputs", "outputs"):
             actual = runner[kind]
+            if sorted(actual) != sorted(tensor["name"] for tensor in expected[kind]):
+                raise VerificationError(f"{sidecar}: field 'signatures.{signature}.{kind}': the model file's "
+                                        f"tensors are {sorted(actual)}")
             for tensor in expected[kind]:
-                shape = actual.get(tensor["name"])
-                if shape is None:
-                    raise VerificationError(f"{sidecar}: field 'signatures.{signature}.{kind}': the model file has "
-                                            f"no tensor {tensor['name']!r}")
+                shape = actual[tensor["name"]]
                 if [d if d is not None and d >= 0 else None for d in shape] != list(tensor["shape"]):
                     raise VerificationError(f"{sidecar}: field 'signatures.{signature}.{kind}': {tensor['name']} "
                                             f"is {list(shape)} in the model file, {tensor['shape']} in the sidecar")
     if spec["task"] == "text-classification":
         (signature,) = spec["signatures"].values()
-        window, classes = signature["inputs"][0]["shape"][-1], signature["outputs"][0]["shape"][-1]
-        if spec["tokenizer"]["sequence_length"] != window:
-            raise VerificationError(f"{sidecar}: field 'tokenizer.sequence_length': {spec['tokenizer']['sequence_length']}"
-                                    f", but the model file takes {window} token ids")
-        if len(spec["labels"]) != classes:
-            raise VerificationError(f"{sidecar}: field 'labels': {len(spec['labels'])} labels, but the model file "
-                                    f"outputs {classes} classes")
+        window, classes = signature["inputs"][0]["shape"][-1:], signature["outputs"][0]["shape"][-1:]
+        _same(sidecar, "tokenizer.sequence_length", spec["tokenizer"]["sequence_length"], window,
+              "the model file takes {} token ids")
+        _same(sidecar, "labels", len(spec["labels"]), classes, "the model file outputs {} classes", "{} labels")
+    else:
+        generation = spec["generation"]
+        shapes = {(name, tensor["name"]): tensor["shape"] for name, signature in spec["signatures"].items()
+                  for tensor in signature["inputs"] + signature["outputs"]}
+        cache = shapes[("decode", "cache")]
+        layout = generation.get("cache_layout")
+        position_axis = layout.index("position") if isinstance(layout, list) and "position" in layout else -2
+        _same(sidecar, "generation.cache_length", generation["cache_length"], cache[position_axis:][:1],
+              "the model file's cache holds {} positions")
+        _same(sidecar, "generation.prefill_length", generation["prefill_length"],
+              shapes.get(("prefill", "token_ids"), [])[-1:], "the model file's prefill takes {} token ids")
+        _same(sidecar, "tokenizer.vocabulary", len(spec["tokenizer"]["vocabulary"]),
+              shapes.get(("decode", "logits"), [])[-1:], "the model file has {} logits", "{} tokens")
+
+
+def _same(sidecar, field, value, model_dims, model_says, sidecar_says="{}"):
+    """`value` must be the model file's one dimension `model_dims` (a list of one size or None)."""
+    if list(model_dims) != [value] and model_dims != [None]:
+        shown = model_dims[0] if model_dims else "no such dimension"
+        raise VerificationError(f"{sidecar}: field {field!r}: {sidecar_says.format(value)}, but "
+                                f"{model_says.format(shown)}")
