@@ -11,6 +11,7 @@ Example:
 >>> generate(result.model, ["ROMEO:"], max_length=40, sampler="top_k", seed=0)
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -168,6 +169,7 @@ def train_causal_lm(
     encoding=None,
     callbacks=(),
     verbose=1,
+    strategy=None,
     **overrides,
 ):
     """Fine-tune (or train from scratch) a registered causal LM on a corpus.
@@ -179,7 +181,11 @@ def train_causal_lm(
             `train_report.json`, per-epoch checkpoints and the resume backup.
         lora_rank: train only rank-`r` LoRA adapters of the backbone.
         max_train_windows: cap the number of training windows (quick runs).
-        callbacks: extra Keras callbacks, run after zoo's own.
+        callbacks: extra Keras callbacks, run after zoo's own (not with `strategy`).
+        strategy: "auto", "mirrored", "multi_worker" or a
+            `zoo.distributed.Cluster`: train with tf.distribute (zoo's own
+            step, no XLA); `batch_size` is the global batch and only the
+            chief writes `out_dir`'s files.
         **overrides: model config, e.g. `weights=DIR`, `sequence_length=256`,
             `tokenizer="train"`, `bpe_vocabulary_size=4096`.
     """
@@ -187,6 +193,13 @@ def train_causal_lm(
     if spec.task != "causal-lm":
         raise ValueError(f"{name} is a {spec.task} model; train it with `zoo train` / train_classifier")
     check_training_arguments(epochs=epochs, batch_size=batch_size)
+    cluster = None
+    if strategy is not None:
+        from zoo import distributed
+
+        cluster = strategy if isinstance(strategy, distributed.Cluster) else distributed.make_cluster(strategy)
+        if callbacks:
+            raise ValueError("callbacks are Keras fit callbacks; training with a strategy runs zoo's own loop")
     registry.check_config(name, dict(spec.default_config, **{k: v for k, v in overrides.items()
                                                              if k in spec.default_config}))
     out_dir = pathlib.Path(out_dir or pathlib.Path("saved_models") / name)
@@ -205,7 +218,11 @@ def train_causal_lm(
             vocabulary, merges = bpe.train_byte_level_bpe(train_corpus.documents, config["bpe_vocabulary_size"])
             bpe.write_vocabulary_files(vocabulary_dir, vocabulary, merges)
         overrides["vocabulary"], overrides["merges"] = bpe.vocabulary_files(vocabulary_dir)
-    model = registry.create_model(name, **overrides)
+    def scope():  # under a strategy every variable (the optimizer's too) is made mirrored
+        return cluster.strategy.scope() if cluster else contextlib.nullcontext()
+
+    with scope():
+        model = registry.create_model(name, **overrides)
     tokenizer = model.preprocessor.tokenizer
     sequence_length = model.preprocessor.sequence_length
 
@@ -219,10 +236,17 @@ def train_causal_lm(
     train_data = windows_dataset(train_windows, batch_size, shuffle=True, seed=seed)
     validation_data = windows_dataset(validation_windows, validation_batch)
 
-    if lora_rank:
-        model.backbone.enable_lora(int(lora_rank))
     steps = epochs * (len(train_windows) // batch_size)
-    trainer = build_trainer(model, steps, learning_rate, warmup_fraction, weight_decay, clipnorm, jit_compile)
+    with scope():
+        if lora_rank:
+            model.backbone.enable_lora(int(lora_rank))
+        trainer = build_trainer(model, steps, learning_rate, warmup_fraction, weight_decay, clipnorm,
+                                jit_compile and cluster is None)
+    facts = dict(name=name, corpus=corpus, overrides=overrides, train_windows=train_windows,
+                 validation_windows=validation_windows, validation_fraction=validation_fraction, seed=seed,
+                 sequence_length=sequence_length, batch_size=batch_size, lora_rank=lora_rank)
+    if cluster is not None:
+        return _train_distributed(model, trainer, cluster, out_dir, epochs, verbose, facts)
     initial = trainer.evaluate(validation_data, verbose=0, return_dict=True)
     callbacks = [
         TokensPerSecond(batch_size * sequence_length),
@@ -238,27 +262,63 @@ def train_causal_lm(
     seconds = time.perf_counter() - started
     final = trainer.evaluate(validation_data, verbose=0, return_dict=True)
 
-    report = {
-        "model": name,
+    report = _report(facts, history.history, seconds, initial["loss"], final["loss"],
+                     jit_compile=jit_compile, tokens_per_second=history.history.get("tokens_per_second", [None])[-1])
+    return _save(model, out_dir, report)
+
+
+def _train_distributed(model, trainer, cluster, out_dir, epochs, verbose, facts):
+    """`zoo.distributed.fit` on the id windows; the chief saves the model and the report."""
+    from zoo import distributed
+
+    batch_size, windows = facts["batch_size"], facts["train_windows"]
+    layout = cluster.describe(batch_size)
+    if verbose and cluster.is_chief:
+        print("Training with " + ", ".join(f"{key} {value}" for key, value in layout.items()), flush=True)
+
+    def split(windows):
+        return {"token_ids": windows[:, :-1], "padding_mask": np.ones_like(windows[:, :-1], dtype=bool)}, windows[:, 1:]
+
+    validation = split(facts["validation_windows"])
+    initial = distributed.evaluator(trainer, validation, batch_size, None, from_logits=True)()
+    fitted = distributed.fit(trainer, split(windows), validation, cluster, epochs=epochs, global_batch_size=batch_size,
+                             seed=facts["seed"], out_dir=out_dir, from_logits=True, verbose=verbose)
+    if not cluster.is_chief:
+        return LanguageModelResult(model, None, None)
+    history = dict(fitted.history, val_perplexity=[perplexity(loss) for loss in fitted.history["val_loss"]])
+    report = _report(facts, history, fitted.seconds, initial["val_loss"], fitted.history["val_loss"][-1],
+                     jit_compile=False, tokens_per_second=fitted.examples_per_second * facts["sequence_length"])
+    report["distributed"] = dict(layout, resumed_from_epoch=fitted.resumed_from_epoch,
+                                 examples_left_out_per_epoch=fitted.dropped_per_epoch)
+    return _save(model, out_dir, report)
+
+
+def _report(facts, history, seconds, loss_before, loss_after, *, jit_compile, tokens_per_second):
+    return {
+        "model": facts["name"],
         "config": {key: str(value) if isinstance(value, pathlib.Path) else value
-                   for key, value in overrides.items() if key not in ("vocabulary", "merges")},
-        "data": {"source": corpus.source, "encoding": corpus.encoding, "characters": corpus.num_characters,
-                 "train_tokens": int(train_windows.size), "validation_tokens": int(validation_windows.size),
-                 "validation_fraction": validation_fraction, "seed": seed},
-        "sequence_length": sequence_length,
-        "batch_size": batch_size,
-        "epochs_run": len(history.history.get("loss", [])),
-        "lora_rank": lora_rank,
+                   for key, value in facts["overrides"].items() if key not in ("vocabulary", "merges")},
+        "data": {"source": facts["corpus"].source, "encoding": facts["corpus"].encoding,
+                 "characters": facts["corpus"].num_characters, "train_tokens": int(facts["train_windows"].size),
+                 "validation_tokens": int(facts["validation_windows"].size),
+                 "validation_fraction": facts["validation_fraction"], "seed": facts["seed"]},
+        "sequence_length": facts["sequence_length"],
+        "batch_size": facts["batch_size"],
+        "epochs_run": len(history.get("loss", [])),
+        "lora_rank": facts["lora_rank"],
         "jit_compile": jit_compile,
         "train_seconds": round(seconds, 2),
-        "tokens_per_second": history.history.get("tokens_per_second", [None])[-1],
-        "validation_loss_before": initial["loss"],
-        "validation_perplexity_before": perplexity(initial["loss"]),
-        "validation_loss": final["loss"],
-        "validation_perplexity": perplexity(final["loss"]),
-        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
+        "tokens_per_second": tokens_per_second,
+        "validation_loss_before": loss_before,
+        "validation_perplexity_before": perplexity(loss_before),
+        "validation_loss": loss_after,
+        "validation_perplexity": perplexity(loss_after),
+        "history": {key: [float(v) for v in values] for key, values in history.items()},
         "versions": library_versions(),
     }
+
+
+def _save(model, out_dir, report):
     model_path = out_dir / MODEL_FILENAME
     write_atomically(model_path, model.save)
     write_atomically(out_dir / REPORT_FILENAME, lambda path: pathlib.Path(path).write_text(json.dumps(report, indent=2)))

@@ -78,6 +78,8 @@ def _build_parser():
     command.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. hidden_dim=32"
     )
+    command.add_argument("--strategy", choices=("auto", "mirrored", "multi_worker"),
+                         help="train with tf.distribute (multi_worker reads TF_CONFIG); --batch-size is the global batch")
     command.set_defaults(run=_train)
 
     command = commands.add_parser("evaluate", help="accuracy, per-class P/R/F1 and confusion matrix")
@@ -208,8 +210,12 @@ def _train(args):
         validation_fraction=args.validation_fraction,
         seed=args.seed,
         patience=args.patience,
+        strategy=args.strategy,
         **_parse_overrides(args.set),
     )
+    if result.report is None:  # a worker other than the chief: the chief reports and saves
+        print(f"worker done: {len(result.history['loss'])} epochs; the chief wrote the model and its report")
+        return
     report, history = result.report, result.history
     best = result.best_epoch - 1
     print()
@@ -220,10 +226,18 @@ def _train(args):
     print(f"{'train':12}{history['loss'][best]:8.4f}  {history['accuracy'][best]:8.4f}")
     print(f"{'validation':12}{history['val_loss'][best]:8.4f}  {history['val_accuracy'][best]:8.4f}")
     print(f"time        {result.seconds:.1f} s ({report['train_examples_per_second']:.0f} examples/s)")
+    if "distributed" in report:
+        _print_layout(report["distributed"])
     print(f"saved       {result.model_path}")
     print()
     print(result.validation.format())
     print(f"\nvalidation accuracy: {result.validation.accuracy:.4f}")
+
+
+def _print_layout(layout):
+    print(f"distributed {layout['strategy']}: {layout['workers']} workers, {layout['replicas']} replicas, global "
+          f"batch {layout['global_batch_size']} ({layout['per_replica_batch_size']} per replica), resumed from "
+          f"epoch {layout['resumed_from_epoch']}, {layout['examples_left_out_per_epoch']} examples left out per epoch")
 
 
 def _train_causal_lm(args):
@@ -242,10 +256,14 @@ def _train_causal_lm(args):
         validation_fraction=args.validation_fraction,
         seed=args.seed,
         encoding=args.encoding,
+        strategy=args.strategy,
         **trainer_options,
         **options,
     )
     report = result.report
+    if report is None:  # a worker other than the chief: the chief reports and saves
+        print("worker done; the chief wrote the model and its report")
+        return
     print()
     print(f"data        {report['data']['source']} ({report['data']['train_tokens']} train / "
           f"{report['data']['validation_tokens']} validation tokens)")
@@ -253,6 +271,8 @@ def _train_causal_lm(args):
           f"{report['tokens_per_second']:.0f} tokens/s (last epoch)")
     print(f"validation  loss {report['validation_loss_before']:.4f} -> {report['validation_loss']:.4f}, "
           f"perplexity {report['validation_perplexity_before']:.1f} -> {report['validation_perplexity']:.1f}")
+    if "distributed" in report:
+        _print_layout(report["distributed"])
     print(f"saved       {result.model_path}")
 
 

@@ -5,6 +5,7 @@ Example:
 >>> result.validation.accuracy
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -45,6 +46,7 @@ def train_classifier(
     seed=1337,
     patience=3,
     verbose=1,
+    strategy=None,
     **overrides,
 ):
     """Build `name` from the registry, fit it and save the best epoch.
@@ -54,20 +56,48 @@ def train_classifier(
     with the best validation accuracy (checkpointed while training, restored
     at the end), writes `model.keras` and `train_report.json` into `out_dir`
     (default `saved_models/<name>`), each written whole or not at all.
+
+    `strategy` ("auto", "mirrored", "multi_worker", or a
+    `zoo.distributed.Cluster`) trains with tf.distribute on several devices
+    or machines; `batch_size` is then the global batch. Only the chief
+    writes `out_dir`'s files.
     """
     check_training_arguments(epochs=epochs, batch_size=batch_size, patience=patience)
+    cluster = None
+    if strategy is not None:
+        from zoo import distributed
+
+        cluster = strategy if isinstance(strategy, distributed.Cluster) else distributed.make_cluster(strategy)
     registry.check_config(name, dict(registry.model_info(name).default_config, **overrides))
     out_dir = pathlib.Path(out_dir or pathlib.Path("saved_models") / name)
     check_folder(out_dir, "out_dir")
     dataset = load_texts(data, text_column=text_column, label_column=label_column, encoding=encoding)
     train, validation = dataset.split(validation_fraction, seed)
     keras.utils.set_random_seed(seed)
-    model = registry.create_model(
-        name, num_classes=len(dataset.class_names), class_names=list(dataset.class_names), **overrides
-    )
-    model.adapt(train.texts, train.labels)
+    # Under a strategy the variables (and the optimizer's) are made in its scope: mirrored on every replica.
+    with cluster.strategy.scope() if cluster else contextlib.nullcontext():
+        model = registry.create_model(
+            name, num_classes=len(dataset.class_names), class_names=list(dataset.class_names), **overrides
+        )
+        model.adapt(train.texts, train.labels)
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    data_fields = {
+        "source": dataset.source,
+        "encoding": dataset.encoding,
+        "examples": len(dataset),
+        "train_examples": len(train),
+        "validation_examples": len(validation),
+        "validation_fraction": validation_fraction,
+        "seed": seed,
+        "text_column": text_column,
+        "label_column": label_column,
+        "class_names": list(dataset.class_names),
+    }
+    if cluster is not None:
+        return _train_distributed(name, model, cluster, train, validation, out_dir, overrides, data_fields,
+                                  epochs=epochs, batch_size=batch_size, patience=patience, seed=seed,
+                                  verbose=verbose)
     # A killed run (kill -9) leaves its checkpoint folder: the next run removes it (the pid is in the name).
     remove_stale(out_dir, ".checkpoint-")
     checkpoint_dir = pathlib.Path(tempfile.mkdtemp(prefix=f".checkpoint-{os.getpid()}-", dir=out_dir))
@@ -95,38 +125,63 @@ def train_classifier(
     finally:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
-    report = evaluate_classifier(model, validation)
     val_accuracy = history.history["val_accuracy"]
     best_epoch = max(range(len(val_accuracy)), key=val_accuracy.__getitem__) + 1
-    summary = {
+    model_path = out_dir / MODEL_FILENAME
+    write_atomically(model_path, model.save)
+    report = evaluate_classifier(model, validation)
+    summary = _summary(name, overrides, data_fields, history.history, best_epoch, seconds,
+                       len(train) * len(val_accuracy) / seconds, report)
+    _write_report(out_dir, summary)
+    return TrainResult(model, model_path, report, history.history, best_epoch, seconds, summary)
+
+
+def _train_distributed(name, model, cluster, train, validation, out_dir, overrides, data_fields, *, epochs,
+                       batch_size, patience, seed, verbose):
+    """`zoo.distributed.fit` (Keras's `fit` fails under MultiWorkerMirroredStrategy); the chief writes the files."""
+    from zoo import distributed
+
+    layout = cluster.describe(batch_size)
+    if verbose and cluster.is_chief:
+        print("Training with " + ", ".join(f"{key} {value}" for key, value in layout.items()), flush=True)
+    fitted = distributed.fit(model, (list(train.texts), train.labels), (list(validation.texts), validation.labels),
+                             cluster, epochs=epochs, global_batch_size=batch_size, seed=seed, out_dir=out_dir,
+                             from_logits=False, preprocess=model.preprocessor, monitor="val_accuracy",
+                             patience=patience, verbose=verbose)
+    if not cluster.is_chief:
+        return TrainResult(model, None, None, fitted.history, fitted.best_epoch, fitted.seconds, None)
+    model_path = out_dir / MODEL_FILENAME
+    write_atomically(model_path, model.save)
+    # Keras's predict has the same PerReplica failure as fit: report on the saved model, outside the strategy.
+    saved = keras.saving.load_model(model_path, safe_mode=True)
+    report = evaluate_classifier(saved, validation)
+    summary = _summary(name, overrides, data_fields, fitted.history, fitted.best_epoch, fitted.seconds,
+                       fitted.examples_per_second, report)
+    summary["distributed"] = dict(layout, resumed_from_epoch=fitted.resumed_from_epoch,
+                                  examples_left_out_per_epoch=fitted.dropped_per_epoch)
+    _write_report(out_dir, summary)
+    return TrainResult(saved, model_path, report, fitted.history, fitted.best_epoch, fitted.seconds, summary)
+
+
+def _summary(name, overrides, data_fields, history, best_epoch, seconds, examples_per_second, report):
+    return {
         "model": name,
         "config": _jsonable(dict(registry.model_info(name).default_config, **overrides)),
-        "data": {
-            "source": dataset.source,
-            "encoding": dataset.encoding,
-            "examples": len(dataset),
-            "train_examples": len(train),
-            "validation_examples": len(validation),
-            "validation_fraction": validation_fraction,
-            "seed": seed,
-            "text_column": text_column,
-            "label_column": label_column,
-            "class_names": list(dataset.class_names),
-        },
-        "epochs_run": len(val_accuracy),
+        "data": data_fields,
+        "epochs_run": len(history["val_accuracy"]),
         "best_epoch": best_epoch,
         "train_seconds": round(seconds, 2),
-        "train_examples_per_second": round(len(train) * len(val_accuracy) / seconds, 1),
-        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
+        "train_examples_per_second": round(examples_per_second, 1),
+        "history": {key: [float(v) for v in values] for key, values in history.items()},
         "validation": report.to_dict(),
         "versions": library_versions(),
     }
-    model_path = out_dir / MODEL_FILENAME
-    write_atomically(model_path, model.save)
+
+
+def _write_report(out_dir, summary):
     write_atomically(
         out_dir / REPORT_FILENAME, lambda path: pathlib.Path(path).write_text(json.dumps(summary, indent=2))
     )
-    return TrainResult(model, model_path, report, history.history, best_epoch, seconds, summary)
 
 
 def check_training_arguments(**arguments):

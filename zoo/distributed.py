@@ -1,0 +1,390 @@
+"""Training on several devices or machines with TensorFlow's own engine, `tf.distribute`.
+
+Keras 3.15's `fit` fails under `MultiWorkerMirroredStrategy` ("Attempt to
+convert a value (PerReplica:...) ... to a Tensor", keras-team/keras#20585),
+so zoo trains with its own step there: `strategy.run` of a GradientTape step,
+the loss averaged over the *global* batch (`tf.nn.compute_average_loss`) and
+`model.optimizer.apply`. The same loop runs every strategy:
+
+    auto          multi_worker if TF_CONFIG is set, else mirrored if this
+                  machine has more than one device, else one device
+    mirrored      every GPU of this machine (or every logical CPU device)
+    multi_worker  one process per machine, the cluster read from TF_CONFIG
+
+What the loop guarantees (tests/test_distributed.py):
+- Each global batch is the same examples as one process would take with the
+  same seed: each epoch is one seeded permutation, cut to whole global
+  batches (the rest, fewer than one global batch, is left out that epoch and
+  reported), then element `i` goes to input pipeline `i % pipelines`.
+- Gradients are clipped (clipnorm / global_clipnorm / clipvalue) after the
+  all-reduce, as one device clips the whole batch's gradient; Keras's
+  optimizer clips each replica's part before summing, which is another
+  update whenever clipping is active.
+- Metrics are sums over all replicas; validation runs on every worker on the
+  whole validation split (same weights, so the same early-stopping decision
+  everywhere without another collective).
+- Only the chief prints progress and writes `model.keras` and the report.
+  Each worker keeps its own checkpoints in `<out>/distributed-backup/worker-<i>`
+  (TF's rule: workers never write to the same file); a restarted job resumes
+  from the newest epoch every worker has (agreed by an all-gather), and the
+  backups are removed when training ends.
+"""
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import shutil
+import time
+
+import numpy as np
+import tensorflow as tf
+
+STRATEGIES = ("auto", "mirrored", "multi_worker")
+CLIPPING = ("clipnorm", "global_clipnorm", "clipvalue")
+BACKUP_DIRNAME = "distributed-backup"
+
+
+@dataclasses.dataclass
+class Cluster:
+    """A strategy and where this process sits in it."""
+
+    strategy: tf.distribute.Strategy
+    name: str
+    num_workers: int = 1
+    worker_index: int = 0
+
+    @property
+    def is_chief(self):
+        return self.worker_index == 0
+
+    @property
+    def num_replicas(self):
+        return self.strategy.num_replicas_in_sync
+
+    def describe(self, global_batch_size):
+        per_replica = global_batch_size // self.num_replicas
+        return {"strategy": self.name, "workers": self.num_workers, "replicas": self.num_replicas,
+                "global_batch_size": global_batch_size, "per_replica_batch_size": per_replica}
+
+
+# One strategy per kind and process, reused by every later training run: a second MirroredStrategy over
+# the same devices numbers its collectives from the same instance keys as the first, and the runtime,
+# which remembers each instance's shapes, aborts the second run's first all-reduce ("Shape mismatch in
+# the collective instance 100"); a second MultiWorkerMirroredStrategy cannot be made at all.
+_CLUSTERS = {}
+
+
+def make_cluster(name="auto"):
+    """The `Cluster` for strategy `name` (see the module docstring); the same one on every call in a process."""
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
+    if name == "auto":
+        name = "multi_worker" if os.environ.get("TF_CONFIG") else "mirrored"
+    if name == "multi_worker":
+        config = read_tf_config()
+        key = (name, json.dumps(config, sort_keys=True))
+        if key not in _CLUSTERS:
+            workers = config["cluster"].get("chief", []) + config["cluster"]["worker"]
+            index = config["task"]["index"] + (len(config["cluster"].get("chief", []))
+                                               if config["task"]["type"] == "worker" else 0)
+            _CLUSTERS[key] = Cluster(tf.distribute.MultiWorkerMirroredStrategy(), "multi_worker", len(workers), index)
+        return _CLUSTERS[key]
+    devices = [device.name for device in tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")]
+    key = (name, tuple(devices))
+    if key not in _CLUSTERS:
+        _CLUSTERS[key] = Cluster(tf.distribute.MirroredStrategy(devices), "mirrored")
+    return _CLUSTERS[key]
+
+
+def read_tf_config():
+    """TF_CONFIG, checked: `{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": i}}`."""
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        raise ValueError("strategy 'multi_worker' needs TF_CONFIG, e.g. "
+                         '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}')
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"TF_CONFIG: not JSON ({error.msg})") from None
+    cluster, task = (config.get("cluster"), config.get("task")) if isinstance(config, dict) else (None, None)
+    if not isinstance(cluster, dict) or not isinstance(cluster.get("worker", []), list) or not (
+            cluster.get("worker") or cluster.get("chief")):
+        raise ValueError("TF_CONFIG: field 'cluster.worker': expected a list of 'host:port' addresses")
+    cluster.setdefault("worker", [])
+    if not isinstance(task, dict) or task.get("type") not in ("worker", "chief"):
+        raise ValueError(f"TF_CONFIG: field 'task.type': expected 'worker' or 'chief', got "
+                         f"{task.get('type') if isinstance(task, dict) else task!r}")
+    members = cluster.get(task["type"], [])
+    index = task.get("index")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(members):
+        raise ValueError(f"TF_CONFIG: field 'task.index': expected an integer in [0, {len(members)}), got {index!r}")
+    return config
+
+
+@dataclasses.dataclass
+class FitResult:
+    history: dict
+    best_epoch: int
+    seconds: float
+    resumed_from_epoch: int
+    examples_per_second: float
+    dropped_per_epoch: int
+
+
+def fit(model, train, validation, cluster, *, epochs, global_batch_size, seed, out_dir, from_logits,
+        preprocess=None, monitor=None, patience=None, verbose=1):
+    """Train `model` (built in `cluster.strategy.scope()`) with zoo's distributed step.
+
+    Args:
+        train, validation: `(x, y)`; x a list of texts or a dict of arrays.
+        preprocess: applied to each batch's x in tf.data (a classifier's
+            preprocessor; None for id windows).
+        monitor: "val_accuracy" to keep the best epoch and stop early after
+            `patience` epochs without improvement (as zoo's `fit` path does);
+            None keeps the last epoch.
+    Returns a `FitResult`; `model` holds the kept weights.
+    """
+    strategy = cluster.strategy
+    if global_batch_size % cluster.num_replicas:
+        raise ValueError(f"batch_size {global_batch_size} must be a multiple of the {cluster.num_replicas} replicas")
+    per_replica = global_batch_size // cluster.num_replicas
+    train_x, train_y = train
+    count = len(train_y)
+    steps = count // global_batch_size
+    if steps < 1:
+        raise ValueError(f"only {count} training examples for the global batch size {global_batch_size}")
+    loss_object = _per_example_loss(from_logits)
+
+    def epoch_dataset(epoch):
+        # One permutation per epoch, the same on every worker; whole global batches only.
+        order = np.random.default_rng([seed, epoch]).permutation(count)[: steps * global_batch_size]
+
+        def dataset_fn(context):
+            dataset = tf.data.Dataset.from_tensor_slices((_take(train_x, order), np.asarray(train_y)[order]))
+            dataset = dataset.shard(context.num_input_pipelines, context.input_pipeline_id)
+            dataset = dataset.batch(per_replica, drop_remainder=True)
+            if preprocess is not None:
+                dataset = dataset.map(lambda x, y: (preprocess(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+            return dataset.prefetch(tf.data.AUTOTUNE)
+
+        return strategy.distribute_datasets_from_function(dataset_fn)
+
+    clipping = {key: getattr(model.optimizer, key) for key in CLIPPING}
+
+    @tf.function
+    def train_step(x, y):
+        def step(x, y):
+            with tf.GradientTape() as tape:
+                outputs = model(x, training=True)
+                per_example = loss_object(y, outputs)
+                loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+                if model.losses:
+                    loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+            gradients = tape.gradient(loss, model.trainable_variables)
+            gradients = _sum_and_clip(gradients, clipping, cluster.num_replicas)
+            model.optimizer.apply(gradients, model.trainable_variables)
+            return loss, _correct(outputs, y)
+
+        loss, correct = strategy.run(step, args=(x, y))
+        return (strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
+                strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None))
+
+    if not model.optimizer.built:
+        # Built lazily inside the first replica step its slot variables would not be mirrored.
+        with strategy.scope():
+            model.optimizer.build(model.trainable_variables)
+    evaluate = evaluator(model, validation, global_batch_size, preprocess, from_logits)
+    state = _State(model, cluster, pathlib.Path(out_dir) / BACKUP_DIRNAME)
+    start_epoch = state.restore()
+    history = state.history
+    started, trained_epochs = time.perf_counter(), 0
+    with _clipping_taken_from(model.optimizer):
+        for epoch in range(start_epoch, epochs):
+            epoch_started = time.perf_counter()
+            total_loss = total_correct = 0.0
+            for x, y in epoch_dataset(epoch):
+                loss, correct = train_step(x, y)
+                total_loss += float(loss)
+                total_correct += float(correct)
+            trained_epochs += 1
+            logs = {"loss": total_loss / steps, "accuracy": total_correct / (steps * global_batch_size), **evaluate()}
+            for key, value in logs.items():
+                history.setdefault(key, []).append(float(value))
+            stop = state.end_epoch(epoch, logs, monitor, patience)
+            if verbose and cluster.is_chief:
+                figures = " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
+                print(f"Epoch {epoch + 1}/{epochs} - {time.perf_counter() - epoch_started:.1f}s - {figures}", flush=True)
+            if stop:
+                break
+    seconds = time.perf_counter() - started
+    best_epoch = state.finish(monitor)
+    examples = trained_epochs * steps * global_batch_size
+    return FitResult(history, best_epoch, seconds, start_epoch, examples / seconds if seconds else 0.0,
+                     count - steps * global_batch_size)
+
+
+def _sum_and_clip(gradients, clipping, num_replicas):
+    """Clip the all-reduced gradient as one device would, then hand each replica 1/n of it.
+
+    The optimizer's `apply` sums the replicas' gradients again (its own
+    all-reduce), so each replica passes `clipped / n`: the sum is the
+    clipped whole-batch gradient.
+    """
+    if not any(value is not None for value in clipping.values()):
+        return gradients
+    present = [index for index, gradient in enumerate(gradients) if gradient is not None]
+    summed = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, [gradients[index] for index in present])
+    if clipping["global_clipnorm"] is not None:
+        summed, _ = tf.clip_by_global_norm(summed, clipping["global_clipnorm"])
+    elif clipping["clipnorm"] is not None:
+        summed = [tf.clip_by_norm(gradient, clipping["clipnorm"]) for gradient in summed]
+    else:
+        summed = [tf.clip_by_value(gradient, -clipping["clipvalue"], clipping["clipvalue"]) for gradient in summed]
+    gradients = list(gradients)
+    for index, gradient in zip(present, summed):
+        gradients[index] = gradient / num_replicas
+    return gradients
+
+
+@contextlib.contextmanager
+def _clipping_taken_from(optimizer):
+    """The optimizer's own clipping off while zoo's step clips (`_sum_and_clip`); restored after."""
+    saved = {key: getattr(optimizer, key) for key in CLIPPING}
+    for key in CLIPPING:
+        setattr(optimizer, key, None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            setattr(optimizer, key, value)
+
+
+def _per_example_loss(from_logits):
+    def loss(y, outputs):
+        per_element = tf.keras.losses.sparse_categorical_crossentropy(y, outputs, from_logits=from_logits)
+        # A sequence model's per-token losses: one mean per example, as Keras's
+        # "sum_over_batch_size" weighs every token the same.
+        return tf.reduce_mean(tf.reshape(per_element, [tf.shape(per_element)[0], -1]), axis=-1)
+
+    return loss
+
+
+def _correct(outputs, y):
+    """Summed over the batch: each example's share of right predictions (its tokens, for a sequence)."""
+    predictions = tf.argmax(outputs, axis=-1, output_type=tf.int32)
+    right = tf.cast(tf.equal(predictions, tf.cast(y, tf.int32)), tf.float32)
+    return tf.reduce_sum(tf.reduce_mean(tf.reshape(right, [tf.shape(right)[0], -1]), axis=-1))
+
+
+def _take(x, order):
+    if isinstance(x, dict):
+        return {key: np.asarray(value)[order] for key, value in x.items()}
+    return tf.constant([x[i] for i in order], dtype=tf.string)
+
+
+def evaluator(model, validation, batch_size, preprocess, from_logits):
+    """A function giving `{"val_loss", "val_accuracy"}` over the whole split, run on every worker (no collective).
+
+    Keras's `evaluate` and `predict` fail under MultiWorkerMirroredStrategy
+    as `fit` does (keras-team/keras#20585).
+    """
+    loss_object = _per_example_loss(from_logits)
+    x, y = validation
+    dataset = tf.data.Dataset.from_tensor_slices((_take(x, np.arange(len(y))), np.asarray(y))).batch(batch_size)
+    if preprocess is not None:
+        dataset = dataset.map(lambda x, y: (preprocess(x), y))
+
+    @tf.function
+    def figures(x, y):
+        outputs = model(x, training=False)
+        return tf.reduce_sum(loss_object(y, outputs)), _correct(outputs, y)
+
+    def evaluate():
+        total_loss = total_correct = 0.0
+        for batch_x, batch_y in dataset:
+            loss, correct = figures(batch_x, batch_y)
+            total_loss, total_correct = total_loss + float(loss), total_correct + float(correct)
+        return {"val_loss": total_loss / len(y), "val_accuracy": total_correct / len(y)}
+
+    return evaluate
+
+
+class _State:
+    """Checkpoints of one worker (weights, optimizer, epoch, early-stopping state) and the best weights."""
+
+    def __init__(self, model, cluster, backup_root):
+        self.model, self.cluster = model, cluster
+        self.directory = backup_root / f"worker-{cluster.worker_index}"
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.best_value = tf.Variable(-math.inf, dtype=tf.float64, trainable=False)
+        self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.wait = tf.Variable(0, dtype=tf.int64, trainable=False)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=self.epoch,
+                                         best_value=self.best_value, best_epoch=self.best_epoch, wait=self.wait)
+        self.latest = tf.train.CheckpointManager(checkpoint, self.directory / "latest", max_to_keep=2)
+        self.best = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), self.directory / "best", max_to_keep=1)
+        self.history = {}
+
+    def restore(self):
+        """The epoch to start from: the newest one every worker has a checkpoint of."""
+        mine = {int(path.rsplit("-", 1)[1]): path for path in self.latest.checkpoints}
+        newest = _agree_on_minimum(self.cluster, max(mine, default=0))
+        if newest == 0:
+            return 0
+        if newest not in mine:
+            raise RuntimeError(f"{self.directory}: no checkpoint of epoch {newest}, which the other workers resume "
+                               f"from; remove {self.directory.parent} to start the job over")
+        self.latest.checkpoint.restore(mine[newest]).expect_partial()
+        history_path = self.directory / "history.json"
+        self.history = json.loads(history_path.read_text()) if history_path.is_file() else {}
+        self.history = {key: values[:newest] for key, values in self.history.items()}
+        return newest
+
+    def end_epoch(self, epoch, logs, monitor, patience):
+        """Early stopping and the best weights (as Keras's EarlyStopping + ModelCheckpoint); True to stop."""
+        stop = False
+        if monitor is not None:
+            value = logs[monitor]
+            if value > float(self.best_value):
+                self.best_value.assign(value)
+                self.best_epoch.assign(epoch + 1)
+                self.wait.assign(0)
+                self.best.save(checkpoint_number=epoch + 1)
+            else:
+                self.wait.assign_add(1)
+                stop = patience is not None and int(self.wait) >= patience
+        self.epoch.assign(epoch + 1)
+        self.latest.save(checkpoint_number=epoch + 1)
+        (self.directory / "history.json").write_text(json.dumps(self.history))
+        return stop
+
+    def finish(self, monitor):
+        """Restore the best epoch's weights (if monitored), remove this worker's backups; the kept epoch."""
+        kept = int(self.epoch)
+        if monitor is not None and self.best.latest_checkpoint:
+            self.best.checkpoint.restore(self.best.latest_checkpoint).expect_partial()
+            kept = int(self.best_epoch)
+        shutil.rmtree(self.directory, ignore_errors=True)
+        try:
+            self.directory.parent.rmdir()  # the last worker to finish (on this machine) removes it
+        except OSError:
+            pass
+        return kept
+
+
+def _agree_on_minimum(cluster, value):
+    """The smallest of every worker's `value` (an all-gather; just `value` on one worker)."""
+    if cluster.num_workers <= 1:
+        return value
+    strategy = cluster.strategy
+
+    @tf.function
+    def gather():
+        local = strategy.run(lambda: tf.constant([value], dtype=tf.int64))
+        return tf.reduce_min(strategy.gather(local, axis=0))
+
+    return int(gather())
