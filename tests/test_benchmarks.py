@@ -145,3 +145,17 @@ def test_gpt2_fine_tuning_rows():
         assert len(peer["step_seconds"]) == 2 and peer["tokens_per_second"] > 0 and "torch" in peer
     else:
         assert peer == {"skipped": hf_peer.INSTALL_HINT}
+
+
+def test_distributed_table_quotes_each_arm_and_the_ratios_with_their_range():
+    from benchmarks import distributed
+
+    results = {"model": "gru_classifier", "examples": 4000, "epochs": 2, "global_batch_size": 64, "repeats": 2,
+               "examples_per_second": {"keras fit": [900.0, 1000.0], "1 worker": [500.0, 400.0],
+                                       "2 workers": [250.0, 300.0]},
+               "two_workers_over_one": [0.5, 0.75], "one_worker_over_keras_fit": [500 / 900, 0.4],
+               "machine": {"cpu": "Test CPU", "cores": 2}}
+    text = distributed.table(results)
+    assert "| keras fit | 950.0 (900.0-1000.0) |" in text
+    assert "| 2 workers | 275.0 (250.0-300.0) |" in text
+    assert "2 workers / 1 worker: 0.62x (0.50-0.75)" in text and "Test CPU, 2 cores" in text

@@ -226,3 +226,83 @@ def test_every_classifier_family_trains_on_two_logical_cpus_as_on_one_device(dat
             np.testing.assert_allclose(report["history"][key], reference["history"][key], rtol=1e-4, atol=1e-6,
                                        err_msg=name)
         assert max(float(np.abs(a - b).max()) for a, b in zip(weights, reference_weights)) < 1e-4, name
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_the_distributed_step_trains_what_keras_fit_trains(data, tmp_path, name):
+    """zoo's step against Keras's `fit` (the model's own train_step: its loss, the Naive Bayes branch's
+    leave-one-out) on the same batches: `fit` is fed `distributed.epoch_order`'s examples."""
+    import contextlib
+
+    import tensorflow as tf
+
+    from zoo import distributed
+    from zoo.data import load_texts
+
+    train, validation = load_texts(data).split(0.1, 1337)
+    cluster = distributed.Cluster(tf.distribute.OneDeviceStrategy("/cpu:0"), "one_device")
+
+    def build(scope):
+        keras.utils.set_random_seed(1337)
+        with scope:
+            model = zoo.create_model(name, **helpers.tiny_config(name))
+            model.adapt(train.texts, train.labels)
+        return model
+
+    ours = build(cluster.strategy.scope())
+    fitted = distributed.fit(ours, (list(train.texts), train.labels), (list(validation.texts), validation.labels),
+                             cluster, epochs=2, global_batch_size=GLOBAL_BATCH, seed=1337, out_dir=tmp_path,
+                             from_logits=False, preprocess=ours.preprocessor, verbose=0)
+    keras_fit = build(contextlib.nullcontext())
+    texts, labels = np.asarray(train.texts, dtype=object), np.asarray(train.labels)
+    losses = []
+    for epoch in range(2):
+        order = distributed.epoch_order(len(train), GLOBAL_BATCH, 1337, epoch)
+        batches = tf.data.Dataset.from_tensor_slices((tf.constant(list(texts[order])), labels[order]))
+        losses += keras_fit.fit(batches.batch(GLOBAL_BATCH), epochs=1, verbose=0).history["loss"]
+    np.testing.assert_allclose(fitted.history["loss"], losses, rtol=1e-4)
+    difference = max(float(np.abs(a - b).max()) for a, b in zip(ours.get_weights(), keras_fit.get_weights()))
+    assert difference < 1e-4, f"{name}: weights differ by {difference}"
+
+
+def test_the_distributed_step_trains_gpt2_as_keras_fit_does(tmp_path):
+    """GPT-2's trainer (AdamW, warmup + cosine, global-norm clipping active at every step) through zoo's
+    step on one device and through Keras's `fit` on the same batches."""
+    import contextlib
+
+    import tensorflow as tf
+
+    from zoo import distributed
+    from zoo.causal_lm import build_trainer, pack_tokens, tokenize_corpus, windows_dataset
+    from zoo.data import load_corpus
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(helpers.CORPUS)
+    cluster = distributed.Cluster(tf.distribute.OneDeviceStrategy("/cpu:0"), "one_device")
+    epochs, batch = 2, 4
+
+    def build(scope, steps):
+        keras.utils.set_random_seed(1337)
+        with scope:
+            model = zoo.create_model("gpt2_tiny", **helpers.tiny_config("gpt2_tiny"))
+            return model, build_trainer(model, steps, clipnorm=CLIPNORM, jit_compile=False)
+
+    model, _ = build(contextlib.nullcontext(), 1)
+    windows = pack_tokens(tokenize_corpus(model.preprocessor.tokenizer, load_corpus(corpus)),
+                          model.preprocessor.sequence_length)
+    steps = epochs * (len(windows) // batch)
+
+    def split(windows):
+        return {"token_ids": windows[:, :-1], "padding_mask": np.ones_like(windows[:, :-1], dtype=bool)}, windows[:, 1:]
+
+    ours, trainer = build(cluster.strategy.scope(), steps)
+    fitted = distributed.fit(trainer, split(windows), split(windows[:batch]), cluster, epochs=epochs,
+                             global_batch_size=batch, seed=1337, out_dir=tmp_path / "out", from_logits=True, verbose=0)
+    theirs, keras_trainer = build(contextlib.nullcontext(), steps)
+    losses = []
+    for epoch in range(epochs):
+        order = distributed.epoch_order(len(windows), batch, 1337, epoch)
+        losses += keras_trainer.fit(windows_dataset(windows[order], batch), epochs=1, verbose=0).history["loss"]
+    np.testing.assert_allclose(fitted.history["loss"], losses, rtol=1e-4)
+    difference = max(float(np.abs(a - b).max()) for a, b in zip(ours.get_weights(), theirs.get_weights()))
+    assert difference < 1e-4, f"weights differ by {difference}"

@@ -159,8 +159,7 @@ def fit(model, train, validation, cluster, *, epochs, global_batch_size, seed, o
     loss_object = _per_example_loss(from_logits)
 
     def epoch_dataset(epoch):
-        # One permutation per epoch, the same on every worker; whole global batches only.
-        order = np.random.default_rng([seed, epoch]).permutation(count)[: steps * global_batch_size]
+        order = epoch_order(count, global_batch_size, seed, epoch)
 
         def dataset_fn(context):
             dataset = tf.data.Dataset.from_tensor_slices((_take(train_x, order), np.asarray(train_y)[order]))
@@ -177,7 +176,10 @@ def fit(model, train, validation, cluster, *, epochs, global_batch_size, seed, o
     @tf.function
     def train_step(x, y):
         def step(x, y):
-            with tf.GradientTape() as tape:
+            # What the model's own train_step runs its forward pass in (a classifier's Naive Bayes branch
+            # scores each training example leave-one-out), so this step trains what `fit` would.
+            context = model.training_context(y) if hasattr(model, "training_context") else contextlib.nullcontext()
+            with tf.GradientTape() as tape, context:
                 outputs = model(x, training=True)
                 per_example = loss_object(y, outputs)
                 loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
@@ -224,6 +226,13 @@ def fit(model, train, validation, cluster, *, epochs, global_batch_size, seed, o
     examples = trained_epochs * steps * global_batch_size
     return FitResult(history, best_epoch, seconds, start_epoch, examples / seconds if seconds else 0.0,
                      count - steps * global_batch_size)
+
+
+def epoch_order(count, global_batch_size, seed, epoch):
+    """The training examples of `epoch`, in order: one seeded permutation, the same on every worker, cut to
+    whole global batches (the rest is left out this epoch); consecutive runs of `global_batch_size` are the steps."""
+    steps = count // global_batch_size
+    return np.random.default_rng([seed, epoch]).permutation(count)[: steps * global_batch_size]
 
 
 def _sum_and_clip(gradients, clipping, num_replicas):

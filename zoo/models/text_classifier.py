@@ -9,6 +9,8 @@ adds its per-class scores to the head's logits (NBSVM's strong linear
 baseline, Wang & Manning 2012, with the network learning what it misses).
 """
 
+import contextlib
+
 import keras
 import keras_hub
 import numpy as np
@@ -111,11 +113,16 @@ class TextClassifier(keras_hub.models.TextClassifier):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
-    def train_step(self, data):
+    def training_context(self, labels):
+        """The block a training forward pass runs in: the Naive Bayes branch scores each example
+        leave-one-out (see `NaiveBayesNgramLogits.leave_out`). `zoo.distributed`'s step enters it too."""
         if self.naive_bayes is None:
-            return super().train_step(data)
+            return contextlib.nullcontext()
+        return self.naive_bayes.leave_out(labels)
+
+    def train_step(self, data):
         _, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
-        with self.naive_bayes.leave_out(labels):
+        with self.training_context(labels):
             return super().train_step(data)
 
     @property
