@@ -334,3 +334,42 @@ def test_an_output_folder_under_a_file_and_a_truncated_keras_file_are_one_line(t
     for command in ("predict", "evaluate"):
         line = error_line(run_zoo(command, tmp_path / "cut.keras", *(["some text"] if command == "predict" else [])))
         assert line.endswith("cut.keras: not a .keras archive (a zip file); it is truncated or corrupt"), line
+
+
+def test_safe_mode_refuses_a_lambda_model_and_runs_none_of_its_code(tmp_path):
+    marker = tmp_path / "code-ran"
+    # The path is a constant of the function's bytecode, which Keras stores in the .keras file.
+    payload = eval(f"lambda x: x + 0 * len(open({str(marker)!r}, 'w').name)")
+    inputs = keras.Input((1,))
+    model = keras.Model(inputs, keras.layers.Lambda(payload)(inputs))
+    path = tmp_path / "evil.keras"
+    model.save(path)
+    marker.unlink()  # written while the model was built here
+
+    from zoo.saving import load_model
+
+    with pytest.raises(ValueError, match="Lambda"):
+        load_model(path)
+    refused = run_zoo("predict", path, "a text")
+    assert refused.returncode == 2 and "Lambda" in error_line(refused), refused.stderr
+    assert not marker.exists()
+
+
+def test_memory_is_flat_and_outputs_bit_identical_over_60000_runner_calls(exported_version):
+    from zoo.runtime import TextClassifierRunner
+
+    def resident_bytes():
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    runner = TextClassifierRunner(exported_version / "litert" / "model.tflite")
+    texts = ["a great film", "the plot is a tedious mess", ""]
+    first = [runner.predict([text]) for text in texts]
+    for call in range(5_000):  # allocator and interpreter caches reach their steady size
+        runner.predict([texts[call % 3]])
+    before = resident_bytes()
+    for call in range(60_000):
+        assert np.array_equal(runner.predict([texts[call % 3]]), first[call % 3]), call
+    grown = resident_bytes() - before
+    # 60,000 calls: even a 64-byte leak per call would show as 3.8 MB.
+    assert grown < 2 * 2**20, f"resident memory grew {grown / 2**20:.1f} MiB over 60,000 calls"
