@@ -151,10 +151,21 @@ def test_two_worker_processes_train_as_one_device_and_only_the_chief_writes(data
 def test_a_killed_worker_is_restarted_and_the_job_resumes_where_every_worker_was(data, one_device, tmp_path):
     out = tmp_path / "model"
     processes = start_workers(data, out)
-    second_worker_epoch_2 = out / "distributed-backup" / "worker-1" / "latest" / "ckpt-2.index"
+
+    def every_worker_saved_epoch_2():
+        # history.json is written after the epoch's checkpoint: both workers have epoch 2 to resume from.
+        for index in range(2):
+            try:
+                history = json.loads((out / "distributed-backup" / f"worker-{index}" / "history.json").read_text())
+            except (OSError, ValueError):
+                return False
+            if len(history.get("loss", [])) < 2:
+                return False
+        return True
+
     try:
         deadline = time.monotonic() + 300
-        while not second_worker_epoch_2.exists():
+        while not every_worker_saved_epoch_2():
             assert all(p.poll() is None for p in processes) and time.monotonic() < deadline, processes[0].stderr.read()
             time.sleep(0.05)
         processes[1].send_signal(signal.SIGKILL)

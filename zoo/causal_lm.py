@@ -24,7 +24,7 @@ from keras import ops
 import numpy as np
 import tensorflow as tf
 
-from zoo import registry
+from zoo import interrupts, registry
 from zoo.data import load_corpus
 from zoo.preprocessing import bpe
 from zoo.runtime import generator as runtime_generator
@@ -256,9 +256,9 @@ def train_causal_lm(
         *callbacks,
     ]
     started = time.perf_counter()
-    history = trainer.fit(
-        train_data, validation_data=validation_data, epochs=epochs, callbacks=callbacks, verbose=verbose
-    )
+    with interrupts.interruptible() as interrupt:
+        history = trainer.fit(train_data, validation_data=validation_data, epochs=epochs,
+                              callbacks=callbacks + [interrupts.InterruptCheck(interrupt)], verbose=verbose)
     seconds = time.perf_counter() - started
     final = trainer.evaluate(validation_data, verbose=0, return_dict=True)
 

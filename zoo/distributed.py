@@ -42,6 +42,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from zoo import interrupts
+
 STRATEGIES = ("auto", "mirrored", "multi_worker")
 CLIPPING = ("clipnorm", "global_clipnorm", "clipvalue")
 BACKUP_DIRNAME = "distributed-backup"
@@ -203,12 +205,13 @@ def fit(model, train, validation, cluster, *, epochs, global_batch_size, seed, o
     start_epoch = state.restore()
     history = state.history
     started, trained_epochs = time.perf_counter(), 0
-    with _clipping_taken_from(model.optimizer):
+    with _clipping_taken_from(model.optimizer), interrupts.interruptible() as interrupt:
         for epoch in range(start_epoch, epochs):
             epoch_started = time.perf_counter()
             total_loss = total_correct = 0.0
             for x, y in epoch_dataset(epoch):
                 loss, correct = train_step(x, y)
+                interrupt.raise_if_requested()  # a Ctrl-C a library swallowed (zoo.interrupts)
                 total_loss += float(loss)
                 total_correct += float(correct)
             trained_epochs += 1

@@ -16,7 +16,7 @@ import time
 
 import keras
 
-from zoo import registry
+from zoo import interrupts, registry
 from zoo.data import load_texts
 from zoo.evaluation import evaluate_classifier
 from zoo.saving import MODEL_FILENAME, REPORT_FILENAME, check_folder, remove_stale, write_atomically
@@ -111,13 +111,14 @@ def train_classifier(
             ),
         ]
         started = time.perf_counter()
-        history = model.fit(
-            train.to_tf_dataset(batch_size, shuffle=True, seed=seed),
-            validation_data=validation.to_tf_dataset(batch_size),
-            epochs=epochs,
-            callbacks=callbacks,
-            verbose=verbose,
-        )
+        with interrupts.interruptible() as interrupt:
+            history = model.fit(
+                train.to_tf_dataset(batch_size, shuffle=True, seed=seed),
+                validation_data=validation.to_tf_dataset(batch_size),
+                epochs=epochs,
+                callbacks=callbacks + [interrupts.InterruptCheck(interrupt)],
+                verbose=verbose,
+            )
         seconds = time.perf_counter() - started
         # EarlyStopping restores the best weights only when it stops early.
         best = keras.saving.load_model(checkpoint_dir / "best.keras", safe_mode=True)

@@ -11,9 +11,11 @@ import hashlib
 import os
 import pathlib
 import shutil
+import signal
 import tempfile
 import time
 
+from zoo import interrupts
 from zoo.export.errors import ExportError
 from zoo.saving import alive as _alive
 from zoo.saving import remove_stale
@@ -97,7 +99,8 @@ def staged_version(base, version, force):
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{version}-{os.getpid()}-", dir=base))
     scratch = pathlib.Path(tempfile.mkdtemp(prefix=f"zoo-export-{os.getpid()}-"))
     try:
-        with _sigterm_as_interrupt():
+        # SIGTERM (a container stop, `kill`) cleans up like Ctrl-C instead of leaving the staging folder.
+        with interrupts.interruptible((signal.SIGTERM,)):
             yield staging, scratch
             make_readable(staging)
             _move_into_place(staging, base / str(version), force)
@@ -115,26 +118,6 @@ def make_readable(directory):
     os.chmod(directory, 0o777 & ~umask)
     for path in directory.rglob("*"):
         os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM (a container stop, `kill`) cleans up like Ctrl-C instead of leaving the staging folder."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def file_hashes(directory):
