@@ -117,6 +117,8 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
     except Exception as error:  # the peer is optional; say why it is missing
         failures["onnxruntime"] = onnx_info["error"] = describe_error(error)
 
+    from zoo.export.formats import litert
+
     rows = []
     for runtime, (artifact, call) in runtimes.items():
         for batch in batch_sizes:
@@ -125,7 +127,9 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
             except Exception as error:
                 failures[f"{runtime} (batch {batch})"] = describe_error(error)
                 continue
-            invokes = batch if runtime.startswith("litert ") else 1  # static [1, sequence_length] files
+            # LiteRT files have a static batch: 1 (a batch is that many invokes), or 32 for "litert batch32".
+            static = litert.BATCH_SIZES.get(runtime.split(" ", 1)[1], 1) if runtime.startswith("litert ") else None
+            invokes = -(-batch // static) if static else 1
             rows.append(dict(runtime=runtime, artifact=artifact, batch_size=batch, invokes_per_batch=invokes,
                              **summarize(seconds, batch)))
 
@@ -169,6 +173,8 @@ def ratios(rows):
 
     return {
         "litert_float32_vs_onnxruntime_batch_1": ratio("litert float32", "onnxruntime float32", 1),
+        "litert_batch32_vs_onnxruntime_batch_32": ratio("litert batch32", "onnxruntime float32", 32),
+        "litert_batch32_vs_float32_batch_32": ratio("litert batch32", "litert float32", 32),
         "litert_int8_vs_float32_batch_1": ratio("litert int8", "litert float32", 1),
         "litert_dynamic_int8_vs_float32_batch_1": ratio("litert dynamic_int8", "litert float32", 1),
         "saved_model_text_vs_token_ids_batch_1": ratio(

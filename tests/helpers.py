@@ -238,14 +238,19 @@ def _run_classifier_export_test(model, tmp_path):
                 # LSTMs ship as TFLite's fused sequence op (float files), other
                 # recurrent layers unrolled (no WHILE loop).
                 assert "WHILE" not in ops, ops
-                if variant in ("float32", "float16") and "lstm" in model.name:
+                if variant in ("float32", "float16", "batch32") and "lstm" in model.name:
                     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops, ops
                 # Both runtimes an app meets: the builtin kernels alone, and LiteRT's
                 # default XNNPACK delegate (which refuses some int8 scales outright).
                 assert figures["examples"] == figures["xnnpack"]["examples"] == len(TEXTS)
-                # And MediaPipe Tasks' TextClassifier, from the file's own metadata (tests/export/test_app_runtimes.py).
-                assert figures["mediapipe"]["examples"] == len(TEXTS)
-                assert figures["mediapipe"]["label_agreement_vs_runner"] == 1.0
+                if variant in litert.BATCH_SIZES:
+                    # The server file: a static batch of 32; MediaPipe takes one text, so it is not run there.
+                    assert "mediapipe" not in figures
+                    assert TextClassifierRunner(path).model.batch_size("serving_default", "token_ids") == 32
+                else:
+                    # And MediaPipe Tasks' TextClassifier, from the file's own metadata (tests/export/test_app_runtimes.py).
+                    assert figures["mediapipe"]["examples"] == len(TEXTS)
+                    assert figures["mediapipe"]["label_agreement_vs_runner"] == 1.0
                 runners = [TextClassifierRunner(path, delegates=delegates) for delegates in (False, True)]
                 runtime_figures = [figures, figures["xnnpack"]]
             else:
@@ -254,11 +259,11 @@ def _run_classifier_export_test(model, tmp_path):
             for runner in runners:
                 probabilities = runner.predict(UNSEEN + TEXTS)
                 assert probabilities.shape == keras_probabilities.shape and np.all(np.isfinite(probabilities))
-                if variant == "float32":
+                if variant in ("float32", "batch32"):
                     np.testing.assert_allclose(probabilities, keras_probabilities, atol=1e-5)
                 elif variant in ("float16", "dynamic_int8"):
                     np.testing.assert_allclose(probabilities, keras_probabilities, atol=0.05)
-            if variant == "float32":
+            if variant in ("float32", "batch32"):
                 assert max(row["max_abs_diff"] for row in runtime_figures) <= 1e-4
                 assert all(row["label_agreement"] == 1.0 for row in runtime_figures)
     # ONNX takes any batch size: one call for the whole batch.

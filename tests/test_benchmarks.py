@@ -15,6 +15,7 @@ RUNTIMES = [
     "litert float16",
     "litert dynamic_int8",
     "litert int8",
+    "litert batch32",
     "mediapipe TextClassifier float32 (text)",
     "onnxruntime float32",
 ]
@@ -50,6 +51,8 @@ def test_results_json(quick_run):
             assert 0 < row["p50_ms"] <= row["p90_ms"], row
             assert row["examples_per_second"] > 0
     assert rows["litert float32", 32]["invokes_per_batch"] == 32
+    assert rows["litert batch32", 32]["invokes_per_batch"] == rows["litert batch32", 1]["invokes_per_batch"] == 1
+    assert entry["ratios"]["litert_batch32_vs_onnxruntime_batch_32"] > 0
 
     for artifact in ("keras", "saved_model (text)", "litert float32", "litert int8", "onnxruntime float32"):
         figures = entry["artifacts"][artifact]
@@ -159,3 +162,19 @@ def test_distributed_table_quotes_each_arm_and_the_ratios_with_their_range():
     assert "| keras fit | 950.0 (900.0-1000.0) |" in text
     assert "| 2 workers | 275.0 (250.0-300.0) |" in text
     assert "2 workers / 1 worker: 0.62x (0.50-0.75)" in text and "Test CPU, 2 cores" in text
+
+
+def test_gpt2_processes_table_quotes_both_sides_and_the_ratios_with_their_range():
+    from benchmarks import gpt2_processes
+
+    def row(training, generation):
+        return {"training_tokens_per_second": training, "generation_tokens_per_second": generation}
+
+    results = {"shape": "gpt2_small", "parameters": 124_000_000, "machine": {"cpu": "Test CPU", "cores": 2},
+               "rounds": {"zoo": [row(240.0, 20.0), row(260.0, 22.0)],
+                          "hugging face": [row(160.0, 30.0), row(200.0, 30.0)]},
+               "fine_tuning_zoo_over_hugging_face": [1.5, 1.3], "generation_zoo_over_hugging_face": [2 / 3, 22 / 30]}
+    text = gpt2_processes.table(results)
+    assert "| zoo | 250 (240-260) | 21.0 (20.0-22.0) |" in text
+    assert "| hugging face | 180 (160-200) | 30.0 (30.0-30.0) |" in text
+    assert "fine-tuning 1.40x (1.30-1.50), generation 0.70x (0.67-0.73)" in text

@@ -103,7 +103,7 @@ def _build_parser():
     )
     command.add_argument(
         "--quantize",
-        help="comma list of LiteRT variants, or 'none' (default: float16,dynamic_int8,int8 for classifiers, "
+        help="comma list of LiteRT variants, or 'none' (default: float16,dynamic_int8,int8,batch32 for classifiers, "
              "dynamic_int8 for language models)",
     )
     command.add_argument("--cache-length", type=int, help="language models: LiteRT KV cache length (default 256)")

@@ -166,7 +166,7 @@ def _write_and_validate(job, format_module, variant, key):
     try:
         if path != job.staging:
             job.task.check_sidecar_tokenizer(job, path)
-        figures = job.task.compare(job, key, variant, format_module.run(job, path))
+        figures = job.task.compare(job, key, variant, format_module.run(job, path, variant))
     except RuntimeCrash as crash:
         crash.filename = path.name
         _remove(job, path)

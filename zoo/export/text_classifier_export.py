@@ -10,7 +10,8 @@
   builtin ops only. Per-architecture recipes (`litert_conversion_model`,
   `LITERT_INT8_FLOAT_OPS`): LSTMs as TFLite's fused sequence op, other
   recurrent layers unrolled, the transformer's attention kept in float32 in
-  the int8 file.
+  the int8 file. `model.batch32.tflite` is the float32 file with a static
+  batch of 32 for servers (a batch-1 file takes 32 texts as 32 invokes).
 - ONNX: the same token-id graph with a dynamic batch.
 
 Every file is checked on the validation split against Keras: float32
@@ -61,8 +62,10 @@ class ClassifierValidation:
 class TextClassifierExport:
     TASK = "text-classification"
     DEFAULT_FORMATS = ("saved_model", "tflite", "onnx")
-    QUANTIZATIONS = ("float16", "dynamic_int8", "int8")
+    QUANTIZATIONS = ("float16", "dynamic_int8", "int8", "batch32")
     DEFAULT_QUANTIZATIONS = QUANTIZATIONS
+    # Variants whose outputs must match Keras as float32 does (float32 weights, another static batch).
+    FLOAT32_VARIANTS = ("float32", "batch32")
     LITERT_SIGNATURES = ("serving_default",)
     # Runtimes apps use, run on every file of a format besides zoo's own.
     APP_RUNTIMES = {"tflite": ("mediapipe",)}
@@ -193,7 +196,8 @@ class TextClassifierExport:
         }
 
     def litert_conversion_model(self, job, variant):
-        """The converter's input: a SavedModel with one `[1, sequence_length]` int32 signature.
+        """The converter's input: a SavedModel with one `[1, sequence_length]` int32 signature
+        (`[32, sequence_length]` for the "batch32" file).
 
         LSTMs become TFLite's fused UNIDIRECTIONAL_SEQUENCE_LSTM for float
         files (`fused_rnn`; not for int8 weights: the fused op's reset row
@@ -204,11 +208,14 @@ class TextClassifierExport:
         needs unrolled ops (TFLite's calibrator segfaults logging WHILE
         outputs, tensorflow#75140).
         """
+        from zoo.export.formats.litert import BATCH_SIZES
+
         classifier = job.model
-        fused = variant in ("float32", "float16") and fused_rnn.can_fuse(classifier)
-        directory = job.scratch / ("litert_saved_model_fused" if fused else "litert_saved_model_unrolled")
+        fused = variant in ("float32", "float16", "batch32") and fused_rnn.can_fuse(classifier)
+        batch_size = BATCH_SIZES.get(variant, 1)
+        directory = job.scratch / (f"litert_saved_model_{'fused' if fused else 'unrolled'}_batch{batch_size}")
         if not directory.exists():
-            self.write_conversion_saved_model(classifier, directory, fused=fused)
+            self.write_conversion_saved_model(classifier, directory, fused=fused, batch_size=batch_size)
         return directory
 
     def write_conversion_saved_model(self, classifier, directory, fused=False, batch_size=1):
@@ -244,8 +251,13 @@ class TextClassifierExport:
                      if isinstance(classifier.backbone, backbone)), ())
 
     def litert_file_metadata(self, job, variant, flatbuffer):
-        """TFLite model metadata, so MediaPipe Tasks' TextClassifier loads the file with no sidecar."""
+        """TFLite model metadata, so MediaPipe Tasks' TextClassifier loads the file with no sidecar
+        (not on a batch variant: that TextClassifier takes one `[1, L]` input)."""
         from zoo.export import tflite_metadata
+        from zoo.export.formats.litert import BATCH_SIZES
+
+        if variant in BATCH_SIZES:
+            return flatbuffer
 
         classifier = job.model
         tokenizer = classifier.preprocessor.tokenizer
@@ -264,6 +276,9 @@ class TextClassifierExport:
 
     def litert_artifact_fields(self, job, flatbuffer):
         from zoo.export import tflite_metadata
+
+        if tflite_metadata.metadata_buffer(flatbuffer) is None:  # a batch variant
+            return {}
 
         return {"metadata": tflite_metadata.read_metadata(flatbuffer),
                 "mediapipe": {"ids_exact": job.model.preprocessor.tokenizer.mediapipe_exact,
@@ -310,7 +325,7 @@ class TextClassifierExport:
             runtime_figures = validate.compare(validation.keras_probabilities, runtime_outputs[OUTPUT_NAME],
                                                validation.labels)
             label = f"{key} ({runtime})"
-            if variant == "float32":
+            if variant in self.FLOAT32_VARIANTS:
                 validate.require_float32_parity(label, runtime_figures)
             elif runtime_figures["has_nan"]:
                 raise ParityError(f"{label}: NaN in the outputs on validation examples")

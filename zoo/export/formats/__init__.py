@@ -10,7 +10,7 @@ A format module defines:
     write(job, variant) -> (path, artifact)
         write the file (and its sidecar) under `job.staging`; `artifact` is its
         manifest entry: format, path, quantization, signatures, bytes, ...
-    run(job, path) -> {runtime: {output: array}}
+    run(job, path, variant) -> {runtime: {output: array}}
         run the written file on `job`'s validation inputs, on every runtime
         it must work on; a runtime that refuses or crashes raises
         `RuntimeCrash`.
@@ -21,8 +21,10 @@ The export loop, the CLI, reports and tests go through this registry only.
 from zoo.export.errors import ExportError
 from zoo.export.formats import litert, litertlm, onnx, saved_model
 
-# Every variant name besides the float32 reference, across formats.
-QUANTIZATIONS = ("float16", "dynamic_int8", "int8")
+# Every variant name besides the float32 reference, across formats. "batch32" is float32 weights with a
+# static batch of 32 (LiteRT's batch-1 files take a batch of 32 as 32 invokes): for servers, beside the
+# batch-1 phone file.
+QUANTIZATIONS = ("float16", "dynamic_int8", "int8", "batch32")
 
 FORMATS = {module.NAME: module for module in (saved_model, litert, onnx, litertlm)}
 

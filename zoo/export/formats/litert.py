@@ -27,7 +27,9 @@ NAME = "tflite"
 DIRECTORY = "litert"
 SUFFIX = ".tflite"
 TASKS = ("text-classification", "causal-lm")
-QUANTIZATIONS = ("float16", "dynamic_int8", "int8")
+QUANTIZATIONS = ("float16", "dynamic_int8", "int8", "batch32")
+# Variants that are float32 weights with a static batch other than 1 (the input's first dimension).
+BATCH_SIZES = {"batch32": 32}
 RUNTIMES = backends.RUNTIMES[SUFFIX]
 
 _BUILTIN_NAMES = {
@@ -43,7 +45,7 @@ def write(job, variant):
     task = job.task
     conversion_model = task.litert_conversion_model(job, variant)
     flatbuffer = convert(
-        conversion_model, None if variant == "float32" else variant,
+        conversion_model, None if variant == "float32" or variant in BATCH_SIZES else variant,
         calibration_inputs=task.litert_calibration_inputs(job) if variant == "int8" else None,
         signature_keys=task.LITERT_SIGNATURES, float_ops=task.litert_int8_float_ops(job.model),
         converter_options=task.litert_converter_options(job, variant),
@@ -60,9 +62,11 @@ def write(job, variant):
     return path, artifact
 
 
-def run(job, path):
-    """The builtin kernels, XNNPACK, and the app runtimes the task adds (MediaPipe for classifiers)."""
-    runtimes = RUNTIMES + tuple(job.task.APP_RUNTIMES.get(NAME, ()))
+def run(job, path, variant):
+    """The builtin kernels, XNNPACK, and the app runtimes the task adds (MediaPipe for classifiers),
+    which take one input at a time: not on a batch variant."""
+    app_runtimes = () if variant in BATCH_SIZES else tuple(job.task.APP_RUNTIMES.get(NAME, ()))
+    runtimes = RUNTIMES + app_runtimes
     return isolation.run_in_child(path, job.task.runtime_inputs(job), runtimes, job.scratch)
 
 

@@ -64,7 +64,7 @@ def write(job, variant):
     return path, artifact
 
 
-def run(job, path):
+def run(job, path, variant):
     return isolation.run_in_child(path, job.task.runtime_inputs(job), RUNTIMES, job.scratch)
 
 

@@ -63,7 +63,7 @@ def write(job, variant):
     return job.staging, artifact
 
 
-def run(job, path):
+def run(job, path, variant):
     """`{runtime: outputs}` from the reloaded SavedModel; the task names the runtimes (its signatures)."""
     return job.task.saved_model_outputs(job, tf.saved_model.load(str(path)))
 
