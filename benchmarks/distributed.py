@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,31 +27,23 @@ import time
 
 import numpy as np
 
+from benchmarks.timing import median_range
+
 RESULTS = pathlib.Path(__file__).parent / "results"
 ARMS = ("keras fit", "1 worker", "2 workers")
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def _train(arm, data, out, model, epochs, batch_size):
+    from zoo.distributed import local_tf_configs
+
     command = [sys.executable, "-m", "zoo", "train", model, "--data", str(data), "--out", str(out),
                "--epochs", str(epochs), "--patience", str(epochs), "--batch-size", str(batch_size)]
     workers = {"keras fit": 0, "1 worker": 1, "2 workers": 2}[arm]
     environments = [dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")]
     if workers:
         command += ["--strategy", "multi_worker"]
-        addresses = [f"127.0.0.1:{port}" for port in _free_ports(workers)]
-        environments = [dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(
-            {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}))
-            for index in range(workers)]
+        environments = [dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=tf_config)
+                        for tf_config in local_tf_configs(workers)]
     processes = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                  for env in environments]
     try:
@@ -108,9 +99,6 @@ def run(model="gru_classifier", examples=4000, epochs=2, repeats=3, batch_size=6
 
 
 def table(results):
-    def spread(values):
-        return f"{np.median(values):.2f}x ({min(values):.2f}-{max(values):.2f})"
-
     lines = [f"`{results['model']}` (registered defaults), {results['examples']} rt-polarity examples (90% trained), "
              f"{results['epochs']} epochs, global batch {results['global_batch_size']}, {results['repeats']} "
              f"repeats taking turns; machine: {results['machine'].get('cpu', '?')}, "
@@ -118,9 +106,9 @@ def table(results):
              "| arm | examples/s, median (range) |", "|---|---|"]
     for arm in ARMS:
         values = results["examples_per_second"][arm]
-        lines.append(f"| {arm} | {np.median(values):.1f} ({min(values):.1f}-{max(values):.1f}) |")
-    lines += ["", f"2 workers / 1 worker: {spread(results['two_workers_over_one'])}; "
-              f"1 worker / keras fit: {spread(results['one_worker_over_keras_fit'])}."]
+        lines.append(f"| {arm} | {median_range(values)} |")
+    lines += ["", f"2 workers / 1 worker: {median_range(results['two_workers_over_one'], 2, 'x')}; "
+              f"1 worker / keras fit: {median_range(results['one_worker_over_keras_fit'], 2, 'x')}."]
     return "\n".join(lines)
 
 

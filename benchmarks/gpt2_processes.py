@@ -28,6 +28,8 @@ import types
 
 import numpy as np
 
+from benchmarks.timing import median_range
+
 RESULTS = pathlib.Path(__file__).parent / "results"
 SIDES = ("zoo", "hugging face")
 BATCH_SIZE, SEQUENCE_LENGTH, PROMPT = 4, 128, "ROMEO:"
@@ -136,9 +138,6 @@ def run(shape="gpt2_small", rounds=3, steps=8, warmup_steps=2, new_tokens=64):
 
 
 def table(results):
-    def spread(values):
-        return f"{statistics.median(values):.2f}x ({min(values):.2f}-{max(values):.2f})"
-
     lines = [f"`{results['shape']}` ({results['parameters'] / 1e6:.0f}M, random weights), each side in its own "
              f"process, {len(results['rounds']['zoo'])} rounds taking turns; machine: "
              f"{results['machine'].get('cpu', '?')}, {results['machine'].get('cores', '?')} cores.", "",
@@ -146,10 +145,9 @@ def table(results):
     for side in SIDES:
         training = [row["training_tokens_per_second"] for row in results["rounds"][side]]
         generation = [row["generation_tokens_per_second"] for row in results["rounds"][side]]
-        lines.append(f"| {side} | {statistics.median(training):.0f} ({min(training):.0f}-{max(training):.0f}) | "
-                     f"{statistics.median(generation):.1f} ({min(generation):.1f}-{max(generation):.1f}) |")
-    lines += ["", f"zoo / Hugging Face: fine-tuning {spread(results['fine_tuning_zoo_over_hugging_face'])}, "
-              f"generation {spread(results['generation_zoo_over_hugging_face'])}."]
+        lines.append(f"| {side} | {median_range(training, 0)} | {median_range(generation)} |")
+    lines += ["", f"zoo / Hugging Face: fine-tuning {median_range(results['fine_tuning_zoo_over_hugging_face'], 2, 'x')}, "
+              f"generation {median_range(results['generation_zoo_over_hugging_face'], 2, 'x')}."]
     return "\n".join(lines)
 
 

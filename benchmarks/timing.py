@@ -1,4 +1,6 @@
-"""The one timing protocol every benchmark here uses."""
+"""The one timing protocol every benchmark here uses, and how repeated figures are quoted."""
+
+import statistics
 
 import time
 
@@ -13,3 +15,8 @@ def time_calls(call, warmup, repeats):
         call()
         seconds.append(time.perf_counter() - started)
     return seconds
+
+
+def median_range(values, digits=1, unit=""):
+    """`values` as "median (min-max)", e.g. median_range([0.5, 0.75], 2, "x") -> "0.62x (0.50-0.75)"."""
+    return f"{statistics.median(values):.{digits}f}{unit} ({min(values):.{digits}f}-{max(values):.{digits}f})"

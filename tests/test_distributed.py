@@ -11,7 +11,6 @@ expected; measured here: 6e-8 for both).
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -100,28 +99,18 @@ def test_mirrored_on_two_logical_cpus_trains_as_one_device(data, one_device, tmp
     assert_same_training(run, one_device)
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
 def start_workers(data, out, epochs=EPOCHS):
     """Two `zoo train --strategy multi_worker` processes on 127.0.0.1, TF_CONFIG as on two machines."""
-    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    from zoo.distributed import local_tf_configs
+
     command = [sys.executable, "-m", "zoo", "train", "gru_classifier", "--data", str(data), "--out", str(out),
                "--epochs", str(epochs), "--patience", str(epochs), "--batch-size", str(GLOBAL_BATCH),
                "--strategy", "multi_worker"]
     for key, value in TINY.items():
         command += ["--set", f"{key}={value}"]
     processes = []
-    for index in range(2):
-        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        env = dict(os.environ, TF_CONFIG=json.dumps(tf_config), TF_CPP_MIN_LOG_LEVEL="3")
+    for tf_config in local_tf_configs(2):
+        env = dict(os.environ, TF_CONFIG=tf_config, TF_CPP_MIN_LOG_LEVEL="3")
         processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return processes
 
@@ -284,7 +273,7 @@ def test_the_distributed_step_trains_gpt2_as_keras_fit_does(tmp_path):
     import tensorflow as tf
 
     from zoo import distributed
-    from zoo.causal_lm import build_trainer, pack_tokens, tokenize_corpus, windows_dataset
+    from zoo.causal_lm import build_trainer, pack_tokens, tokenize_corpus, window_features, windows_dataset
     from zoo.data import load_corpus
 
     corpus = tmp_path / "corpus.txt"
@@ -303,11 +292,8 @@ def test_the_distributed_step_trains_gpt2_as_keras_fit_does(tmp_path):
                           model.preprocessor.sequence_length)
     steps = epochs * (len(windows) // batch)
 
-    def split(windows):
-        return {"token_ids": windows[:, :-1], "padding_mask": np.ones_like(windows[:, :-1], dtype=bool)}, windows[:, 1:]
-
     ours, trainer = build(cluster.strategy.scope(), steps)
-    fitted = distributed.fit(trainer, split(windows), split(windows[:batch]), cluster, epochs=epochs,
+    fitted = distributed.fit(trainer, window_features(windows), window_features(windows[:batch]), cluster, epochs=epochs,
                              global_batch_size=batch, seed=1337, out_dir=tmp_path / "out", from_logits=True, verbose=0)
     theirs, keras_trainer = build(contextlib.nullcontext(), steps)
     losses = []

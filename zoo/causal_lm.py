@@ -75,9 +75,13 @@ def tokenize_corpus(tokenizer, corpus, chunk_lines=2000):
     return np.concatenate(stream)
 
 
+def window_features(windows):
+    """`(x, y)` of id windows `[n, length + 1]`: the first `length` ids (all real, no padding) and the next ones."""
+    return {"token_ids": windows[:, :-1], "padding_mask": np.ones_like(windows[:, :-1], dtype=bool)}, windows[:, 1:]
+
+
 def windows_dataset(windows, batch_size, shuffle=False, seed=1337):
-    features = {"token_ids": windows[:, :-1], "padding_mask": np.ones_like(windows[:, :-1], dtype=bool)}
-    dataset = tf.data.Dataset.from_tensor_slices((features, windows[:, 1:]))
+    dataset = tf.data.Dataset.from_tensor_slices(window_features(windows))
     if shuffle:
         dataset = dataset.shuffle(len(windows), seed=seed, reshuffle_each_iteration=True)
     # Full batches only: one static shape, one XLA compilation.
@@ -197,7 +201,7 @@ def train_causal_lm(
     if strategy is not None:
         from zoo import distributed
 
-        cluster = strategy if isinstance(strategy, distributed.Cluster) else distributed.make_cluster(strategy)
+        cluster = distributed.make_cluster(strategy)
         if callbacks:
             raise ValueError("callbacks are Keras fit callbacks; training with a strategy runs zoo's own loop")
     registry.check_config(name, dict(spec.default_config, **{k: v for k, v in overrides.items()
@@ -271,25 +275,17 @@ def _train_distributed(model, trainer, cluster, out_dir, epochs, verbose, facts)
     """`zoo.distributed.fit` on the id windows; the chief saves the model and the report."""
     from zoo import distributed
 
-    batch_size, windows = facts["batch_size"], facts["train_windows"]
-    layout = cluster.describe(batch_size)
-    if verbose and cluster.is_chief:
-        print("Training with " + ", ".join(f"{key} {value}" for key, value in layout.items()), flush=True)
-
-    def split(windows):
-        return {"token_ids": windows[:, :-1], "padding_mask": np.ones_like(windows[:, :-1], dtype=bool)}, windows[:, 1:]
-
-    validation = split(facts["validation_windows"])
+    batch_size = facts["batch_size"]
+    validation = window_features(facts["validation_windows"])
     initial = distributed.evaluator(trainer, validation, batch_size, None, from_logits=True)()
-    fitted = distributed.fit(trainer, split(windows), validation, cluster, epochs=epochs, global_batch_size=batch_size,
+    fitted = distributed.fit(trainer, window_features(facts["train_windows"]), validation, cluster, epochs=epochs, global_batch_size=batch_size,
                              seed=facts["seed"], out_dir=out_dir, from_logits=True, verbose=verbose)
     if not cluster.is_chief:
         return LanguageModelResult(model, None, None)
     history = dict(fitted.history, val_perplexity=[perplexity(loss) for loss in fitted.history["val_loss"]])
     report = _report(facts, history, fitted.seconds, initial["val_loss"], fitted.history["val_loss"][-1],
                      jit_compile=False, tokens_per_second=fitted.examples_per_second * facts["sequence_length"])
-    report["distributed"] = dict(layout, resumed_from_epoch=fitted.resumed_from_epoch,
-                                 examples_left_out_per_epoch=fitted.dropped_per_epoch)
+    report["distributed"] = fitted.layout
     return _save(model, out_dir, report)
 
 

@@ -37,6 +37,7 @@ import math
 import os
 import pathlib
 import shutil
+import socket
 import time
 
 import numpy as np
@@ -80,7 +81,12 @@ _CLUSTERS = {}
 
 
 def make_cluster(name="auto"):
-    """The `Cluster` for strategy `name` (see the module docstring); the same one on every call in a process."""
+    """The `Cluster` for strategy `name` (see the module docstring); the same one on every call in a process.
+
+    A `Cluster` (your own strategy) is returned as it is.
+    """
+    if isinstance(name, Cluster):
+        return name
     if name not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
     if name == "auto":
@@ -99,6 +105,21 @@ def make_cluster(name="auto"):
     if key not in _CLUSTERS:
         _CLUSTERS[key] = Cluster(tf.distribute.MirroredStrategy(devices), "mirrored")
     return _CLUSTERS[key]
+
+
+def local_tf_configs(num_workers):
+    """TF_CONFIG values (JSON) for `num_workers` worker processes on 127.0.0.1, each on a free port: the
+    two-machine layout tried on one machine (zoo's tests and benchmarks start workers this way)."""
+    sockets = [socket.socket() for _ in range(num_workers)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        workers = [f"127.0.0.1:{sock.getsockname()[1]}" for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+    return [json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+            for index in range(num_workers)]
 
 
 def read_tf_config():
@@ -131,9 +152,10 @@ class FitResult:
     history: dict
     best_epoch: int
     seconds: float
-    resumed_from_epoch: int
     examples_per_second: float
-    dropped_per_epoch: int
+    # For the report: strategy, workers, replicas, global and per-replica batch,
+    # resumed_from_epoch, examples_left_out_per_epoch.
+    layout: dict
 
 
 def fit(model, train, validation, cluster, *, epochs, global_batch_size, seed, out_dir, from_logits,
@@ -158,6 +180,9 @@ def fit(model, train, validation, cluster, *, epochs, global_batch_size, seed, o
     steps = count // global_batch_size
     if steps < 1:
         raise ValueError(f"only {count} training examples for the global batch size {global_batch_size}")
+    layout = cluster.describe(global_batch_size)
+    if verbose and cluster.is_chief:
+        print("Training with " + ", ".join(f"{key} {value}" for key, value in layout.items()), flush=True)
     loss_object = _per_example_loss(from_logits)
 
     def epoch_dataset(epoch):
@@ -227,8 +252,8 @@ def fit(model, train, validation, cluster, *, epochs, global_batch_size, seed, o
     seconds = time.perf_counter() - started
     best_epoch = state.finish(monitor)
     examples = trained_epochs * steps * global_batch_size
-    return FitResult(history, best_epoch, seconds, start_epoch, examples / seconds if seconds else 0.0,
-                     count - steps * global_batch_size)
+    layout.update(resumed_from_epoch=start_epoch, examples_left_out_per_epoch=count - steps * global_batch_size)
+    return FitResult(history, best_epoch, seconds, examples / seconds if seconds else 0.0, layout)
 
 
 def epoch_order(count, global_batch_size, seed, epoch):
@@ -329,7 +354,7 @@ class _State:
     """Checkpoints of one worker (weights, optimizer, epoch, early-stopping state) and the best weights."""
 
     def __init__(self, model, cluster, backup_root):
-        self.model, self.cluster = model, cluster
+        self.cluster = cluster
         self.directory = backup_root / f"worker-{cluster.worker_index}"
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.best_value = tf.Variable(-math.inf, dtype=tf.float64, trainable=False)

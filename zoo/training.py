@@ -67,7 +67,7 @@ def train_classifier(
     if strategy is not None:
         from zoo import distributed
 
-        cluster = strategy if isinstance(strategy, distributed.Cluster) else distributed.make_cluster(strategy)
+        cluster = distributed.make_cluster(strategy)
     registry.check_config(name, dict(registry.model_info(name).default_config, **overrides))
     out_dir = pathlib.Path(out_dir or pathlib.Path("saved_models") / name)
     check_folder(out_dir, "out_dir")
@@ -142,9 +142,6 @@ def _train_distributed(name, model, cluster, train, validation, out_dir, overrid
     """`zoo.distributed.fit` (Keras's `fit` fails under MultiWorkerMirroredStrategy); the chief writes the files."""
     from zoo import distributed
 
-    layout = cluster.describe(batch_size)
-    if verbose and cluster.is_chief:
-        print("Training with " + ", ".join(f"{key} {value}" for key, value in layout.items()), flush=True)
     fitted = distributed.fit(model, (list(train.texts), train.labels), (list(validation.texts), validation.labels),
                              cluster, epochs=epochs, global_batch_size=batch_size, seed=seed, out_dir=out_dir,
                              from_logits=False, preprocess=model.preprocessor, monitor="val_accuracy",
@@ -158,8 +155,7 @@ def _train_distributed(name, model, cluster, train, validation, out_dir, overrid
     report = evaluate_classifier(saved, validation)
     summary = _summary(name, overrides, data_fields, fitted.history, fitted.best_epoch, fitted.seconds,
                        fitted.examples_per_second, report)
-    summary["distributed"] = dict(layout, resumed_from_epoch=fitted.resumed_from_epoch,
-                                  examples_left_out_per_epoch=fitted.dropped_per_epoch)
+    summary["distributed"] = fitted.layout
     _write_report(out_dir, summary)
     return TrainResult(saved, model_path, report, fitted.history, fitted.best_epoch, fitted.seconds, summary)
 
