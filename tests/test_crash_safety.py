@@ -43,7 +43,8 @@ def wait_for(process, reached, what, timeout=300):
     deadline = time.monotonic() + timeout
     while not reached():
         if process.poll() is not None:
-            pytest.fail(f"the child ended before {what}: {process.stderr.read()[-2000:]}")
+            pytest.fail(f"the child ended (exit status {process.returncode}) before {what}: "
+                        f"{process.stderr.read()[-2000:]}")
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
 

@@ -167,8 +167,10 @@ def test_concurrent_exports_claim_distinct_versions(tmp_path):
                 pass
     (base / ".claim-1").mkdir()
     (base / ".claim-1" / "pid").write_text("999999")  # a dead claimant's claim is taken over
+    (base / ".claiming-999999-abcd").mkdir()  # a claimant killed before its rename: removed
     with publish.claimed_version(base, None, False) as again:
         assert again == 1
+        assert (base / ".claim-1" / "pid").read_text() == str(os.getpid())
     assert sorted(path.name for path in base.iterdir()) == [".claim-3"]
 
 

@@ -13,7 +13,6 @@ import pathlib
 import shutil
 import signal
 import tempfile
-import time
 
 from zoo import interrupts
 from zoo.export.errors import ExportError
@@ -43,34 +42,34 @@ def choose_version(base, version, force):
 def claimed_version(base, version, force):
     """Choose the version (as `choose_version`) and hold it for this export until the block ends.
 
-    A claim is a `.claim-<version>` folder (mkdir is atomic) holding the
-    claimant's pid: a second export started meanwhile takes the next free
-    version, or fails at once when it asked for this one, instead of
-    failing at the end; a dead claimant's claim is taken over.
+    A claim is a `.claim-<version>` folder holding the claimant's pid, made
+    whole under a pid-named temporary name and renamed into place (a rename
+    onto an existing, never empty, claim fails): so a claim always names its
+    owner, even when that owner was killed the instant it claimed. A second
+    export started meanwhile takes the next free version, or fails at once
+    when it asked for this one, instead of failing at the end; a dead
+    claimant's claim is taken over.
     """
     base.mkdir(parents=True, exist_ok=True)
+    remove_stale(base, ".claiming-")
     explicit = version is not None
     candidate = choose_version(base, version, force)
     while True:
         claim = base / f".claim-{candidate}"
+        pending = pathlib.Path(tempfile.mkdtemp(prefix=f".claiming-{os.getpid()}-", dir=base))
+        (pending / "pid").write_text(str(os.getpid()))
         try:
-            claim.mkdir()
-        except FileExistsError:
+            os.rename(pending, claim)
+        except OSError:  # claimed already (ENOTEMPTY / EEXIST)
+            shutil.rmtree(pending, ignore_errors=True)
             owner = _claim_owner(claim)
-            # No pid yet: the claimant is between its mkdir and writing it.
-            try:
-                just_made = owner is None and time.time() - claim.stat().st_mtime < 10
-            except FileNotFoundError:  # released meanwhile: try it again
-                continue
-            if just_made or (owner is not None and _alive(owner)):
+            if owner is not None and _alive(owner):
                 if explicit:
-                    raise ExportError(f"{base / str(candidate)} is being exported right now by process "
-                                      f"{owner or 'another'}")
+                    raise ExportError(f"{base / str(candidate)} is being exported right now by process {owner}")
                 candidate += 1
-            else:
+            else:  # its claimant is gone (or the claim was released meanwhile): take it over
                 shutil.rmtree(claim, ignore_errors=True)
             continue
-        (claim / "pid").write_text(str(os.getpid()))
         break
     try:
         yield candidate
