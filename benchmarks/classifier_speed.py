@@ -19,6 +19,8 @@ throughput = batch size / median call time. Runtimes:
 - `onnxruntime float32` (and `dynamic_int8`): the peer, the same token-id
   model converted with tf2onnx, run by ONNX Runtime's CPU provider with 2
   intra-op threads and a dynamic batch. A conversion failure is recorded, not raised.
+- `onnxruntime native_rnn float32` (recurrent models): the same weights as ONNX's own
+  LSTM/GRU/RNN operators (`benchmarks.onnx_native_rnn`), as PyTorch would export them.
 
 Training speed: examples/s over a fixed number of `fit` steps after warm-up
 steps (which include tracing).
@@ -40,7 +42,7 @@ ONNX_OPSET = 17
 
 
 def measure_classifier(model, export_path, validation, train, scratch, batch_sizes=(1, 32), warmup=3, repeats=20,
-                       training_steps=20, training_warmup_steps=3, threads=THREADS):
+                       training_steps=20, training_warmup_steps=3, threads=THREADS, machine_limits=None):
     """Latency rows, artifact sizes/accuracy, ratios and training speed for one classifier.
 
     Args:
@@ -49,6 +51,8 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
         validation: the held-out `TextDataset` the export was validated on.
         train: its training split (training-speed batches).
         scratch: a folder for the ONNX files.
+        machine_limits: `{"memory_bandwidth": ..., "matmul": ...}` from `benchmarks.limits`, measured in
+            this run: the batch-1 latency is then held against the file's FLOPs and bytes.
     """
     import tensorflow as tf
 
@@ -116,6 +120,22 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
             runtimes[key] = (key, lambda batch, session=session: _onnx_run(session, token_ids[:batch]))
     except Exception as error:  # the peer is optional; say why it is missing
         failures["onnxruntime"] = onnx_info["error"] = describe_error(error)
+    # The strongest ONNX peer for recurrent models: ONNX's own LSTM/GRU/RNN ops (as PyTorch exports them)
+    # instead of tf2onnx's generic Loop, written from the same weights.
+    try:
+        from benchmarks import onnx_native_rnn
+
+        path = onnx_native_rnn.write(model, pathlib.Path(scratch) / f"{model.name}.native_rnn.onnx", ONNX_OPSET)
+        key = "onnxruntime native_rnn float32"
+        session = _onnx_session(path, threads)
+        figures = compare(keras_probabilities, _onnx_run(session, validation_ids), validation.labels)
+        artifacts[key] = {"bytes": path.stat().st_size, "accuracy": figures["accuracy"],
+                          "max_abs_diff_vs_keras": figures["max_abs_diff"]}
+        runtimes[key] = (key, lambda batch, session=session: _onnx_run(session, token_ids[:batch]))
+    except NotImplementedError as error:  # not a recurrent model: no native-op peer to build
+        onnx_info["native_rnn"] = str(error)
+    except Exception as error:
+        failures["onnxruntime native_rnn"] = onnx_info["native_rnn"] = describe_error(error)
 
     from zoo.export.formats import litert
 
@@ -133,6 +153,12 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
             rows.append(dict(runtime=runtime, artifact=artifact, batch_size=batch, invokes_per_batch=invokes,
                              **summarize(seconds, batch)))
 
+    latency_limits = None
+    if machine_limits:
+        try:
+            latency_limits = batch_1_limits(export_path / "litert" / "model.tflite", rows, machine_limits)
+        except Exception as error:
+            failures["limits"] = describe_error(error)
     try:
         training = training_speed(model, train, steps=training_steps, warmup_steps=training_warmup_steps)
     except Exception as error:
@@ -145,10 +171,27 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
         "artifacts": artifacts,
         "inference": rows,
         "ratios": ratios(rows),
+        "limits": latency_limits,
         "onnx": onnx_info,
         "training": training,
         "failures": failures,
     }
+
+
+def batch_1_limits(float32_file, rows, machine_limits):
+    """The float32 LiteRT file's batch-1 latency against what its FLOPs and bytes need at this machine's
+    matmul peak and read bandwidth (`benchmarks.limits`)."""
+    from benchmarks import limits
+
+    costs = limits.tflite_costs(float32_file)
+    p50 = next(row["p50_ms"] for row in rows if row["runtime"] == "litert float32" and row["batch_size"] == 1)
+    peak = machine_limits["matmul"]["gflops_per_second"]
+    bandwidth = machine_limits["memory_bandwidth"]["read_gb_per_second"]
+    compute_ms, memory_ms = costs["flops"] / peak / 1e6, costs["constant_bytes"] / bandwidth / 1e6
+    return {"flops_per_example": costs["flops"], "constant_bytes_per_example": costs["constant_bytes"],
+            "litert_float32_batch_1_p50_ms": p50, "achieved_gflops_per_second": costs["flops"] / p50 / 1e6,
+            "compute_bound_ms": compute_ms, "bandwidth_bound_ms": memory_ms,
+            "p50_over_bound": p50 / max(compute_ms, memory_ms)}
 
 
 def summarize(seconds, batch_size):
@@ -175,6 +218,9 @@ def ratios(rows):
         "litert_float32_vs_onnxruntime_batch_1": ratio("litert float32", "onnxruntime float32", 1),
         "litert_batch32_vs_onnxruntime_batch_32": ratio("litert batch32", "onnxruntime float32", 32),
         "litert_batch32_vs_float32_batch_32": ratio("litert batch32", "litert float32", 32),
+        "litert_float32_vs_onnxruntime_native_rnn_batch_1": ratio("litert float32", "onnxruntime native_rnn float32", 1),
+        "litert_batch32_vs_onnxruntime_native_rnn_batch_32": ratio(
+            "litert batch32", "onnxruntime native_rnn float32", 32),
         "litert_int8_vs_float32_batch_1": ratio("litert int8", "litert float32", 1),
         "litert_dynamic_int8_vs_float32_batch_1": ratio("litert dynamic_int8", "litert float32", 1),
         "saved_model_text_vs_token_ids_batch_1": ratio(

@@ -36,7 +36,7 @@ import statistics
 import tempfile
 import time
 
-from benchmarks import hf_peer
+from benchmarks import hf_peer, limits
 from benchmarks.timing import time_calls
 
 RESULTS = pathlib.Path(__file__).parent / "results"
@@ -229,6 +229,20 @@ def litert_lm_generation(path, prompt, new_tokens, repeats, num_threads=2):
                 "engine_seconds": round(generator.engine_seconds, 2), "threads": num_threads}
 
 
+def decode_bound(generation, step_bytes, bandwidth):
+    """Per decoder: bytes one decode step reads (weights, gathered embedding rows, the KV cache), the
+    tokens/s that read bandwidth allows, and the measured decode tokens/s as a fraction of it."""
+    rows = {}
+    for name, costs in step_bytes.items():
+        step = costs["constant_bytes"] + costs["input_bytes"]
+        bound = bandwidth["read_gb_per_second"] * 1e9 / step
+        measured = generation.get(name, {}).get("tokens_per_second")
+        rows[name] = {"bytes_per_token": step, "weight_bytes_per_token": costs["constant_bytes"],
+                      "bound_tokens_per_second": bound,
+                      "fraction_of_bound": measured / bound if measured else None}
+    return rows
+
+
 def run(shape="gpt2_small", quick=False, cache_length=128, new_tokens=64, jit_compile=True):
     import keras
 
@@ -245,6 +259,9 @@ def run(shape="gpt2_small", quick=False, cache_length=128, new_tokens=64, jit_co
     steps, warmup = (2, 1) if quick else (8, 2)
     backbone = model.backbone
     results = {"shape": shape, "parameters": backbone.count_params(), "machine": machine()}
+    # A batch-1 decode step reads every weight once: read bandwidth / bytes per step bounds tokens/s.
+    results["memory_bandwidth"] = limits.memory_bandwidth(256 if quick else 1024)
+    step_bytes = {}
     batch_size, sequence_length = 4, 128
     windows = training_windows(model, corpus, batch_size, sequence_length, steps + warmup)
     results["fine_tuning"], results["matmul_roofline"] = fine_tuning(model, windows, batch_size, steps, warmup,
@@ -272,6 +289,7 @@ def run(shape="gpt2_small", quick=False, cache_length=128, new_tokens=64, jit_co
             path = scratch / f"model.{label}.tflite"
             flatbuffer = litert.convert(conversion, quantization, signature_keys=gpt2_decoder.SIGNATURES)
             path.write_bytes(flatbuffer)
+            step_bytes[f"litert {label}"] = limits.tflite_costs(path, gpt2_decoder.DECODE_SIGNATURE)
             sidecar_path(path).write_text(json.dumps(lm_export.decoder_sidecar(
                 model, model.name, label, path.name, litert.file_signatures(flatbuffer), cache_length)))
             results["files"][f"litert {label}"] = {"bytes": len(flatbuffer),
@@ -292,6 +310,10 @@ def run(shape="gpt2_small", quick=False, cache_length=128, new_tokens=64, jit_co
             path = scratch / f"model.{label}.litertlm"
             flatbuffer = litert.convert(conversion, quantization,
                                         signature_keys=litertlm_decoder.signature_keys(cache_length))
+            (scratch / "litertlm.tflite").write_bytes(flatbuffer)
+            step_bytes[f"litert_lm {label}"] = limits.tflite_costs(scratch / "litertlm.tflite",
+                                                                  litertlm_decoder.DECODE_SIGNATURE)
+            (scratch / "litertlm.tflite").unlink()
             litertlm_decoder.build_bundle(flatbuffer, tokenizer_json, path, start_token_id=tokenizer.end_token_id,
                                           stop_token_ids=[tokenizer.end_token_id], max_num_tokens=cache_length)
             del flatbuffer
@@ -303,6 +325,12 @@ def run(shape="gpt2_small", quick=False, cache_length=128, new_tokens=64, jit_co
                   f"{row['prefill_tokens_per_second']:.0f} prefill", flush=True)
             path.unlink()
     results["cache_length"] = cache_length
+    results["decode_bound"] = decode_bound(results["generation"], step_bytes, results["memory_bandwidth"])
+    for name, row in results["decode_bound"].items():
+        print(f"{name}: {row['bytes_per_token'] / 2**20:.0f} MiB per decode step, bound "
+              f"{row['bound_tokens_per_second']:.0f} tokens/s at "
+              f"{results['memory_bandwidth']['read_gb_per_second']:.1f} GB/s; measured "
+              f"{row['fraction_of_bound'] or 0:.0%} of it", flush=True)
     base = results["generation"]["keras_hub"]["tokens_per_second"]
     results["ratios"] = {key: value["tokens_per_second"] / base for key, value in results["generation"].items()
                          if "tokens_per_second" in value}

@@ -47,10 +47,17 @@ def markdown(results, plots_relative_to=None, json_path=None):
         f"ONNX Runtime {machine.get('onnxruntime')}, tf2onnx {machine.get('tf2onnx')}, NumPy {machine.get('numpy')}.",
         "",
         f"Latency: median (p50) and p90 of {settings['timed_calls']} calls after {settings['warmup_calls']} "
-        f"warm-up calls, {settings['threads']} threads for LiteRT and ONNX Runtime. LiteRT files take one text "
-        "per invoke, so their batch of 32 is 32 invokes. Accuracy is on the validation split each export was "
-        "checked against.",
+        f"warm-up calls, {settings['threads']} threads for LiteRT and ONNX Runtime. LiteRT's phone files take one "
+        "text per invoke, so their batch of 32 is 32 invokes; `litert batch32` takes 32 in one. Accuracy is on the "
+        "validation split each export was checked against.",
     ]
+    limits = results.get("limits")
+    if limits:
+        bandwidth, matmul = limits["memory_bandwidth"], limits["matmul"]
+        lines += ["", f"Machine limits, measured in this run (`benchmarks.limits`): read "
+                      f"{bandwidth['read_gb_per_second']:.1f} GB/s and copy {bandwidth['copy_gb_per_second']:.1f} GB/s "
+                      f"({bandwidth['buffer_mib']} MiB buffers, {bandwidth['threads']} threads); float32 matmul "
+                      f"{matmul['gflops_per_second']:.0f} GFLOP/s (NumPy BLAS, {matmul['size']}^3)."]
     if json_path is not None and plots_relative_to is not None:
         stem = pathlib.Path(json_path).with_suffix("")
         for suffix, title in (("_latency.png", "batch-1 latency by runtime"),
@@ -72,16 +79,32 @@ def markdown(results, plots_relative_to=None, json_path=None):
     classifiers = {name: entry for name, entry in results["classifiers"].items() if "error" not in entry}
     if classifiers:
         lines += ["", "#### Ratios of median latency (below 1: the first is faster)", "",
-                  "| model | LiteRT fp32 / ONNX Runtime, batch 1 | LiteRT int8 / fp32, batch 1 "
-                  "| LiteRT dynamic int8 / fp32, batch 1 | SavedModel text / token ids, batch 1 | same, batch 32 "
-                  "| Keras predict / tf.function, batch 1 |",
-                  "|---|---|---|---|---|---|---|"]
-        keys = ("litert_float32_vs_onnxruntime_batch_1", "litert_int8_vs_float32_batch_1",
-                "litert_dynamic_int8_vs_float32_batch_1", "saved_model_text_vs_token_ids_batch_1",
-                "saved_model_text_vs_token_ids_batch_32", "keras_predict_vs_tf_function_batch_1")
+                  "| model | LiteRT fp32 / ONNX Runtime, batch 1 | LiteRT fp32 / ORT native RNN, batch 1 "
+                  "| LiteRT batch32 / ONNX Runtime, batch 32 | LiteRT batch32 / ORT native RNN, batch 32 "
+                  "| LiteRT int8 / fp32, batch 1 | LiteRT dynamic int8 / fp32, batch 1 "
+                  "| SavedModel text / token ids, batch 1 | same, batch 32 | Keras predict / tf.function, batch 1 |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        keys = ("litert_float32_vs_onnxruntime_batch_1", "litert_float32_vs_onnxruntime_native_rnn_batch_1",
+                "litert_batch32_vs_onnxruntime_batch_32", "litert_batch32_vs_onnxruntime_native_rnn_batch_32",
+                "litert_int8_vs_float32_batch_1", "litert_dynamic_int8_vs_float32_batch_1",
+                "saved_model_text_vs_token_ids_batch_1", "saved_model_text_vs_token_ids_batch_32",
+                "keras_predict_vs_tf_function_batch_1")
         for name, entry in classifiers.items():
             cells = [_number(entry["ratios"].get(key), "{:.2f}") for key in keys]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+
+        bounded = {name: entry["limits"] for name, entry in classifiers.items() if entry.get("limits")}
+        if bounded:
+            lines += ["", "#### Batch-1 latency against the machine's limits (LiteRT float32 phone file)", "",
+                      "FLOPs and bytes are counted from the file's ops (`benchmarks.limits.tflite_costs`); the bound "
+                      "is the larger of FLOPs / matmul peak and constant bytes / read bandwidth.", "",
+                      "| model | MFLOP per text | weights read per text | p50 ms | achieved GFLOP/s | bound ms "
+                      "| p50 / bound |", "|---|---|---|---|---|---|---|"]
+            for name, row in bounded.items():
+                bound = max(row["compute_bound_ms"], row["bandwidth_bound_ms"])
+                lines.append(f"| {name} | {row['flops_per_example'] / 1e6:.2f} "
+                             f"| {_size(row['constant_bytes_per_example'])} | {row['litert_float32_batch_1_p50_ms']:.3f} "
+                             f"| {row['achieved_gflops_per_second']:.1f} | {bound:.4f} | {row['p50_over_bound']:.0f}x |")
 
         lines += ["", f"#### Training speed (`fit`, median of {settings['training_steps']} steps after "
                       f"{settings['training_warmup_steps']} warm-up steps)", "",
@@ -145,6 +168,17 @@ def _gpt2_lines(gpt2):
             continue
         size = gpt2.get("files", {}).get(key, {}).get("bytes")
         lines.append(f"| {key} | {figures['tokens_per_second']:.1f} | {ratios[key]:.2f} | {_size(size)} |")
+    bound, bandwidth = gpt2.get("decode_bound"), gpt2.get("memory_bandwidth")
+    if bound and bandwidth:
+        lines += ["", f"Decode against the memory-bandwidth bound (read {bandwidth['read_gb_per_second']:.1f} GB/s "
+                      "measured in the same run; a step reads its weights, the gathered embedding rows and the "
+                      "whole KV cache):", "",
+                  "| decoder | bytes per step | bound tokens/s | measured tokens/s | fraction of bound |",
+                  "|---|---|---|---|---|"]
+        for key, row in bound.items():
+            measured = gpt2["generation"].get(key, {}).get("tokens_per_second")
+            lines.append(f"| {key} | {_size(row['bytes_per_token'])} | {row['bound_tokens_per_second']:.0f} "
+                         f"| {_number(measured, '{:.1f}')} | {_number(row['fraction_of_bound'], '{:.0%}')} |")
     return lines
 
 

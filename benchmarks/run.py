@@ -32,7 +32,7 @@ import traceback
 
 import numpy as np
 
-from benchmarks import classifier_speed, gpt2, report
+from benchmarks import classifier_speed, gpt2, limits, report
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 README = pathlib.Path(__file__).parent / "README.md"
@@ -112,6 +112,9 @@ def run(models=None, quick=False, models_root=None, gpt2_shape=None, data=None):
     }
     results = {"mode": "quick" if quick else "full", "date": time.strftime("%Y-%m-%d %H:%M %Z"),
                "machine": machine(), "settings": settings, "classifiers": {}}
+    # The limits the latencies are held against, measured in this run, before the models load.
+    results["limits"] = {"memory_bandwidth": limits.memory_bandwidth(256 if quick else 1024),
+                         "matmul": limits.matmul_gflops(1024 if quick else 2048)}
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as scratch:
         scratch = pathlib.Path(scratch)
         slice_path = _write_quick_slice(scratch, data) if quick else None
@@ -119,7 +122,8 @@ def run(models=None, quick=False, models_root=None, gpt2_shape=None, data=None):
             model_started = time.perf_counter()
             print(f"== {name}", flush=True)
             try:
-                entry = _benchmark_classifier(name, quick, models_root, data, slice_path, scratch / name, settings)
+                entry = _benchmark_classifier(name, quick, models_root, data, slice_path, scratch / name, settings,
+                                              results["limits"])
             except Exception as error:  # one broken model must not lose the others' results
                 traceback.print_exc()
                 entry = {"error": classifier_speed.describe_error(error)}
@@ -137,7 +141,7 @@ def run(models=None, quick=False, models_root=None, gpt2_shape=None, data=None):
     return results
 
 
-def _benchmark_classifier(name, quick, models_root, data, slice_path, scratch, settings):
+def _benchmark_classifier(name, quick, models_root, data, slice_path, scratch, settings, machine_limits):
     import zoo.export
     from zoo.data import load_texts
     from zoo.saving import held_out_split, load_model
@@ -167,7 +171,7 @@ def _benchmark_classifier(name, quick, models_root, data, slice_path, scratch, s
         model, exported.path, validation, train, scratch / "onnx",
         batch_sizes=settings["batch_sizes"], warmup=settings["warmup_calls"], repeats=settings["timed_calls"],
         training_steps=settings["training_steps"], training_warmup_steps=settings["training_warmup_steps"],
-        threads=settings["threads"],
+        threads=settings["threads"], machine_limits=machine_limits,
     ))
     entry["artifacts"]["keras"]["bytes"] = model_path.stat().st_size
     for row in entry["inference"]:

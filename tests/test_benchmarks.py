@@ -18,6 +18,7 @@ RUNTIMES = [
     "litert batch32",
     "mediapipe TextClassifier float32 (text)",
     "onnxruntime float32",
+    "onnxruntime native_rnn float32",
 ]
 
 
@@ -61,12 +62,22 @@ def test_results_json(quick_run):
     assert entry["ratios"]["saved_model_text_vs_token_ids_batch_1"] > 0
     assert entry["training"]["examples_per_second"] > 0
     assert entry["onnx"]["converter"].startswith("tf2onnx")
+    assert entry["artifacts"]["onnxruntime native_rnn float32"]["max_abs_diff_vs_keras"] < 1e-5
+    assert entry["ratios"]["litert_float32_vs_onnxruntime_native_rnn_batch_1"] > 0
+
+    limits = results["limits"]
+    assert limits["memory_bandwidth"]["read_gb_per_second"] > 0 and limits["matmul"]["gflops_per_second"] > 0
+    bound = entry["limits"]
+    assert bound["flops_per_example"] > 0 and bound["constant_bytes_per_example"] > 0
+    assert bound["p50_over_bound"] == pytest.approx(
+        bound["litert_float32_batch_1_p50_ms"] / max(bound["compute_bound_ms"], bound["bandwidth_bound_ms"]))
 
 
 def test_markdown_and_plots(quick_run):
     markdown = (quick_run / "speed_quick.md").read_text()
     assert markdown.count("<!-- results:start -->") == 1 and markdown.count("<!-- results:end -->") == 1
     assert "| litert int8 |" in markdown and "| onnxruntime float32 |" in markdown
+    assert "Machine limits, measured in this run" in markdown and "| p50 / bound |" in markdown
     for name in ("speed_quick_latency.png", "speed_quick_accuracy_vs_size.png"):
         assert (quick_run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -178,3 +189,78 @@ def test_gpt2_processes_table_quotes_both_sides_and_the_ratios_with_their_range(
     assert "| zoo | 250 (240-260) | 21.0 (20.0-22.0) |" in text
     assert "| hugging face | 180 (160-200) | 30.0 (30.0-30.0) |" in text
     assert "fine-tuning 1.40x (1.30-1.50), generation 0.70x (0.67-0.73)" in text
+
+
+@pytest.mark.parametrize("name, overrides", [
+    ("lstm_classifier", {}), ("lstm_classifier", {"pooling": "last", "num_layers": 2}), ("gru_classifier", {}),
+    ("simple_rnn_classifier", {}), ("bilstm_classifier", {}), ("bigru_classifier", {"pooling": "last"}),
+])
+def test_native_onnx_recurrent_ops_compute_what_keras_computes(name, overrides, tmp_path):
+    import keras
+    import numpy as np
+    import onnx
+    import onnxruntime
+
+    from benchmarks import onnx_native_rnn
+    from tests import helpers
+    from zoo.export.text_classifier_export import TextClassifierExport
+
+    model = helpers.build_tiny(name, class_names=["negative", "positive"], **overrides)
+    for variable in model.backbone.weights:  # weights large enough that a wrong gate order shows
+        variable.assign(keras.random.normal(variable.shape, seed=1))
+    # Short and full-length texts: the padding mask matters for both poolings and directions.
+    ids = model.preprocessor.reference().encode(helpers.TEXTS + ["a", " ".join(["good"] * 40)])
+    expected = np.asarray(TextClassifierExport().token_id_model(model)(ids))
+    path = onnx_native_rnn.write(model, tmp_path / "model.onnx")
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert {"LSTM", "GRU", "RNN"} & ops and "Loop" not in ops
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    actual = session.run(None, {session.get_inputs()[0].name: np.asarray(ids, np.int32)})[0]
+    assert expected[:, 0].std() > 0.01
+    np.testing.assert_allclose(actual, expected, atol=1e-5)
+
+
+def test_native_onnx_refuses_a_model_without_recurrent_layers(tmp_path):
+    from benchmarks import onnx_native_rnn
+    from tests import helpers
+
+    with pytest.raises(NotImplementedError, match="recurrent backbone"):
+        onnx_native_rnn.write(helpers.build_tiny("cnn_classifier"), tmp_path / "model.onnx")
+
+
+def test_tflite_costs_count_matmul_flops_and_only_the_gathered_rows(tmp_path):
+    import tensorflow as tf
+
+    from benchmarks import limits
+
+    table = tf.Variable(tf.random.normal([100, 8]))
+    weights, bias = tf.Variable(tf.random.normal([8, 4])), tf.Variable(tf.random.normal([4]))
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 3], tf.int32)])
+    def model(ids):
+        return tf.nn.softmax(tf.matmul(tf.reshape(tf.gather(table, ids), [3, 8]), weights) + bias)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([model.get_concrete_function()], model)
+    path = tmp_path / "model.tflite"
+    path.write_bytes(converter.convert())
+    costs = limits.tflite_costs(path)
+    # 3 of the table's 100 rows are read; the 8x4 matmul of 3 rows: 2 x 3 x 8 x 4; softmax: 12 elements.
+    assert costs["constant_bytes"] == 3 * 8 * 4 + 8 * 4 * 4 + 4 * 4
+    assert costs["flops"] == 2 * 3 * 8 * 4 + 12
+    assert costs["input_bytes"] == 3 * 4
+
+
+def test_decode_bound_is_bandwidth_over_the_bytes_a_step_reads():
+    from benchmarks import gpt2, report
+
+    bound = gpt2.decode_bound({"litert dynamic_int8": {"tokens_per_second": 100.0}},
+                              {"litert dynamic_int8": {"constant_bytes": 150_000_000, "input_bytes": 50_000_000,
+                                                       "flops": 1}},
+                              {"read_gb_per_second": 40.0})
+    row = bound["litert dynamic_int8"]
+    assert row["bound_tokens_per_second"] == pytest.approx(200.0) and row["fraction_of_bound"] == pytest.approx(0.5)
+    text = "\n".join(report._gpt2_lines({
+        "shape": "gpt2_tiny", "parameters": 1, "cache_length": 8, "fine_tuning": {"zoo": {"skipped": "no"}},
+        "generation": {"litert dynamic_int8": {"tokens_per_second": 100.0}}, "ratios": {"litert dynamic_int8": 1.0},
+        "decode_bound": bound, "memory_bandwidth": {"read_gb_per_second": 40.0}}))
+    assert "| litert dynamic_int8 | 190.7 MiB | 200 | 100.0 | 50% |" in text
