@@ -229,6 +229,45 @@ def litert_lm_generation(path, prompt, new_tokens, repeats, num_threads=2):
                 "engine_seconds": round(generator.engine_seconds, 2), "threads": num_threads}
 
 
+# zoo's Generator file and the LiteRT-LM bundle of the same network, float32 and int8 weights.
+DECODERS = (("litert", None), ("litert", "dynamic_int8"), ("litert_lm", None), ("litert_lm", "dynamic_int8"))
+
+
+def write_decoder(model, kind, quantization, scratch, cache_length):
+    """`(path, decode-step costs)`: a zoo Generator `.tflite` (+ sidecar) or a `.litertlm` bundle in `scratch`."""
+    from zoo.export import causal_lm_export as lm_export
+    from zoo.export import gpt2_decoder, litertlm_decoder
+    from zoo.export.formats import litert
+    from zoo.runtime import sidecar_path
+
+    label = quantization or "float32"
+    scratch = pathlib.Path(scratch)
+    if kind == "litert":
+        conversion = scratch / "conversion"
+        if not conversion.exists():
+            gpt2_decoder.write_conversion_saved_model(model.backbone, conversion, cache_length)
+        path = scratch / f"model.{label}.tflite"
+        flatbuffer = litert.convert(conversion, quantization, signature_keys=gpt2_decoder.SIGNATURES)
+        path.write_bytes(flatbuffer)
+        sidecar_path(path).write_text(json.dumps(lm_export.decoder_sidecar(
+            model, model.name, label, path.name, litert.file_signatures(flatbuffer), cache_length)))
+        return path, limits.tflite_costs(path, gpt2_decoder.DECODE_SIGNATURE)
+    conversion = scratch / "litertlm_conversion"
+    if not conversion.exists():
+        litertlm_decoder.write_conversion_saved_model(model.backbone, conversion, cache_length)
+    tokenizer = model.preprocessor.tokenizer
+    flatbuffer = litert.convert(conversion, quantization, signature_keys=litertlm_decoder.signature_keys(cache_length))
+    plain = scratch / f"litertlm.{label}.tflite"
+    plain.write_bytes(flatbuffer)
+    costs = limits.tflite_costs(plain, litertlm_decoder.DECODE_SIGNATURE)
+    plain.unlink()
+    path = scratch / f"model.{label}.litertlm"
+    litertlm_decoder.build_bundle(flatbuffer, litertlm_decoder.huggingface_tokenizer_json(
+        tokenizer.vocabulary, tokenizer.merges), path, start_token_id=tokenizer.end_token_id,
+        stop_token_ids=[tokenizer.end_token_id], max_num_tokens=cache_length)
+    return path, costs
+
+
 def decode_bound(generation, step_bytes, bandwidth):
     """Per decoder: bytes one decode step reads (weights, gathered embedding rows, the KV cache), the
     tokens/s that read bandwidth allows, and the measured decode tokens/s as a fraction of it."""
@@ -249,9 +288,6 @@ def run(shape="gpt2_small", quick=False, cache_length=128, new_tokens=64, jit_co
     import zoo
     from zoo.data import load_corpus
     from zoo.export import causal_lm_export as lm_export
-    from zoo.export import gpt2_decoder, litertlm_decoder
-    from zoo.export.formats import litert
-    from zoo.runtime import sidecar_path
 
     keras.utils.set_random_seed(0)
     model = zoo.create_model(shape, dropout=0.0)
@@ -281,48 +317,21 @@ def run(shape="gpt2_small", quick=False, cache_length=128, new_tokens=64, jit_co
         backbone, lm_export.prompt_token_ids(model, "ROMEO:"), new_tokens, repeats)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = pathlib.Path(scratch)
-        conversion = gpt2_decoder.write_conversion_saved_model(backbone, scratch / "conversion", cache_length)
         results["files"] = {}
-        for quantization in (None, "dynamic_int8"):
-            label = quantization or "float32"
+        for kind, quantization in DECODERS:
+            label = f"{kind} {quantization or 'float32'}"
             started = time.perf_counter()
-            path = scratch / f"model.{label}.tflite"
-            flatbuffer = litert.convert(conversion, quantization, signature_keys=gpt2_decoder.SIGNATURES)
-            path.write_bytes(flatbuffer)
-            step_bytes[f"litert {label}"] = limits.tflite_costs(path, gpt2_decoder.DECODE_SIGNATURE)
-            sidecar_path(path).write_text(json.dumps(lm_export.decoder_sidecar(
-                model, model.name, label, path.name, litert.file_signatures(flatbuffer), cache_length)))
-            results["files"][f"litert {label}"] = {"bytes": len(flatbuffer),
-                                                   "convert_seconds": round(time.perf_counter() - started, 1)}
-            row = litert_generation(path, "ROMEO:", new_tokens, repeats)
-            row["prefill_tokens_per_second"] = litert_prefill(path, PREFILL_PROMPT, repeats)["tokens_per_second"]
-            results["generation"][f"litert {label}"] = row
-            print(f"LiteRT {label}: {row['tokens_per_second']:.1f} tokens/s decode, "
-                  f"{row['prefill_tokens_per_second']:.0f} prefill, {len(flatbuffer) / 2**20:.0f} MiB", flush=True)
-            path.unlink()
-        # The same network as a LiteRT-LM bundle on Google's engine.
-        conversion = litertlm_decoder.write_conversion_saved_model(backbone, scratch / "litertlm", cache_length)
-        tokenizer = model.preprocessor.tokenizer
-        tokenizer_json = litertlm_decoder.huggingface_tokenizer_json(tokenizer.vocabulary, tokenizer.merges)
-        for quantization in (None, "dynamic_int8"):
-            label = quantization or "float32"
-            started = time.perf_counter()
-            path = scratch / f"model.{label}.litertlm"
-            flatbuffer = litert.convert(conversion, quantization,
-                                        signature_keys=litertlm_decoder.signature_keys(cache_length))
-            (scratch / "litertlm.tflite").write_bytes(flatbuffer)
-            step_bytes[f"litert_lm {label}"] = limits.tflite_costs(scratch / "litertlm.tflite",
-                                                                  litertlm_decoder.DECODE_SIGNATURE)
-            (scratch / "litertlm.tflite").unlink()
-            litertlm_decoder.build_bundle(flatbuffer, tokenizer_json, path, start_token_id=tokenizer.end_token_id,
-                                          stop_token_ids=[tokenizer.end_token_id], max_num_tokens=cache_length)
-            del flatbuffer
-            results["files"][f"litert_lm {label}"] = {"bytes": path.stat().st_size,
-                                                      "convert_seconds": round(time.perf_counter() - started, 1)}
-            row = litert_lm_generation(path, "ROMEO:", new_tokens, repeats)
-            results["generation"][f"litert_lm {label}"] = row
-            print(f"LiteRT-LM {label}: {row['tokens_per_second']:.1f} tokens/s decode, "
-                  f"{row['prefill_tokens_per_second']:.0f} prefill", flush=True)
+            path, step_bytes[label] = write_decoder(model, kind, quantization, scratch, cache_length)
+            results["files"][label] = {"bytes": path.stat().st_size,
+                                       "convert_seconds": round(time.perf_counter() - started, 1)}
+            if kind == "litert":
+                row = litert_generation(path, "ROMEO:", new_tokens, repeats)
+                row["prefill_tokens_per_second"] = litert_prefill(path, PREFILL_PROMPT, repeats)["tokens_per_second"]
+            else:
+                row = litert_lm_generation(path, "ROMEO:", new_tokens, repeats)
+            results["generation"][label] = row
+            print(f"{label}: {row['tokens_per_second']:.1f} tokens/s decode, "
+                  f"{row['prefill_tokens_per_second']:.0f} prefill, {path.stat().st_size / 2**20:.0f} MiB", flush=True)
             path.unlink()
     results["cache_length"] = cache_length
     results["decode_bound"] = decode_bound(results["generation"], step_bytes, results["memory_bandwidth"])

@@ -185,10 +185,17 @@ def test_gpt2_processes_table_quotes_both_sides_and_the_ratios_with_their_range(
                "rounds": {"zoo": [row(240.0, 20.0), row(260.0, 22.0)],
                           "hugging face": [row(160.0, 30.0), row(200.0, 30.0)]},
                "fine_tuning_zoo_over_hugging_face": [1.5, 1.3], "generation_zoo_over_hugging_face": [2 / 3, 22 / 30]}
+    bandwidth = [{"memory_bandwidth": {"read_gb_per_second": value}} for value in (30.0, 40.0)]
+    results["rounds"]["litert"] = bandwidth
+    results["decoders"] = {"litert dynamic_int8": {"tokens_per_second": [150.0, 170.0], "bytes_per_token": 2**27,
+                                                   "over_hugging_face_generate": [5.0, 170 / 30],
+                                                   "fraction_of_bandwidth_bound": [0.6, 0.7]}}
     text = gpt2_processes.table(results)
     assert "| zoo | 250 (240-260) | 21.0 (20.0-22.0) |" in text
     assert "| hugging face | 180 (160-200) | 30.0 (30.0-30.0) |" in text
     assert "fine-tuning 1.40x (1.30-1.50), generation 0.70x (0.67-0.73)" in text
+    assert "read bandwidth 35.0 (30.0-40.0) GB/s" in text
+    assert "| litert dynamic_int8 | 128 MiB | 160.0 (150.0-170.0) | 5.33x (5.00-5.67) | 65% (60-70) |" in text
 
 
 @pytest.mark.parametrize("name, overrides", [
