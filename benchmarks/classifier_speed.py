@@ -19,6 +19,9 @@ throughput = batch size / median call time. Runtimes:
 - `onnxruntime float32` (and `dynamic_int8`): the peer, the same token-id
   model converted with tf2onnx, run by ONNX Runtime's CPU provider with 2
   intra-op threads and a dynamic batch. A conversion failure is recorded, not raised.
+- `executorch xnnpack float32` (the CNN classifier): PyTorch's phone runtime on the same
+  weights (`benchmarks.executorch_peer`: a PyTorch twin, `torch.export` at a static batch of
+  1 and 32, XNNPACK partitioner), checked and timed in its own process.
 - `onnxruntime native_rnn float32` (recurrent models): the same weights as ONNX's own
   LSTM/GRU/RNN operators (`benchmarks.onnx_native_rnn`), as PyTorch would export them.
 
@@ -35,6 +38,7 @@ import traceback
 
 import numpy as np
 
+from benchmarks import executorch_peer
 from benchmarks.timing import time_calls
 
 THREADS = 2
@@ -137,6 +141,18 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
     except Exception as error:
         failures["onnxruntime native_rnn"] = onnx_info["native_rnn"] = describe_error(error)
 
+    executorch_rows = {}
+    if executorch_peer.available():
+        try:
+            executorch_rows = _executorch(model, token_ids, validation_ids, validation.labels, keras_probabilities,
+                                          pathlib.Path(scratch) / "executorch", warmup, repeats, artifacts)
+        except NotImplementedError as error:  # only the CNN classifier has a PyTorch twin
+            onnx_info["executorch"] = str(error)
+        except Exception as error:
+            failures["executorch"] = describe_error(error)
+    else:
+        failures["executorch"] = "executorch not installed (pip install '.[peers]')"
+
     from zoo.export.formats import litert
 
     rows = []
@@ -152,6 +168,9 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
             invokes = -(-batch // static) if static else 1
             rows.append(dict(runtime=runtime, artifact=artifact, batch_size=batch, invokes_per_batch=invokes,
                              **summarize(seconds, batch)))
+    for batch, seconds in executorch_rows.items():
+        rows.append(dict(runtime=EXECUTORCH, artifact=EXECUTORCH, batch_size=batch, invokes_per_batch=1,
+                         **summarize(seconds, batch)))
 
     latency_limits = None
     if machine_limits:
@@ -176,6 +195,31 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
         "training": training,
         "failures": failures,
     }
+
+
+EXECUTORCH = "executorch xnnpack float32"
+
+
+def _executorch(model, token_ids, validation_ids, labels, keras_probabilities, folder, warmup, repeats, artifacts):
+    """`{batch: seconds}` of the ExecuTorch peer, timed in its own process (`benchmarks.executorch_peer`)."""
+    import subprocess
+    import sys
+
+    from zoo.export.validate import compare
+
+    # The timed texts are the validation texts from the first, repeated when there are fewer than 32.
+    expected = keras_probabilities[np.arange(len(token_ids)) % len(keras_probabilities)]
+    executorch_peer.save_inputs(model, token_ids, expected, folder, validation_ids)
+    finished = subprocess.run([sys.executable, "-m", executorch_peer.__name__, str(folder), str(warmup), str(repeats)],
+                              capture_output=True, text=True, timeout=1800)
+    if finished.returncode:
+        raise RuntimeError(f"the ExecuTorch process exited {finished.returncode}: {finished.stderr.strip()[-300:]}")
+    result = json.loads(finished.stdout.strip().splitlines()[-1])
+    figures = compare(keras_probabilities, np.load(folder / "validation_outputs.npy"), labels)
+    artifacts[EXECUTORCH] = {"bytes": result["batches"]["1"]["bytes"], "accuracy": figures["accuracy"],
+                             "max_abs_diff_vs_keras": figures["max_abs_diff"], "torch": result["torch"],
+                             "executorch": result["executorch"]}
+    return {int(batch): figures["seconds"] for batch, figures in result["batches"].items()}
 
 
 def batch_1_limits(float32_file, rows, machine_limits):
@@ -218,6 +262,8 @@ def ratios(rows):
         "litert_float32_vs_onnxruntime_batch_1": ratio("litert float32", "onnxruntime float32", 1),
         "litert_batch32_vs_onnxruntime_batch_32": ratio("litert batch32", "onnxruntime float32", 32),
         "litert_batch32_vs_float32_batch_32": ratio("litert batch32", "litert float32", 32),
+        "litert_float32_vs_executorch_batch_1": ratio("litert float32", EXECUTORCH, 1),
+        "litert_batch32_vs_executorch_batch_32": ratio("litert batch32", EXECUTORCH, 32),
         "litert_float32_vs_onnxruntime_native_rnn_batch_1": ratio("litert float32", "onnxruntime native_rnn float32", 1),
         "litert_batch32_vs_onnxruntime_native_rnn_batch_32": ratio(
             "litert batch32", "onnxruntime native_rnn float32", 32),

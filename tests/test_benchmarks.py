@@ -271,3 +271,42 @@ def test_decode_bound_is_bandwidth_over_the_bytes_a_step_reads():
         "generation": {"litert dynamic_int8": {"tokens_per_second": 100.0}}, "ratios": {"litert dynamic_int8": 1.0},
         "decode_bound": bound, "memory_bandwidth": {"read_gb_per_second": 40.0}}))
     assert "| litert dynamic_int8 | 190.7 MiB | 200 | 100.0 | 50% |" in text
+
+
+def test_executorch_twin_of_the_cnn_classifier_computes_what_keras_computes(tmp_path):
+    # Needs the peers extra (pip install -e '.[peers]'); `make test` does not install PyTorch.
+    pytest.importorskip("executorch")
+    import json as json_module
+
+    import keras
+    import numpy as np
+
+    from benchmarks import executorch_peer
+    from tests import helpers
+    from zoo.export.text_classifier_export import TextClassifierExport
+
+    model = helpers.build_tiny("cnn_classifier", class_names=["negative", "positive"], naive_bayes_buckets=64)
+    for variable in model.weights:  # every weight random, the Naive Bayes table and scale too
+        variable.assign(keras.random.normal(variable.shape, seed=1) if variable.shape else 0.5)
+    ids = model.preprocessor.reference().encode((helpers.TEXTS * 8)[:32])
+    validation_ids = model.preprocessor.reference().encode(helpers.TEXTS + ["a", "good " * 30])
+    expected = np.asarray(TextClassifierExport().token_id_model(model)(ids))
+    assert model.naive_bayes is not None and expected[:, 0].std() > 0.01
+    executorch_peer.save_inputs(model, ids, expected, tmp_path, validation_ids)
+    finished = subprocess.run([sys.executable, "-m", "benchmarks.executorch_peer", str(tmp_path), "1", "3"],
+                              capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    result = json_module.loads(finished.stdout.strip().splitlines()[-1])
+    assert result["eager_max_abs_diff_vs_keras"] < 1e-5
+    for batch in ("1", "32"):
+        assert result["batches"][batch]["max_abs_diff_vs_keras"] < 1e-5 and len(result["batches"][batch]["seconds"]) == 3
+    np.testing.assert_allclose(np.load(tmp_path / "validation_outputs.npy"),
+                               TextClassifierExport().token_id_model(model)(validation_ids), atol=1e-5)
+
+
+def test_executorch_peer_refuses_a_model_it_has_no_twin_for(tmp_path):
+    from benchmarks import executorch_peer
+    from tests import helpers
+
+    with pytest.raises(NotImplementedError, match="CNN classifier"):
+        executorch_peer.save_inputs(helpers.build_tiny("lstm_classifier"), [[1]], [[0.5, 0.5]], tmp_path)
