@@ -90,7 +90,8 @@ class Generator:
         self._cache_shape = next(entry["shape"] for entry in self.spec["signatures"]["decode"]["inputs"]
                                  if entry["name"] == "cache")
         self._prefill = self.model.signature("prefill")
-        self._decode = self.model.signature("decode")
+        # decode runs once per token: its cache input stays in the interpreter and only the new row is written.
+        self._decode = self.model.resident_signature("decode")
 
     def prompt_token_ids(self, prompt):
         """Start token (`<|endoftext|>`) + the prompt's ids, as Keras `generate` feeds them."""
@@ -132,18 +133,23 @@ class Generator:
         check_prompt_lengths([len(prompt_ids)], max_length)
         rng = np.random.default_rng(seed)
         outputs = self.prefill(prompt_ids)
-        cache = outputs["cache"]
+        decode = self._decode
+        decode.input("cache")[...] = outputs["cache"]
+        logits = outputs["logits"][0]
         length, new_ids = len(prompt_ids), []
         while length < max_length:
-            token = _sample(outputs["logits"][0], sampler, temperature, top_k, top_p, rng)
+            token = _sample(logits, sampler, temperature, top_k, top_p, rng)
             new_ids.append(token)
             length += 1
             if token == self.end_token_id or length == max_length:
                 break
             position = length - 1
-            outputs = self._decode(token_id=np.array([[token]], np.int32), cache=cache, position=np.int32(position))
-            # decode hands back only this token's keys/values (no cache copy in the graph).
-            cache[:, :, :, :, position] = outputs["cache_update"][:, :, :, :, 0]
+            decode.set("token_id", [[token]])
+            decode.set("position", position)
+            decode.invoke()
+            # decode hands back only this token's keys/values (no cache copy in the graph or here).
+            decode.input("cache")[:, :, :, :, position] = decode.output("cache_update")[:, :, :, :, 0]
+            logits = np.array(decode.output("logits")[0])
         return new_ids
 
     def generate(self, prompts, max_length=64, sampler="greedy", strip_prompt=False, **sampler_args):
