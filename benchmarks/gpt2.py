@@ -1,50 +1,67 @@
-"""GPT-2 speed on this machine: fine-tuning tokens/s and generation tokens/s.
+"""GPT-2 speed: zoo against the peers users would pick instead, every side alone in its own process.
 
-Random weights in a real shape (no download; speed does not depend on the
-values) and GPT-2's published 50,257-token vocabulary, tinyshakespeare text.
-Measured in one process so the ratios compare like with like on a noisy
-machine (the trainers and the roofline taking turns step by step, the rest
-one after another):
+    python -m benchmarks.gpt2 [--shape gpt2_small] [--rounds 3] [--steps 8] [--new-tokens 64] [--quick]
 
-- a matmul roofline: best float32 GFLOP/s of XLA matmuls shaped like the
-  model's FFN, timed in turn with the training steps, for model-FLOPs
-  utilisation.
-- fine-tuning: zoo's trainer (`zoo.causal_lm.build_trainer`: AdamW, clipping,
-  XLA unless --no-xla) and Hugging Face `GPT2LMHeadModel` (PyTorch CPU, the
-  same recipe) on the same packed windows, taking turns step by step;
-  tokens/s from the median timed step after warm-up steps that include
-  compilation.
-- generation: new tokens/s, greedy, for keras-hub `generate` (its XLA-compiled
-  cached loop, after a warm-up call), Hugging Face `generate` (KV cache) and
-  zoo's LiteRT decoder (`zoo.runtime.Generator`, float32 and int8 weights,
-  XNNPACK, 2 threads) and the same network as a LiteRT-LM bundle on Google's
-  engine (`zoo.runtime.litertlm_runner`, CPU, 2 threads), prompt "ROMEO:" and
-  the same number of new tokens; prefill tokens/s of both LiteRT decoders on
-  a 52-token prompt (`PREFILL_PROMPT`).
-- file sizes of the LiteRT files and bundles.
+Four sides, each run as a fresh process per round (TensorFlow is never imported into a PyTorch process,
+nor PyTorch into TensorFlow's: two thread pools on the same two cores slowed PyTorch by 10-20% here), the
+order rotated every round so the machine's drift over minutes falls on every side; every figure is quoted
+as the median over rounds with its range:
 
-    python -m benchmarks.gpt2 [--shape gpt2_small] [--quick]
+- `zoo`: fine-tuning steps of `zoo.causal_lm.build_trainer` (AdamW, warmup + cosine, global-norm clipping
+  at 1.0, XLA), then a matmul roofline (float32 XLA matmuls of the model's FFN shape, best call) for both
+  trainers' model-FLOPs utilisation, then keras-hub `generate` (greedy, its XLA-compiled cached loop).
+- `hugging face`: `GPT2LMHeadModel` (PyTorch CPU, 2 threads) fine-tuning with the same recipe (weight-decay
+  groups, `clip_grad_norm_` at 1.0) on the same windows, and `generate` (KV cache).
+- `litert`: zoo's `Generator` on its float32 and int8-weight decoder files and Google's LiteRT-LM engine
+  on the same network's `.litertlm` bundles (XNNPACK, 2 threads), decode tokens/s and prefill tokens/s on
+  a 52-token prompt, and the read bandwidth measured in the same process.
+- `executorch`: PyTorch's phone runtime on the same weights, exported by transformers' ExecuTorch
+  integration and lowered with XNNPACK, float32 and int8 weights (`benchmarks.executorch_gpt2`).
 
-Writes benchmarks/results/<shape>.json.
+Same weights, same inputs: the parent builds the model once (random weights in the registered shape,
+seed 0; speed does not depend on the values), saves them for the zoo side and as a transformers
+checkpoint for the PyTorch sides, converts the LiteRT files and builds the ExecuTorch programs; children
+only load and run. Both trainers get the same tinyshakespeare id windows (batch 4 x 128); every decoder
+gets the ids of the prompt "ROMEO:" and makes `--new-tokens` greedy tokens, and its tokens are compared
+with keras-hub's greedy tokens (the float32 decoders must agree; int8 agreement is reported).
+
+The bandwidth bound: a batch-1 decode step reads every weight once plus the whole KV cache; the bytes of
+one `decode` signature (counted from the LiteRT file, `benchmarks.limits.tflite_costs`) over the read
+bandwidth bound tokens/s from above. ExecuTorch's programs hold the same network at the same precision and
+are held against the same bytes.
+
+Writes `results/gpt2_<shape>.json` (`--quick`: gpt2_tiny-sized steps and tokens, one round: checks the harness).
+`python -m benchmarks` runs this as its GPT-2 part.
 """
 
 import argparse
 import json
+import os
 import pathlib
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
-from benchmarks import hf_peer, limits
-from benchmarks.timing import time_calls
+import numpy as np
+
+from benchmarks import executorch_gpt2, hf_peer, limits
+from benchmarks.timing import median_range, time_calls
 
 RESULTS = pathlib.Path(__file__).parent / "results"
+SIDES = ("zoo", "hugging face", "litert", "executorch")
+BATCH_SIZE, SEQUENCE_LENGTH, PROMPT = 4, 128, "ROMEO:"
+# Decode rows, in table order: the label, the side that measures it, and the precision its bound uses.
+DECODE_ROWS = (("keras-hub generate", "zoo", None), ("hugging face generate", "hugging face", None),
+               ("litert float32", "litert", "float32"), ("litert_lm float32", "litert", "float32"),
+               ("executorch float32", "executorch", "float32"), ("litert dynamic_int8", "litert", "dynamic_int8"),
+               ("litert_lm dynamic_int8", "litert", "dynamic_int8"),
+               ("executorch dynamic_int8", "executorch", "dynamic_int8"))
 
 
 def machine():
-    import os
-
     import keras
     import keras_hub
     import tensorflow as tf
@@ -78,8 +95,8 @@ def training_flops_per_token(backbone, sequence_length):
 def matmul_roofline(backbone, tokens):
     """`(call, flops)`: eight float32 XLA matmuls shaped like the model's FFN, and their FLOPs.
 
-    Timed in turn with the training steps (`fine_tuning`); the best call's
-    GFLOP/s is the roofline for model-FLOPs utilisation.
+    Timed in zoo's process after its training steps; the best call's GFLOP/s
+    is that round's roofline for both trainers' model-FLOPs utilisation.
     """
     import tensorflow as tf
 
@@ -107,63 +124,6 @@ def training_windows(model, corpus, batch_size, sequence_length, steps):
     return np.concatenate([windows] * (needed // len(windows) + 1))[:needed]
 
 
-ZOO_TRAINER = "zoo (keras-hub, XLA)"
-HF_TRAINER = "hugging face (pytorch)"
-
-
-def interleaved_step_seconds(step_functions, steps, warmup_steps):
-    """Seconds of each timed step per trainer, the trainers taking turns step by step.
-
-    On a shared machine whose speed drifts by 10-30% over minutes, taking
-    turns exposes every trainer to the same drift; one after the other does not.
-    """
-    seconds = {name: [] for name in step_functions}
-    for step in range(warmup_steps + steps):
-        for name, run_step in step_functions.items():
-            started = time.perf_counter()
-            run_step(step)
-            if step >= warmup_steps:
-                seconds[name].append(time.perf_counter() - started)
-    return seconds
-
-
-def fine_tuning(model, windows, batch_size, steps, warmup_steps, jit_compile):
-    """`(rows, roofline)`: tokens/s and model-FLOPs utilisation of zoo's trainer and (when installed)
-    Hugging Face's on the same windows, and the matmul roofline, all timed in turn."""
-    from zoo.causal_lm import build_trainer, windows_dataset
-
-    sequence_length = windows.shape[1] - 1
-    tokens = batch_size * sequence_length
-    trainer = build_trainer(model, steps + warmup_steps, jit_compile=jit_compile)
-    batches = list(windows_dataset(windows, batch_size))
-    zoo_name = ZOO_TRAINER if jit_compile else "zoo (keras-hub)"
-    step_functions = {zoo_name: lambda step: trainer.train_on_batch(*batches[step % len(batches)])}
-    peer_threads = 2
-    if hf_peer.available():
-        step_functions[HF_TRAINER] = hf_peer.training_step(model.backbone, windows, batch_size, peer_threads)
-    roofline_call, roofline_flops = matmul_roofline(model.backbone, tokens)
-    step_functions["roofline"] = lambda step: roofline_call()
-    seconds = interleaved_step_seconds(step_functions, steps, warmup_steps)
-    roofline = {"shape": [tokens, model.backbone.hidden_dim, model.backbone.intermediate_dim],
-                "gflops_per_second": roofline_flops / min(seconds.pop("roofline")) / 1e9}
-    flops_per_token = training_flops_per_token(model.backbone, sequence_length)
-    rows = {}
-    for name, step_seconds in seconds.items():
-        median = statistics.median(step_seconds)
-        tokens_per_second = tokens / median
-        rows[name] = {"batch_size": batch_size, "sequence_length": sequence_length, "timed_steps": steps,
-                      "step_seconds": [round(value, 3) for value in step_seconds],
-                      "median_step_seconds": median, "tokens_per_second": tokens_per_second,
-                      "model_flops_utilisation": tokens_per_second * flops_per_token
-                      / (roofline["gflops_per_second"] * 1e9)}
-    rows[zoo_name]["jit_compile"] = jit_compile
-    if HF_TRAINER in rows:
-        rows[HF_TRAINER].update(threads=peer_threads, **hf_peer.versions())
-    else:
-        rows[HF_TRAINER] = {"skipped": hf_peer.INSTALL_HINT}
-    return rows, roofline
-
-
 def keras_generation(model, prompt, new_tokens, repeats):
     from zoo.causal_lm import generate
     from zoo.export.causal_lm_export import prompt_token_ids
@@ -184,10 +144,11 @@ def litert_generation(path, prompt, new_tokens, repeats, num_threads=2):
     prompt_ids = generator.prompt_token_ids(prompt)
     max_length = len(prompt_ids) + new_tokens
     # The warm-up call also says how many tokens each (deterministic) greedy run makes.
-    produced = len(generator.generate_token_ids(prompt_ids, max_length=max_length))
+    token_ids = generator.generate_token_ids(prompt_ids, max_length=max_length)
     seconds = time_calls(lambda: generator.generate_token_ids(prompt_ids, max_length=max_length), 0, repeats)
-    return {"new_tokens": produced, "median_seconds": statistics.median(seconds),
-            "tokens_per_second": produced / statistics.median(seconds), "threads": num_threads}
+    return {"new_tokens": len(token_ids), "median_seconds": statistics.median(seconds),
+            "tokens_per_second": len(token_ids) / statistics.median(seconds), "threads": num_threads,
+            "token_ids": token_ids}
 
 
 # A prompt long enough to time prefill (tinyshakespeare's first lines, 52 GPT-2 tokens).
@@ -268,105 +229,289 @@ def write_decoder(model, kind, quantization, scratch, cache_length):
     return path, costs
 
 
-def decode_bound(generation, step_bytes, bandwidth):
-    """Per decoder: bytes one decode step reads (weights, gathered embedding rows, the KV cache), the
-    tokens/s that read bandwidth allows, and the measured decode tokens/s as a fraction of it."""
-    rows = {}
-    for name, costs in step_bytes.items():
-        step = costs["constant_bytes"] + costs["input_bytes"]
-        bound = bandwidth["read_gb_per_second"] * 1e9 / step
-        measured = generation.get(name, {}).get("tokens_per_second")
-        rows[name] = {"bytes_per_token": step, "weight_bytes_per_token": costs["constant_bytes"],
-                      "bound_tokens_per_second": bound,
-                      "fraction_of_bound": measured / bound if measured else None}
-    return rows
+# --- the sides: each runs in its own fresh process (`child`) and prints one JSON row ---
+
+def _timed_steps(step, steps, warmup_steps):
+    seconds = []
+    for index in range(warmup_steps + steps):
+        started = time.perf_counter()
+        step(index)
+        if index >= warmup_steps:
+            seconds.append(time.perf_counter() - started)
+    return seconds
 
 
-def run(shape="gpt2_small", quick=False, cache_length=128, new_tokens=64, jit_compile=True):
+def _zoo_side(scratch, facts, windows):
+    import keras
+
+    import zoo
+    from zoo.causal_lm import build_trainer, windows_dataset
+
+    model = zoo.create_model(facts["shape"], dropout=0.0)
+    model.load_weights(scratch / "zoo.weights.h5")
+    steps, warmup_steps = facts["steps"], facts["warmup_steps"]
+    trainer = build_trainer(model, steps + warmup_steps, jit_compile=True)
+    batches = list(windows_dataset(windows, BATCH_SIZE))
+    seconds = _timed_steps(lambda index: trainer.train_on_batch(*batches[index % len(batches)]), steps, warmup_steps)
+    roofline_call, roofline_flops = matmul_roofline(model.backbone, BATCH_SIZE * SEQUENCE_LENGTH)
+    roofline = roofline_flops / min(time_calls(roofline_call, 1, 10)) / 1e9
+    # generate on the trained weights would make other tokens than the other sides: reload the shared ones.
+    model.load_weights(scratch / "zoo.weights.h5")
+    generation = keras_generation(model, PROMPT, facts["new_tokens"], facts["repeats"])
+    return {"step_seconds": seconds, "matmul_roofline_gflops_per_second": roofline,
+            "decode": {"keras-hub generate": generation}, "versions": {"keras": keras.__version__}}
+
+
+def _hugging_face_side(scratch, facts, windows):
+    checkpoint = scratch / "checkpoint"
+    seconds = _timed_steps(hf_peer.training_step(checkpoint, windows, BATCH_SIZE, threads=2), facts["steps"],
+                           facts["warmup_steps"])
+    generation = hf_peer.generation(checkpoint, facts["prompt_ids"], facts["new_tokens"], facts["repeats"], threads=2)
+    return {"step_seconds": seconds, "decode": {"hugging face generate": generation}, "versions": hf_peer.versions()}
+
+
+def _litert_side(scratch, facts, windows):
+    import importlib.metadata
+
+    decode = {}
+    for label, name in facts["decoders"].items():
+        path = scratch / "decoders" / name
+        if label.startswith("litert_lm "):
+            decode[label] = litert_lm_generation(path, PROMPT, facts["new_tokens"], facts["repeats"])
+        else:
+            decode[label] = litert_generation(path, PROMPT, facts["new_tokens"], facts["repeats"])
+            decode[label]["prefill_tokens_per_second"] = litert_prefill(path, PREFILL_PROMPT,
+                                                                        facts["repeats"])["tokens_per_second"]
+    versions = {package: importlib.metadata.version(package) for package in ("ai-edge-litert", "litert-lm-api")}
+    return {"decode": decode, "memory_bandwidth": limits.memory_bandwidth(), "versions": versions}
+
+
+def _executorch_side(scratch, facts, windows):
+    import importlib.metadata
+
+    decode = {f"executorch {quantization}": executorch_gpt2.generation(
+        program["path"], facts["prompt_ids"], facts["new_tokens"], facts["repeats"])
+        for quantization, program in facts["executorch_programs"].items()}
+    return {"decode": decode, "versions": {package: importlib.metadata.version(package)
+                                           for package in ("torch", "executorch", "transformers")}}
+
+
+SIDE_RUNS = {"zoo": _zoo_side, "hugging face": _hugging_face_side, "litert": _litert_side,
+             "executorch": _executorch_side}
+
+
+def child(side, scratch):
+    """One side's run in this (fresh) process; prints its JSON row."""
+    scratch = pathlib.Path(scratch)
+    facts = json.loads((scratch / "facts.json").read_text())
+    print(json.dumps(SIDE_RUNS[side](scratch, facts, np.load(scratch / "windows.npy"))))
+
+
+# --- the parent: one model, its files for every side, the rounds, the summary ---
+
+def _prepare(shape, scratch, steps, warmup_steps, new_tokens, repeats, cache_length):
+    """Build the model once and write what every side loads; returns `(facts, parameters, skipped)`."""
     import keras
 
     import zoo
     from zoo.data import load_corpus
-    from zoo.export import causal_lm_export as lm_export
+    from zoo.export.causal_lm_export import keras_greedy_token_ids, prompt_token_ids
 
     keras.utils.set_random_seed(0)
     model = zoo.create_model(shape, dropout=0.0)
-    corpus = load_corpus()
-    steps, warmup = (2, 1) if quick else (8, 2)
-    backbone = model.backbone
-    results = {"shape": shape, "parameters": backbone.count_params(), "machine": machine()}
-    # A batch-1 decode step reads every weight once: read bandwidth / bytes per step bounds tokens/s.
-    results["memory_bandwidth"] = limits.memory_bandwidth(256 if quick else 1024)
-    step_bytes = {}
-    batch_size, sequence_length = 4, 128
-    windows = training_windows(model, corpus, batch_size, sequence_length, steps + warmup)
-    results["fine_tuning"], results["matmul_roofline"] = fine_tuning(model, windows, batch_size, steps, warmup,
-                                                                      jit_compile)
-    for name, row in results["fine_tuning"].items():
-        if "tokens_per_second" in row:
-            print(f"fine-tuning {name}: {row['tokens_per_second']:.0f} tokens/s, MFU "
-                  f"{row['model_flops_utilisation']:.0%} of {results['matmul_roofline']['gflops_per_second']:.0f} "
-                  "GFLOP/s", flush=True)
-    results["training_flops_per_token"] = training_flops_per_token(backbone, sequence_length)
+    windows = training_windows(model, load_corpus(), BATCH_SIZE, SEQUENCE_LENGTH, steps + warmup_steps)
+    np.save(scratch / "windows.npy", windows)
+    model.save_weights(scratch / "zoo.weights.h5")
+    prompt_ids = [int(i) for i in prompt_token_ids(model, PROMPT)]
+    facts = {"shape": shape, "steps": steps, "warmup_steps": warmup_steps, "new_tokens": new_tokens,
+             "repeats": repeats, "cache_length": cache_length, "prompt_ids": prompt_ids,
+             # keras-hub's greedy tokens on these weights: what every decoder's tokens are compared with.
+             "reference_token_ids": keras_greedy_token_ids(model, [PROMPT], len(prompt_ids) + new_tokens)[0],
+             "decoders": {}, "decode_step_bytes": {}, "files": {}}
+    (scratch / "decoders").mkdir()
+    for kind, quantization in DECODERS:
+        label = f"{kind} {quantization or 'float32'}"
+        started = time.perf_counter()
+        path, costs = write_decoder(model, kind, quantization, scratch / "decoders", cache_length)
+        facts["decoders"][label] = path.name
+        facts["decode_step_bytes"][label] = costs["constant_bytes"] + costs["input_bytes"]
+        facts["files"][label] = {"bytes": path.stat().st_size, "convert_seconds": round(time.perf_counter() - started, 1)}
+        print(f"wrote {label}: {path.stat().st_size / 2**20:.0f} MiB", flush=True)
+    skipped = {}
+    if hf_peer.available() and executorch_gpt2.available():
+        executorch_gpt2.save_checkpoint(model, scratch / "checkpoint")
+        finished = subprocess.run([sys.executable, "-m", executorch_gpt2.__name__, "build", str(scratch / "checkpoint"),
+                                   str(scratch / "executorch"), str(cache_length)],
+                                  capture_output=True, text=True, timeout=3600)
+        if finished.returncode:
+            raise RuntimeError(f"building the ExecuTorch programs exited {finished.returncode}: "
+                               f"{finished.stderr.strip()[-2000:]}")
+        facts["executorch_programs"] = json.loads(finished.stdout.strip().splitlines()[-1])
+        for quantization, program in facts["executorch_programs"].items():
+            facts["files"][f"executorch {quantization}"] = {"bytes": program["bytes"],
+                                                            "convert_seconds": program["seconds"]}
+    elif hf_peer.available():
+        executorch_gpt2.save_checkpoint(model, scratch / "checkpoint")
+        skipped["executorch"] = "executorch not installed (pip install '.[peers]')"
+    else:
+        skipped["hugging face"] = skipped["executorch"] = hf_peer.INSTALL_HINT
+    (scratch / "facts.json").write_text(json.dumps(facts))
+    return facts, model.backbone, skipped
 
-    repeats = 1 if quick else 3
-    new_tokens = 8 if quick else new_tokens
-    results["generation"] = {"keras_hub": keras_generation(model, "ROMEO:", new_tokens, repeats)}
-    print(f"keras-hub generate: {results['generation']['keras_hub']['tokens_per_second']:.1f} tokens/s", flush=True)
-    results["generation"]["hugging face"] = hf_peer.generation(
-        backbone, lm_export.prompt_token_ids(model, "ROMEO:"), new_tokens, repeats)
-    with tempfile.TemporaryDirectory() as scratch:
+
+def run(shape="gpt2_small", rounds=3, steps=8, warmup_steps=2, new_tokens=64, repeats=3, cache_length=128):
+    """The results dict: every round of every side, and `summary` (per-round ratios and fractions)."""
+    from benchmarks.run import machine as machine_facts
+
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="zoo-bench-gpt2-") as scratch:
         scratch = pathlib.Path(scratch)
-        results["files"] = {}
-        for kind, quantization in DECODERS:
-            label = f"{kind} {quantization or 'float32'}"
-            started = time.perf_counter()
-            path, step_bytes[label] = write_decoder(model, kind, quantization, scratch, cache_length)
-            results["files"][label] = {"bytes": path.stat().st_size,
-                                       "convert_seconds": round(time.perf_counter() - started, 1)}
-            if kind == "litert":
-                row = litert_generation(path, "ROMEO:", new_tokens, repeats)
-                row["prefill_tokens_per_second"] = litert_prefill(path, PREFILL_PROMPT, repeats)["tokens_per_second"]
-            else:
-                row = litert_lm_generation(path, "ROMEO:", new_tokens, repeats)
-            results["generation"][label] = row
-            print(f"{label}: {row['tokens_per_second']:.1f} tokens/s decode, "
-                  f"{row['prefill_tokens_per_second']:.0f} prefill, {path.stat().st_size / 2**20:.0f} MiB", flush=True)
-            path.unlink()
-    results["cache_length"] = cache_length
-    results["decode_bound"] = decode_bound(results["generation"], step_bytes, results["memory_bandwidth"])
-    for name, row in results["decode_bound"].items():
-        print(f"{name}: {row['bytes_per_token'] / 2**20:.0f} MiB per decode step, bound "
-              f"{row['bound_tokens_per_second']:.0f} tokens/s at "
-              f"{results['memory_bandwidth']['read_gb_per_second']:.1f} GB/s; measured "
-              f"{row['fraction_of_bound'] or 0:.0%} of it", flush=True)
-    base = results["generation"]["keras_hub"]["tokens_per_second"]
-    results["ratios"] = {key: value["tokens_per_second"] / base for key, value in results["generation"].items()
-                         if "tokens_per_second" in value}
-    tuning = [row for row in results["fine_tuning"].values() if "tokens_per_second" in row]
-    if len(tuning) == 2:
-        zoo_row, peer_row = tuning
-        results["ratios"]["fine-tuning zoo / hugging face"] = zoo_row["tokens_per_second"] / peer_row["tokens_per_second"]
-        # Each zoo step against the peer step right after it: the least drift-sensitive figure.
-        results["ratios"]["fine-tuning zoo / hugging face, median of step pairs"] = statistics.median(
-            peer / ours for ours, peer in zip(zoo_row["step_seconds"], peer_row["step_seconds"]))
+        facts, backbone, skipped = _prepare(shape, scratch, steps, warmup_steps, new_tokens, repeats, cache_length)
+        sides = [side for side in SIDES if side not in skipped]
+        rows = {side: [] for side in sides}
+        for round_index in range(rounds):
+            # Every side takes every place in the order once in len(sides) rounds.
+            for side in sides[round_index % len(sides):] + sides[:round_index % len(sides)]:
+                finished = subprocess.run([sys.executable, "-m", "benchmarks.gpt2", "--child", side, "--scratch", str(scratch)],
+                                          capture_output=True, text=True, timeout=3600,
+                                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+                if finished.returncode:
+                    raise RuntimeError(f"{side}: exited {finished.returncode}: {finished.stderr.strip()[-2000:]}")
+                rows[side].append(json.loads(finished.stdout.strip().splitlines()[-1]))
+                decode = ", ".join(f"{label} {row['tokens_per_second']:.1f}"
+                                   for label, row in rows[side][-1]["decode"].items())
+                training = rows[side][-1].get("step_seconds")
+                trained = (f"fine-tuning {BATCH_SIZE * SEQUENCE_LENGTH / statistics.median(training):.0f} tokens/s, "
+                           if training else "")
+                print(f"round {round_index + 1}/{rounds} {side:>12}: {trained}decode {decode} tokens/s", flush=True)
+    results = {"shape": shape, "parameters": backbone.count_params(), "batch_size": BATCH_SIZE,
+               "sequence_length": SEQUENCE_LENGTH, "timed_steps": steps, "warmup_steps": warmup_steps,
+               "new_tokens": new_tokens, "cache_length": cache_length, "prompt": PROMPT,
+               "reference_token_ids": facts["reference_token_ids"], "files": facts["files"],
+               "decode_step_bytes": facts["decode_step_bytes"], "skipped": skipped, "rounds": rows}
+    results["summary"] = summary(results, training_flops_per_token(backbone, SEQUENCE_LENGTH))
+    results.update(seconds=round(time.time() - started, 1), machine=machine_facts())
     return results
 
 
+def _agreement(tokens, reference):
+    """How many of the first tokens equal keras-hub's greedy tokens, before the first difference."""
+    count = 0
+    for ours, theirs in zip(tokens, reference):
+        if ours != theirs:
+            break
+        count += 1
+    return count
+
+
+def summary(results, flops_per_token):
+    """Per-round figures (lists, one value a round) from `results["rounds"]`: tokens/s, ratios, fractions."""
+    rounds, tokens = results["rounds"], BATCH_SIZE * SEQUENCE_LENGTH
+    out = {"fine_tuning_tokens_per_second": {}, "model_flops_utilisation": {}, "decode": {}}
+    rooflines = [row["matmul_roofline_gflops_per_second"] for row in rounds.get("zoo", [])]
+    for side in ("zoo", "hugging face"):
+        if side in rounds:
+            speeds = [tokens / statistics.median(row["step_seconds"]) for row in rounds[side]]
+            out["fine_tuning_tokens_per_second"][side] = speeds
+            out["model_flops_utilisation"][side] = [speed * flops_per_token / (roofline * 1e9)
+                                                    for speed, roofline in zip(speeds, rooflines)]
+    if len(out["fine_tuning_tokens_per_second"]) == 2:
+        ours, theirs = out["fine_tuning_tokens_per_second"].values()
+        out["fine_tuning_zoo_over_hugging_face"] = [a / b for a, b in zip(ours, theirs)]
+    bandwidths = [row["memory_bandwidth"]["read_gb_per_second"] for row in rounds.get("litert", [])]
+    out["read_gb_per_second"] = bandwidths
+    reference = results["reference_token_ids"]
+    for label, side, precision in DECODE_ROWS:
+        if side not in rounds or label not in rounds[side][0]["decode"]:
+            continue
+        figures = [row["decode"][label] for row in rounds[side]]
+        row = {"tokens_per_second": [figure["tokens_per_second"] for figure in figures]}
+        if "prefill_tokens_per_second" in figures[0]:
+            row["prefill_tokens_per_second"] = [figure["prefill_tokens_per_second"] for figure in figures]
+        if "token_ids" in figures[-1]:
+            row["tokens_equal_to_keras_hub"] = _agreement(figures[-1]["token_ids"], reference)
+        step_bytes = results["decode_step_bytes"].get(f"litert {precision}") if precision else None
+        if step_bytes and bandwidths:
+            row["bytes_per_token"] = step_bytes
+            row["fraction_of_bound"] = [speed * step_bytes / (bandwidth * 1e9)
+                                        for speed, bandwidth in zip(row["tokens_per_second"], bandwidths)]
+        out["decode"][label] = row
+    for peer in ("keras-hub generate", "hugging face generate"):
+        if peer in out["decode"]:
+            for row in out["decode"].values():
+                row[f"over {peer}"] = [a / b for a, b in zip(row["tokens_per_second"],
+                                                            out["decode"][peer]["tokens_per_second"])]
+    return out
+
+
+def table(results):
+    """Markdown lines: fine-tuning and decode, each figure the median over rounds (min-max)."""
+    summary, machine = results["summary"], results["machine"]
+    rounds = len(next(iter(results["rounds"].values())))
+    lines = [f"`{results['shape']}` ({results['parameters'] / 1e6:.0f}M parameters, the same random weights on every "
+             f"side), each side alone in its own process, {rounds} round{'s' if rounds > 1 else ''} taking turns; "
+             f"median (min-max) over rounds. Machine: {machine.get('cpu', '?')}, {machine.get('usable_cores', '?')} "
+             "usable cores.", ""]
+    for side, reason in results.get("skipped", {}).items():
+        lines += [f"- {side}: not measured: {reason}"]
+    if summary["fine_tuning_tokens_per_second"]:
+        lines += ["", f"| fine-tuning, batch {results['batch_size']} x {results['sequence_length']} | tokens/s "
+                      "| model-FLOPs utilisation |", "|---|---|---|"]
+        names = {"zoo": "zoo (keras-hub, XLA)", "hugging face": "Hugging Face (PyTorch)"}
+        for side, speeds in summary["fine_tuning_tokens_per_second"].items():
+            utilisation = [100 * value for value in summary["model_flops_utilisation"][side]]
+            lines.append(f"| {names[side]} | {median_range(speeds)} | {median_range(utilisation, 0, '%')} |")
+        roofline = [row["matmul_roofline_gflops_per_second"] for row in results["rounds"]["zoo"]]
+        lines += ["", f"Matmul roofline (float32 XLA, the FFN's shape): {median_range(roofline, 0)} GFLOP/s."]
+        if "fine_tuning_zoo_over_hugging_face" in summary:
+            lines += [f"zoo / Hugging Face fine-tuning: "
+                      f"{median_range(summary['fine_tuning_zoo_over_hugging_face'], 2, 'x')}."]
+    if summary["decode"]:
+        bandwidth = summary["read_gb_per_second"]
+        lines += ["", f"Greedy decode, prompt \"{results['prompt']}\", {results['new_tokens']} new tokens, cache "
+                      f"{results['cache_length']}, 2 threads"
+                  + (f"; read bandwidth {median_range(bandwidth)} GB/s, measured in the LiteRT side's process" if
+                     bandwidth else "") + ":", "",
+                  "| decoder | decode tokens/s | x keras-hub | x Hugging Face | prefill tokens/s | file size "
+                  "| bytes per step | fraction of bandwidth bound | tokens equal to keras-hub's |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for label, row in summary["decode"].items():
+            def cell(key, digits=1, unit="", scale=1.0):
+                values = row.get(key)
+                return median_range([scale * value for value in values], digits, unit) if values else ""
+
+            size = results["files"].get(label, {}).get("bytes")
+            step_bytes = row.get("bytes_per_token")
+            agreement = row.get("tokens_equal_to_keras_hub")
+            cells = [label, cell("tokens_per_second"), cell("over keras-hub generate", 2, "x"),
+                     cell("over hugging face generate", 2, "x"), cell("prefill_tokens_per_second", 0),
+                     f"{size / 2**20:.0f} MiB" if size else "", f"{step_bytes / 2**20:.0f} MiB" if step_bytes else "",
+                     cell("fraction_of_bound", 0, "%", 100.0),
+                     "" if agreement is None else f"{agreement}/{results['new_tokens']}"]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpt2", description=__doc__.split("\n")[0])
     parser.add_argument("--shape", default="gpt2_small")
-    parser.add_argument("--quick", action="store_true", help="few steps and tokens (checks the harness)")
-    parser.add_argument("--cache-length", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--no-xla", action="store_true")
-    parser.add_argument("--out", help="results file (default benchmarks/results/<shape>.json)")
+    parser.add_argument("--quick", action="store_true", help="2 steps, 8 tokens, one round: checks the harness")
+    parser.add_argument("--out", type=pathlib.Path, default=None)
+    parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--scratch", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    results = run(args.shape, args.quick, args.cache_length, args.new_tokens, not args.no_xla)
-    out = pathlib.Path(args.out or RESULTS / f"{args.shape}{'_quick' if args.quick else ''}.json")
+    if args.child:
+        return child(args.child, args.scratch)
+    settings = dict(rounds=1, steps=2, warmup_steps=1, new_tokens=8, repeats=1) if args.quick else dict(
+        rounds=args.rounds, steps=args.steps, new_tokens=args.new_tokens)
+    results = run(args.shape, **settings)
+    out = args.out or RESULTS / f"gpt2_{args.shape}{'_quick' if args.quick else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results["ratios"], indent=2))
+    print("\n".join(table(results)))
     print(f"wrote {out}")
 
 

@@ -1,13 +1,13 @@
 """The peer for GPT-2: Hugging Face transformers (PyTorch, CPU) on the same shape.
 
-Same protocol as zoo's side in `benchmarks.gpt2`: random weights in the
-registered shape, the same id windows (batch x sequence_length), AdamW with
-GPT-2's recipe (weight decay 0.01, clipping the global gradient norm at 1.0);
-`benchmarks.gpt2` times its training steps in turn with zoo's. Greedy
-`generate` with the KV cache for the same prompt ids and number of new tokens.
+Same protocol as zoo's side in `benchmarks.gpt2`: the same weights (zoo's
+model written as a transformers checkpoint by the parent), the same id
+windows (batch x sequence_length), AdamW with GPT-2's recipe (weight decay
+0.01, clipping the global gradient norm at 1.0). Greedy `generate` with the
+KV cache for the same prompt ids and number of new tokens.
 
 PyTorch is optional (`pip install '.[peers]'`, torch 2.13 CPU): check
-`available()`; `generation` returns `{"skipped": reason}` without it.
+`available()` (which does not import it) before running a side that needs it.
 """
 
 import statistics
@@ -18,36 +18,29 @@ INSTALL_HINT = "torch/transformers not installed (pip install '.[peers]')"
 
 
 def available():
-    try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether torch and transformers are installed; looked up without importing PyTorch into this process."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("torch", "transformers"))
 
 
-def _model(backbone, threads):
+def _model(checkpoint, threads):
+    """`GPT2LMHeadModel` with the weights in `checkpoint` (a transformers folder), float32, `threads` threads."""
     import torch
     import transformers
 
     torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(
-        vocab_size=backbone.vocabulary_size, n_positions=backbone.max_sequence_length,
-        n_embd=backbone.hidden_dim, n_layer=backbone.num_layers, n_head=backbone.num_heads,
-        n_inner=backbone.intermediate_dim, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-    )
-    return transformers.GPT2LMHeadModel(config)
+    return transformers.GPT2LMHeadModel.from_pretrained(str(checkpoint), dtype=torch.float32)
 
 
-def training_step(backbone, windows, batch_size, threads=2):
+def training_step(checkpoint, windows, batch_size, threads=2):
     """A `step(index)` callable: one `GPT2LMHeadModel` training step on batch `index` of `windows` ([n, length + 1] ids).
 
     Call `available()` first.
     """
     import torch
 
-    model = _model(backbone, threads).train()
+    model = _model(checkpoint, threads).train()
     # As zoo's trainer: no weight decay on biases, norms and embeddings.
     decay, no_decay = [], []
     for name, parameter in model.named_parameters():
@@ -76,22 +69,19 @@ def versions():
     return {"torch": torch.__version__, "transformers": transformers.__version__}
 
 
-def generation(backbone, prompt_ids, new_tokens, repeats, threads=2):
-    """New tokens/s of greedy `generate` (KV cache) from `prompt_ids`, exactly `new_tokens` each."""
-    if not available():
-        return {"skipped": INSTALL_HINT}
+def generation(checkpoint, prompt_ids, new_tokens, repeats, threads=2):
+    """New tokens/s of greedy `generate` (KV cache) from `prompt_ids`, exactly `new_tokens` each, and its tokens."""
     import torch
-    import transformers
 
-    model = _model(backbone, threads).eval()
+    model = _model(checkpoint, threads).eval()
     inputs = torch.as_tensor([prompt_ids], dtype=torch.long)
 
     def call():
         with torch.inference_mode():
-            model.generate(inputs, attention_mask=torch.ones_like(inputs), max_new_tokens=new_tokens,
-                           min_new_tokens=new_tokens, do_sample=False, pad_token_id=prompt_ids[0])
+            return model.generate(inputs, attention_mask=torch.ones_like(inputs), max_new_tokens=new_tokens,
+                                  min_new_tokens=new_tokens, do_sample=False, pad_token_id=prompt_ids[0])
 
-    seconds = time_calls(call, 1, repeats)
+    token_ids = call()[0, len(prompt_ids):].tolist()
+    seconds = time_calls(call, 0, repeats)
     return {"new_tokens": new_tokens, "median_seconds": statistics.median(seconds),
-            "tokens_per_second": new_tokens / statistics.median(seconds), "threads": threads,
-            "transformers": transformers.__version__}
+            "tokens_per_second": new_tokens / statistics.median(seconds), "threads": threads, "token_ids": token_ids}

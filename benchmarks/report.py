@@ -118,8 +118,8 @@ def markdown(results, plots_relative_to=None, json_path=None):
                              f"| {training['examples_per_second']:.0f} |")
 
     if "gpt2" in results:
-        lines += ["", "#### GPT-2 (`benchmarks.gpt2`, random weights)", ""]
-        lines += _gpt2_lines(results["gpt2"])
+        lines += ["", "#### GPT-2 (`benchmarks.gpt2`)", ""]
+        lines += _gpt2_lines(dict(results["gpt2"], machine=machine))
     return "\n".join(lines) + "\n"
 
 
@@ -142,44 +142,11 @@ def _runtime_table(entry):
 
 
 def _gpt2_lines(gpt2):
+    from benchmarks.gpt2 import table
+
     if "error" in gpt2:
         return [f"{gpt2.get('shape')}: failed: `{gpt2['error']}`"]
-    ratios = gpt2["ratios"]
-    roofline = gpt2.get("matmul_roofline", {}).get("gflops_per_second")
-    first = next(iter(gpt2["fine_tuning"].values()))
-    lines = [f"{gpt2['shape']}, {gpt2['parameters']:,} parameters, random weights.", "",
-             f"| fine-tuning, batch {first.get('batch_size')} x {first.get('sequence_length')} | tokens/s "
-             f"| model FLOPs utilisation (matmul roofline {_number(roofline, '{:.0f}')} GFLOP/s) |", "|---|---|---|"]
-    for key, row in gpt2["fine_tuning"].items():
-        if "tokens_per_second" not in row:
-            lines.append(f"| {key} | {row.get('skipped') or row.get('error')} | |")
-            continue
-        lines.append(f"| {key} | {row['tokens_per_second']:.1f} | "
-                     f"{_number(row.get('model_flops_utilisation'), '{:.0%}')} |")
-    if "fine-tuning zoo / hugging face" in ratios:
-        paired = ratios.get("fine-tuning zoo / hugging face, median of step pairs")
-        lines += ["", f"zoo / Hugging Face fine-tuning: {ratios['fine-tuning zoo / hugging face']:.2f}x"
-                  + (f" (median over step pairs, the trainers taking turns: {paired:.2f}x)." if paired else ".")]
-    lines += ["", "| generation (greedy, cache " + str(gpt2.get("cache_length")) + ") | new tokens/s | x keras-hub "
-              "| file size |", "|---|---|---|---|"]
-    for key, figures in gpt2["generation"].items():
-        if "tokens_per_second" not in figures:
-            lines.append(f"| {key} | {figures.get('skipped') or figures.get('error')} | | |")
-            continue
-        size = gpt2.get("files", {}).get(key, {}).get("bytes")
-        lines.append(f"| {key} | {figures['tokens_per_second']:.1f} | {ratios[key]:.2f} | {_size(size)} |")
-    bound, bandwidth = gpt2.get("decode_bound"), gpt2.get("memory_bandwidth")
-    if bound and bandwidth:
-        lines += ["", f"Decode against the memory-bandwidth bound (read {bandwidth['read_gb_per_second']:.1f} GB/s "
-                      "measured in the same run; a step reads its weights, the gathered embedding rows and the "
-                      "whole KV cache):", "",
-                  "| decoder | bytes per step | bound tokens/s | measured tokens/s | fraction of bound |",
-                  "|---|---|---|---|---|"]
-        for key, row in bound.items():
-            measured = gpt2["generation"].get(key, {}).get("tokens_per_second")
-            lines.append(f"| {key} | {_size(row['bytes_per_token'])} | {row['bound_tokens_per_second']:.0f} "
-                         f"| {_number(measured, '{:.1f}')} | {_number(row['fraction_of_bound'], '{:.0%}')} |")
-    return lines
+    return table(gpt2)
 
 
 def plot(results, stem):

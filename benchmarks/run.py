@@ -6,8 +6,8 @@
 For each classifier: a trained model (loaded from `<models-root>/<name>/model.keras`
 when there is one, else trained with its defaults by `zoo.training.train_classifier`),
 exported with `zoo.export.export` (SavedModel + four LiteRT files), then
-measured by `benchmarks.classifier_speed` in this one process, one runtime
-after another, against ONNX Runtime as the peer. Then `benchmarks.gpt2.run`.
+measured by `benchmarks.classifier_speed` against its peers. Then
+`benchmarks.gpt2.run`: GPT-2 against its peers, every side in its own process.
 
 --quick checks the harness in about two minutes: lstm_classifier only, tiny
 (vocabulary 2,000, width 32, 32 tokens), one epoch on a 2,000-example slice
@@ -132,8 +132,9 @@ def run(models=None, quick=False, models_root=None, gpt2_shape=None, data=None):
     if gpt2_shape:
         print(f"== {gpt2_shape}", flush=True)
         try:
-            results["gpt2"] = gpt2.run(gpt2_shape, quick=quick)
-            results["gpt2"].pop("machine", None)  # the same process: machine facts are at the top
+            settings = dict(rounds=1, steps=2, warmup_steps=1, new_tokens=8, repeats=1) if quick else {}
+            results["gpt2"] = gpt2.run(gpt2_shape, **settings)
+            results["gpt2"].pop("machine", None)  # the same machine: its facts are at the top
         except Exception as error:
             traceback.print_exc()
             results["gpt2"] = {"shape": gpt2_shape, "error": classifier_speed.describe_error(error)}

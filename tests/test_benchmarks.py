@@ -111,54 +111,85 @@ def test_training_flops_per_token_counts_gpt2_small():
     assert gpt2.training_flops_per_token(small, 128) == expected
 
 
-def test_gpt2_report_shows_a_missing_peer_instead_of_failing():
-    from benchmarks import report
-
-    gpt2 = {
-        "shape": "gpt2_tiny", "parameters": 1000, "cache_length": 32,
-        "matmul_roofline": {"gflops_per_second": 50.0},
-        "fine_tuning": {"zoo (keras-hub, XLA)": {"batch_size": 4, "sequence_length": 128, "tokens_per_second": 10.0,
-                                                 "model_flops_utilisation": 0.5},
-                        "hugging face (pytorch)": {"skipped": "torch/transformers not installed"}},
-        "generation": {"keras_hub": {"tokens_per_second": 5.0}, "hugging face": {"skipped": "not installed"},
-                       "litert float32": {"tokens_per_second": 20.0}},
-        "files": {"litert float32": {"bytes": 2**20}},
-        "ratios": {"keras_hub": 1.0, "litert float32": 4.0},
+def _gpt2_results(skipped=None):
+    """Two rounds of the four GPT-2 sides, as `benchmarks.gpt2.run` records them (made-up figures)."""
+    step = 4 * 128  # tokens a training step
+    rounds = {
+        "zoo": [{"step_seconds": [step / 240.0] * 3, "matmul_roofline_gflops_per_second": 200.0,
+                 "decode": {"keras-hub generate": {"tokens_per_second": 20.0}}},
+                {"step_seconds": [step / 260.0] * 3, "matmul_roofline_gflops_per_second": 100.0,
+                 "decode": {"keras-hub generate": {"tokens_per_second": 25.0}}}],
+        "hugging face": [{"step_seconds": [step / 160.0] * 3,
+                          "decode": {"hugging face generate": {"tokens_per_second": 30.0, "token_ids": [1, 2, 3]}}},
+                         {"step_seconds": [step / 200.0] * 3,
+                          "decode": {"hugging face generate": {"tokens_per_second": 30.0, "token_ids": [1, 2, 3]}}}],
+        "litert": [{"memory_bandwidth": {"read_gb_per_second": bandwidth},
+                    "decode": {"litert dynamic_int8": {"tokens_per_second": speed, "prefill_tokens_per_second": 900.0,
+                                                       "token_ids": [1, 2, 9]}}}
+                   for bandwidth, speed in ((30.0, 150.0), (40.0, 170.0))],
     }
-    text = "\n".join(report._gpt2_lines(gpt2))
-    assert "| zoo (keras-hub, XLA) | 10.0 | 50% |" in text
-    assert "| hugging face (pytorch) | torch/transformers not installed | |" in text
-    assert "| litert float32 | 20.0 | 4.00 | 1.0 MiB |" in text
-
-
-def test_trainers_take_turns_step_by_step():
+    results = {"shape": "gpt2_small", "parameters": 124_000_000, "batch_size": 4, "sequence_length": 128,
+               "new_tokens": 3, "cache_length": 128, "prompt": "ROMEO:", "reference_token_ids": [1, 2, 3],
+               "files": {"litert dynamic_int8": {"bytes": 160 * 2**20}},
+               "decode_step_bytes": {"litert dynamic_int8": 2**27}, "skipped": skipped or {}, "rounds": rounds,
+               "machine": {"cpu": "Test CPU", "usable_cores": 2}}
     from benchmarks import gpt2
 
-    calls = []
-    seconds = gpt2.interleaved_step_seconds({"a": lambda step: calls.append(("a", step)),
-                                             "b": lambda step: calls.append(("b", step))}, steps=2, warmup_steps=1)
-    assert calls == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2), ("b", 2)]
-    assert {name: len(values) for name, values in seconds.items()} == {"a": 2, "b": 2}
+    results["summary"] = gpt2.summary(results, flops_per_token=1e9)
+    return results
 
 
-def test_gpt2_fine_tuning_rows():
-    import numpy as np
+def test_gpt2_summary_pairs_each_round_and_bounds_decode_by_the_bytes_a_step_reads():
+    import pytest
 
-    import zoo
-    from benchmarks import gpt2, hf_peer
+    summary = _gpt2_results()["summary"]
+    assert summary["fine_tuning_zoo_over_hugging_face"] == pytest.approx([1.5, 1.3])
+    # Utilisation against the roofline measured in the same round: 240 tokens/s x 1 GFLOP / 200 GFLOP/s.
+    assert summary["model_flops_utilisation"]["zoo"] == pytest.approx([1.2, 2.6])
+    decode = summary["decode"]["litert dynamic_int8"]
+    assert decode["over keras-hub generate"] == pytest.approx([7.5, 6.8])
+    assert decode["over hugging face generate"] == pytest.approx([5.0, 170 / 30])
+    # 2**27 bytes a step at 30 GB/s bound decode at 223.5 tokens/s; 150 is 67% of it.
+    assert decode["fraction_of_bound"] == pytest.approx([150 * 2**27 / 30e9, 170 * 2**27 / 40e9])
+    assert decode["tokens_equal_to_keras_hub"] == 2 and summary["decode"]["hugging face generate"][
+        "tokens_equal_to_keras_hub"] == 3
 
-    model = zoo.create_model("gpt2_tiny", dropout=0.0)
-    windows = np.random.default_rng(0).integers(0, 1000, size=(6, 17)).astype("int32")
-    rows, roofline = gpt2.fine_tuning(model, windows, batch_size=2, steps=2, warmup_steps=1, jit_compile=False)
-    assert roofline["shape"] == [32, 64, 256] and roofline["gflops_per_second"] > 0
-    ours = rows["zoo (keras-hub)"]
-    assert ours["sequence_length"] == 16 and len(ours["step_seconds"]) == 2 and ours["tokens_per_second"] > 0
-    assert ours["model_flops_utilisation"] > 0
-    peer = rows[gpt2.HF_TRAINER]
-    if hf_peer.available():
-        assert len(peer["step_seconds"]) == 2 and peer["tokens_per_second"] > 0 and "torch" in peer
+
+def test_gpt2_table_quotes_every_figure_as_median_and_range_and_says_what_was_not_measured():
+    from benchmarks import gpt2
+
+    text = "\n".join(gpt2.table(_gpt2_results(skipped={"executorch": "executorch not installed"})))
+    assert "2 rounds taking turns" in text and "Test CPU, 2 usable cores" in text
+    assert "- executorch: not measured: executorch not installed" in text
+    assert "| zoo (keras-hub, XLA) | 250.0 (240.0-260.0) | 190% (120-260) |" in text
+    assert "| Hugging Face (PyTorch) | 180.0 (160.0-200.0) |" in text
+    assert "zoo / Hugging Face fine-tuning: 1.40x (1.30-1.50)." in text
+    assert "read bandwidth 35.0 (30.0-40.0) GB/s" in text
+    assert ("| litert dynamic_int8 | 160.0 (150.0-170.0) | 7.15x (6.80-7.50) | 5.33x (5.00-5.67) | 900 (900-900) "
+            "| 160 MiB | 128 MiB | 62% (57-67) | 2/3 |") in text
+
+
+def test_gpt2_quick_run_measures_every_side_on_the_same_weights(tmp_path):
+    # Every side in its own process on gpt2_tiny: the PyTorch sides need the peers extra.
+    import json as json_module
+
+    from benchmarks import executorch_gpt2, hf_peer
+
+    out = tmp_path / "gpt2.json"
+    finished = subprocess.run([sys.executable, "-m", "benchmarks.gpt2", "--shape", "gpt2_tiny", "--quick",
+                               "--out", str(out)], capture_output=True, text=True, timeout=900)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    results = json_module.loads(out.read_text())
+    decode = results["summary"]["decode"]
+    assert {"keras-hub generate", "litert float32", "litert dynamic_int8", "litert_lm float32"} <= set(decode)
+    # float32 decoders on the same weights make keras-hub's greedy tokens.
+    assert decode["litert float32"]["tokens_equal_to_keras_hub"] == 8
+    if hf_peer.available() and executorch_gpt2.available():
+        assert decode["hugging face generate"]["tokens_equal_to_keras_hub"] == 8
+        assert decode["executorch float32"]["tokens_equal_to_keras_hub"] == 8
+        assert results["summary"]["fine_tuning_zoo_over_hugging_face"][0] > 0
     else:
-        assert peer == {"skipped": hf_peer.INSTALL_HINT}
+        assert results["skipped"]
 
 
 def test_distributed_table_quotes_each_arm_and_the_ratios_with_their_range():
@@ -173,29 +204,6 @@ def test_distributed_table_quotes_each_arm_and_the_ratios_with_their_range():
     assert "| keras fit | 950.0 (900.0-1000.0) |" in text
     assert "| 2 workers | 275.0 (250.0-300.0) |" in text
     assert "2 workers / 1 worker: 0.62x (0.50-0.75)" in text and "Test CPU, 2 cores" in text
-
-
-def test_gpt2_processes_table_quotes_both_sides_and_the_ratios_with_their_range():
-    from benchmarks import gpt2_processes
-
-    def row(training, generation):
-        return {"training_tokens_per_second": training, "generation_tokens_per_second": generation}
-
-    results = {"shape": "gpt2_small", "parameters": 124_000_000, "machine": {"cpu": "Test CPU", "cores": 2},
-               "rounds": {"zoo": [row(240.0, 20.0), row(260.0, 22.0)],
-                          "hugging face": [row(160.0, 30.0), row(200.0, 30.0)]},
-               "fine_tuning_zoo_over_hugging_face": [1.5, 1.3], "generation_zoo_over_hugging_face": [2 / 3, 22 / 30]}
-    bandwidth = [{"memory_bandwidth": {"read_gb_per_second": value}} for value in (30.0, 40.0)]
-    results["rounds"]["litert"] = bandwidth
-    results["decoders"] = {"litert dynamic_int8": {"tokens_per_second": [150.0, 170.0], "bytes_per_token": 2**27,
-                                                   "over_hugging_face_generate": [5.0, 170 / 30],
-                                                   "fraction_of_bandwidth_bound": [0.6, 0.7]}}
-    text = gpt2_processes.table(results)
-    assert "| zoo | 250 (240-260) | 21.0 (20.0-22.0) |" in text
-    assert "| hugging face | 180 (160-200) | 30.0 (30.0-30.0) |" in text
-    assert "fine-tuning 1.40x (1.30-1.50), generation 0.70x (0.67-0.73)" in text
-    assert "read bandwidth 35.0 (30.0-40.0) GB/s" in text
-    assert "| litert dynamic_int8 | 128 MiB | 160.0 (150.0-170.0) | 5.33x (5.00-5.67) | 65% (60-70) |" in text
 
 
 @pytest.mark.parametrize("name, overrides", [
@@ -255,22 +263,6 @@ def test_tflite_costs_count_matmul_flops_and_only_the_gathered_rows(tmp_path):
     assert costs["constant_bytes"] == 3 * 8 * 4 + 8 * 4 * 4 + 4 * 4
     assert costs["flops"] == 2 * 3 * 8 * 4 + 12
     assert costs["input_bytes"] == 3 * 4
-
-
-def test_decode_bound_is_bandwidth_over_the_bytes_a_step_reads():
-    from benchmarks import gpt2, report
-
-    bound = gpt2.decode_bound({"litert dynamic_int8": {"tokens_per_second": 100.0}},
-                              {"litert dynamic_int8": {"constant_bytes": 150_000_000, "input_bytes": 50_000_000,
-                                                       "flops": 1}},
-                              {"read_gb_per_second": 40.0})
-    row = bound["litert dynamic_int8"]
-    assert row["bound_tokens_per_second"] == pytest.approx(200.0) and row["fraction_of_bound"] == pytest.approx(0.5)
-    text = "\n".join(report._gpt2_lines({
-        "shape": "gpt2_tiny", "parameters": 1, "cache_length": 8, "fine_tuning": {"zoo": {"skipped": "no"}},
-        "generation": {"litert dynamic_int8": {"tokens_per_second": 100.0}}, "ratios": {"litert dynamic_int8": 1.0},
-        "decode_bound": bound, "memory_bandwidth": {"read_gb_per_second": 40.0}}))
-    assert "| litert dynamic_int8 | 190.7 MiB | 200 | 100.0 | 50% |" in text
 
 
 def test_executorch_twin_of_the_cnn_classifier_computes_what_keras_computes(tmp_path):
