@@ -2,8 +2,13 @@
 
 Every runtime gets the same inputs (the first validation texts, or their
 token ids) and the same protocol: warm-up calls (compilation, allocation),
-then timed calls, one batch each; latency p50/p90 of those calls and
-throughput = batch size / median call time. Runtimes:
+then timed calls, one batch each, repeated in rounds with the runtimes' order
+rotated each round; latency p50/p90 of all timed calls, throughput = batch
+size / median call time, and ratios between runtimes one per round (quoted as
+median and range). zoo's TensorFlow paths (Keras, SavedModel) run in this
+process; every other runtime runs alone in a fresh process each round
+(`benchmarks.runtime_process`, no TensorFlow in it), so no two runtimes'
+thread pools compete for the cores. Runtimes:
 
 - `keras predict (text)`: `model.predict` on raw strings, as a user calls it.
 - `keras tf.function (token_ids)`: the token-id model (`zoo.export.
@@ -21,7 +26,7 @@ throughput = batch size / median call time. Runtimes:
   intra-op threads and a dynamic batch. A conversion failure is recorded, not raised.
 - `executorch xnnpack float32` (the CNN classifier): PyTorch's phone runtime on the same
   weights (`benchmarks.executorch_peer`: a PyTorch twin, `torch.export` at a static batch of
-  1 and 32, XNNPACK partitioner), checked and timed in its own process.
+  1 and 32, XNNPACK partitioner), built and checked in its own process.
 - `onnxruntime native_rnn float32` (recurrent models): the same weights as ONNX's own
   LSTM/GRU/RNN operators (`benchmarks.onnx_native_rnn`), as PyTorch would export them.
 
@@ -38,7 +43,7 @@ import traceback
 
 import numpy as np
 
-from benchmarks import executorch_peer
+from benchmarks import executorch_peer, run_child
 from benchmarks.timing import time_calls
 
 THREADS = 2
@@ -46,7 +51,7 @@ ONNX_OPSET = 17
 
 
 def measure_classifier(model, export_path, validation, train, scratch, batch_sizes=(1, 32), warmup=3, repeats=20,
-                       training_steps=20, training_warmup_steps=3, threads=THREADS, machine_limits=None):
+                       rounds=3, training_steps=20, training_warmup_steps=3, threads=THREADS, machine_limits=None):
     """Latency rows, artifact sizes/accuracy, ratios and training speed for one classifier.
 
     Args:
@@ -54,7 +59,9 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
         export_path: the `zoo.export.export` version folder of that model.
         validation: the held-out `TextDataset` the export was validated on.
         train: its training split (training-speed batches).
-        scratch: a folder for the ONNX files.
+        scratch: a folder for the ONNX files, the ExecuTorch programs and the child processes' inputs.
+        rounds: every runtime is timed once a round (`warmup` + `repeats` calls per batch size), the order
+            rotated each round; rows pool the calls of all rounds, ratios are one value a round.
         machine_limits: `{"memory_bandwidth": ..., "matmul": ...}` from `benchmarks.limits`, measured in
             this run: the batch-1 latency is then held against the file's FLOPs and bytes.
     """
@@ -83,8 +90,15 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
         for row_name, row in rows.items():
             artifacts[row_name] = {"bytes": figures.get("bytes"), "accuracy": row.get("accuracy"),
                                    "max_abs_diff_vs_keras": row.get("max_abs_diff")}
-    runtimes, failures = {}, dict(report.get("skipped", {}))
+    failures = dict(report.get("skipped", {}))
+    scratch = pathlib.Path(scratch)
+    scratch.mkdir(parents=True, exist_ok=True)
+    np.save(scratch / "token_ids.npy", np.asarray(token_ids, np.int32))
+    (scratch / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
 
+    # zoo's TensorFlow paths run here; every other runtime alone in a fresh process each round
+    # (`benchmarks.runtime_process`), so no two runtimes' thread pools share the cores.
+    runtimes = {}
     runtimes["keras predict (text)"] = (
         "keras", lambda batch: model.predict(texts[:batch], batch_size=batch, verbose=0))
     direct = tf.function(lambda ids: token_model(ids, training=False),
@@ -99,29 +113,28 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
         "saved_model (token_ids)",
         lambda batch: by_ids(token_ids=tf.constant(token_ids[:batch]))["probabilities"].numpy())
 
+    from zoo.runtime import artifact_filename
+
+    def own_process(kind, path):
+        inputs = {"texts": str(scratch / "texts.json")} if kind == "mediapipe" else {
+            "token_ids": str(scratch / "token_ids.npy")}
+        return dict(kind=kind, path=path, batch_sizes=list(batch_sizes), warmup=warmup, repeats=repeats,
+                    threads=threads, **inputs)
+
     for artifact in [name for name in report["parity"] if name.startswith("litert ")]:
-        runtimes[artifact] = (artifact, _litert_call(export_path, artifact, token_ids, threads))
+        path = export_path / "litert" / artifact_filename(artifact.split(" ", 1)[1], ".tflite")
+        runtimes[artifact] = (artifact, own_process("litert", str(path)))
     # The app runtime: MediaPipe Tasks' TextClassifier on the same float32 file, raw text in
     # (its own tokenizer, from the file's metadata), one classify() per text.
-    try:
-        from zoo.runtime.mediapipe_runner import MediaPipeTextClassifier
-
-        mediapipe = MediaPipeTextClassifier(export_path / "litert" / "model.tflite")
-        runtimes["mediapipe TextClassifier float32 (text)"] = (
-            "litert float32", lambda batch: mediapipe.scores(texts[:batch]))
-    except Exception as error:  # noqa: BLE001 - say why the row is missing
-        failures["mediapipe"] = describe_error(error)
+    runtimes["mediapipe TextClassifier float32 (text)"] = (
+        "litert float32", own_process("mediapipe", str(export_path / "litert" / "model.tflite")))
 
     onnx_info = {}
     try:
-        for quantization, path in convert_to_onnx(token_model, model.sequence_length, pathlib.Path(scratch),
-                                                  onnx_info).items():
+        for quantization, path in convert_to_onnx(token_model, model.sequence_length, scratch, onnx_info).items():
             key = f"onnxruntime {quantization}"
-            session = _onnx_session(path, threads)
-            figures = compare(keras_probabilities, _onnx_run(session, validation_ids), validation.labels)
-            artifacts[key] = {"bytes": path.stat().st_size, "accuracy": figures["accuracy"],
-                              "max_abs_diff_vs_keras": figures["max_abs_diff"]}
-            runtimes[key] = (key, lambda batch, session=session: _onnx_run(session, token_ids[:batch]))
+            artifacts[key] = _onnx_artifact(path, validation_ids, keras_probabilities, validation.labels, threads)
+            runtimes[key] = (key, own_process("onnxruntime", str(path)))
     except Exception as error:  # the peer is optional; say why it is missing
         failures["onnxruntime"] = onnx_info["error"] = describe_error(error)
     # The strongest ONNX peer for recurrent models: ONNX's own LSTM/GRU/RNN ops (as PyTorch exports them)
@@ -129,23 +142,20 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
     try:
         from benchmarks import onnx_native_rnn
 
-        path = onnx_native_rnn.write(model, pathlib.Path(scratch) / f"{model.name}.native_rnn.onnx", ONNX_OPSET)
+        path = onnx_native_rnn.write(model, scratch / f"{model.name}.native_rnn.onnx", ONNX_OPSET)
         key = "onnxruntime native_rnn float32"
-        session = _onnx_session(path, threads)
-        figures = compare(keras_probabilities, _onnx_run(session, validation_ids), validation.labels)
-        artifacts[key] = {"bytes": path.stat().st_size, "accuracy": figures["accuracy"],
-                          "max_abs_diff_vs_keras": figures["max_abs_diff"]}
-        runtimes[key] = (key, lambda batch, session=session: _onnx_run(session, token_ids[:batch]))
+        artifacts[key] = _onnx_artifact(path, validation_ids, keras_probabilities, validation.labels, threads)
+        runtimes[key] = (key, own_process("onnxruntime", str(path)))
     except NotImplementedError as error:  # not a recurrent model: no native-op peer to build
         onnx_info["native_rnn"] = str(error)
     except Exception as error:
         failures["onnxruntime native_rnn"] = onnx_info["native_rnn"] = describe_error(error)
 
-    executorch_rows = {}
     if executorch_peer.available():
         try:
-            executorch_rows = _executorch(model, token_ids, validation_ids, validation.labels, keras_probabilities,
-                                          pathlib.Path(scratch) / "executorch", warmup, repeats, artifacts)
+            programs = _executorch(model, token_ids, validation_ids, validation.labels, keras_probabilities,
+                                   scratch / "executorch", artifacts)
+            runtimes[EXECUTORCH] = (EXECUTORCH, own_process("executorch", programs))
         except NotImplementedError as error:  # only the CNN classifier has a PyTorch twin
             onnx_info["executorch"] = str(error)
         except Exception as error:
@@ -153,24 +163,7 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
     else:
         failures["executorch"] = "executorch not installed (pip install '.[peers]')"
 
-    from zoo.export.formats import litert
-
-    rows = []
-    for runtime, (artifact, call) in runtimes.items():
-        for batch in batch_sizes:
-            try:
-                seconds = time_calls(lambda: call(batch), warmup, repeats)
-            except Exception as error:
-                failures[f"{runtime} (batch {batch})"] = describe_error(error)
-                continue
-            # LiteRT files have a static batch: 1 (a batch is that many invokes), or 32 for "litert batch32".
-            static = litert.BATCH_SIZES.get(runtime.split(" ", 1)[1], 1) if runtime.startswith("litert ") else None
-            invokes = -(-batch // static) if static else 1
-            rows.append(dict(runtime=runtime, artifact=artifact, batch_size=batch, invokes_per_batch=invokes,
-                             **summarize(seconds, batch)))
-    for batch, seconds in executorch_rows.items():
-        rows.append(dict(runtime=EXECUTORCH, artifact=EXECUTORCH, batch_size=batch, invokes_per_batch=1,
-                         **summarize(seconds, batch)))
+    rows = time_in_rounds(runtimes, batch_sizes, warmup, repeats, rounds, scratch, failures)
 
     latency_limits = None
     if machine_limits:
@@ -200,26 +193,65 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
 EXECUTORCH = "executorch xnnpack float32"
 
 
-def _executorch(model, token_ids, validation_ids, labels, keras_probabilities, folder, warmup, repeats, artifacts):
-    """`{batch: seconds}` of the ExecuTorch peer, timed in its own process (`benchmarks.executorch_peer`)."""
-    import subprocess
-    import sys
-
+def _executorch(model, token_ids, validation_ids, labels, keras_probabilities, folder, artifacts):
+    """`{batch: program path}`: the ExecuTorch peer's programs, built and checked in a process of their own
+    (`benchmarks.executorch_peer`), its accuracy in `artifacts`."""
     from zoo.export.validate import compare
 
     # The timed texts are the validation texts from the first, repeated when there are fewer than 32.
     expected = keras_probabilities[np.arange(len(token_ids)) % len(keras_probabilities)]
     executorch_peer.save_inputs(model, token_ids, expected, folder, validation_ids)
-    finished = subprocess.run([sys.executable, "-m", executorch_peer.__name__, str(folder), str(warmup), str(repeats)],
-                              capture_output=True, text=True, timeout=1800)
-    if finished.returncode:
-        raise RuntimeError(f"the ExecuTorch process exited {finished.returncode}: {finished.stderr.strip()[-300:]}")
-    result = json.loads(finished.stdout.strip().splitlines()[-1])
+    result = run_child(executorch_peer.__name__, folder, timeout=1800)
     figures = compare(keras_probabilities, np.load(folder / "validation_outputs.npy"), labels)
     artifacts[EXECUTORCH] = {"bytes": result["batches"]["1"]["bytes"], "accuracy": figures["accuracy"],
                              "max_abs_diff_vs_keras": figures["max_abs_diff"], "torch": result["torch"],
                              "executorch": result["executorch"]}
-    return {int(batch): figures["seconds"] for batch, figures in result["batches"].items()}
+    return {batch: program["path"] for batch, program in result["batches"].items()}
+
+
+def time_in_rounds(runtimes, batch_sizes, warmup, repeats, rounds, scratch, failures):
+    """Latency rows: every runtime timed once a round, the order rotated each round.
+
+    `runtimes`: `{name: (artifact, call or spec)}`; a callable `call(batch)` is timed in this process, a
+    `benchmarks.runtime_process` spec in a fresh process of its own. A runtime that fails is reported in
+    `failures` and left out of later rounds. Each row pools its calls over the rounds (p50, p90) and keeps
+    each round's median (`round_p50_ms`), which the ratios pair round by round.
+    """
+    from zoo.export.formats import litert
+
+    seconds = {(name, batch): [] for name in runtimes for batch in batch_sizes}
+    round_p50 = {key: [] for key in seconds}
+    names = list(runtimes)
+    for round_index in range(rounds):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            if name in failures:
+                continue
+            artifact, how = runtimes[name]
+            try:
+                if callable(how):
+                    measured = {batch: time_calls(lambda: how(batch), warmup, repeats) for batch in batch_sizes}
+                else:
+                    spec_path = scratch / "runtime_spec.json"
+                    spec_path.write_text(json.dumps(how))
+                    measured = {int(batch): values for batch, values in
+                                run_child("benchmarks.runtime_process", spec_path, timeout=1800)["seconds"].items()}
+            except Exception as error:
+                failures[name] = describe_error(error)
+                continue
+            for batch, values in measured.items():
+                seconds[name, batch].extend(values)
+                round_p50[name, batch].append(1000.0 * statistics.median(values))
+    rows = []
+    for (name, batch), values in seconds.items():
+        if not values or name in failures:
+            continue
+        # LiteRT files have a static batch: 1 (a batch is that many invokes), or 32 for "litert batch32".
+        static = litert.BATCH_SIZES.get(name.split(" ", 1)[1], 1) if name.startswith("litert ") else None
+        rows.append(dict(runtime=name, artifact=runtimes[name][0], batch_size=batch,
+                         invokes_per_batch=-(-batch // static) if static else 1, **summarize(values, batch),
+                         round_p50_ms=round_p50[name, batch]))
+    return rows
 
 
 def batch_1_limits(float32_file, rows, machine_limits):
@@ -251,12 +283,12 @@ def summarize(seconds, batch_size):
 
 
 def ratios(rows):
-    """Median-latency ratios the README reports side by side (None when a runtime is missing)."""
+    """Median-latency ratios the README reports side by side, one value a round (None when a runtime is missing)."""
 
     def ratio(numerator, denominator, batch):
-        latency = {(row["runtime"], row["batch_size"]): row["p50_ms"] for row in rows}
+        latency = {(row["runtime"], row["batch_size"]): row["round_p50_ms"] for row in rows}
         a, b = latency.get((numerator, batch)), latency.get((denominator, batch))
-        return a / b if a and b else None
+        return [x / y for x, y in zip(a, b)] if a and b and len(a) == len(b) else None
 
     return {
         "litert_float32_vs_onnxruntime_batch_1": ratio("litert float32", "onnxruntime float32", 1),
@@ -330,6 +362,14 @@ def convert_to_onnx(token_model, sequence_length, directory, info):
     return files
 
 
+def _onnx_artifact(path, validation_ids, keras_probabilities, labels, threads):
+    """Size and accuracy of an ONNX file on the validation split (its session is dropped afterwards)."""
+    from zoo.export.validate import compare
+
+    figures = compare(keras_probabilities, _onnx_run(_onnx_session(path, threads), validation_ids), labels)
+    return {"bytes": path.stat().st_size, "accuracy": figures["accuracy"], "max_abs_diff_vs_keras": figures["max_abs_diff"]}
+
+
 def _onnx_session(path, threads):
     import onnxruntime
 
@@ -342,17 +382,6 @@ def _onnx_session(path, threads):
 def _onnx_run(session, token_ids):
     name = session.get_inputs()[0].name
     return session.run(None, {name: np.asarray(token_ids, np.int32)})[0]
-
-
-def _litert_call(export_path, artifact, token_ids, threads):
-    from zoo.runtime import TextClassifierRunner
-
-    from zoo.runtime import artifact_filename
-
-    quantization = artifact.split(" ", 1)[1]
-    runner = TextClassifierRunner(export_path / "litert" / artifact_filename(quantization, ".tflite"),
-                                  num_threads=threads)
-    return lambda batch: runner.predict_token_ids(token_ids[:batch])
 
 
 def describe_error(error):

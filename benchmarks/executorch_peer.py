@@ -6,11 +6,11 @@ process that never imports TensorFlow, rebuilds the same network in PyTorch
 (`CNNClassifier`: embedding, convolutions of each width, masked max over
 time, the output layer and the Naive Bayes bigram branch), checks it against
 Keras, exports it with `torch.export` at a static batch of 1 and of 32,
-lowers it to ExecuTorch with the XNNPACK partitioner, checks the `.pte`
-against Keras, and times it as `benchmarks.classifier_speed` times every
-runtime (warm-up calls, then timed calls). It prints one JSON line.
+lowers it to ExecuTorch with the XNNPACK partitioner and checks each `.pte`
+against Keras. It prints one JSON line; `benchmarks.runtime_process` times
+the programs, each round in a fresh process.
 
-    python -m benchmarks.executorch_peer FOLDER WARMUP REPEATS
+    python -m benchmarks.executorch_peer FOLDER
 
 Needs `pip install executorch` (1.5.1 was measured, beside torch 2.13 CPU).
 """
@@ -18,7 +18,6 @@ Needs `pip install executorch` (1.5.1 was measured, beside torch 2.13 CPU).
 import json
 import pathlib
 import sys
-import time
 
 import numpy as np
 
@@ -126,8 +125,9 @@ def lower_to_executorch(module, example, path):
     return path
 
 
-def run(folder, warmup, repeats):
-    """Check and time the `.pte` files; writes `validation_outputs.npy` (the batch-32 program's, in slices)."""
+def build(folder):
+    """Lower the twin at every batch size, check each `.pte` against Keras; writes `validation_outputs.npy`
+    (the largest program's outputs over the validation ids, in slices)."""
     import importlib.metadata
 
     import torch
@@ -147,17 +147,9 @@ def run(folder, warmup, repeats):
     for batch in BATCH_SIZES:
         path = lower_to_executorch(module, token_ids[:batch], folder / f"model.batch{batch}.pte")
         method = runtime.load_program(str(path)).load_method("forward")
-        inputs = [token_ids[:batch].contiguous()]
-        outputs = method.execute(inputs)[0].numpy()
-        for _ in range(warmup):
-            method.execute(inputs)
-        seconds = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            method.execute(inputs)
-            seconds.append(time.perf_counter() - started)
+        outputs = method.execute([token_ids[:batch].contiguous()])[0].numpy()
         result["batches"][str(batch)] = {
-            "seconds": seconds, "bytes": path.stat().st_size,
+            "path": str(path), "bytes": path.stat().st_size,
             "max_abs_diff_vs_keras": float(np.abs(outputs - arrays["expected"][:batch]).max())}
     # The largest program over the validation ids, the last slice padded with copies of its first row.
     batch, ids = BATCH_SIZES[-1], torch.from_numpy(arrays["validation_ids"])
@@ -169,4 +161,4 @@ def run(folder, warmup, repeats):
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))))
+    print(json.dumps(build(sys.argv[1])))

@@ -40,14 +40,12 @@ import os
 import pathlib
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-from benchmarks import executorch_gpt2, hf_peer, limits
+from benchmarks import executorch_gpt2, hf_peer, limits, run_child
 from benchmarks.timing import median_range, time_calls
 
 RESULTS = pathlib.Path(__file__).parent / "results"
@@ -340,13 +338,8 @@ def _prepare(shape, scratch, steps, warmup_steps, new_tokens, repeats, cache_len
     skipped = {}
     if hf_peer.available() and executorch_gpt2.available():
         executorch_gpt2.save_checkpoint(model, scratch / "checkpoint")
-        finished = subprocess.run([sys.executable, "-m", executorch_gpt2.__name__, "build", str(scratch / "checkpoint"),
-                                   str(scratch / "executorch"), str(cache_length)],
-                                  capture_output=True, text=True, timeout=3600)
-        if finished.returncode:
-            raise RuntimeError(f"building the ExecuTorch programs exited {finished.returncode}: "
-                               f"{finished.stderr.strip()[-2000:]}")
-        facts["executorch_programs"] = json.loads(finished.stdout.strip().splitlines()[-1])
+        facts["executorch_programs"] = run_child(executorch_gpt2.__name__, "build", scratch / "checkpoint",
+                                                 scratch / "executorch", cache_length)
         for quantization, program in facts["executorch_programs"].items():
             facts["files"][f"executorch {quantization}"] = {"bytes": program["bytes"],
                                                             "convert_seconds": program["seconds"]}
@@ -372,12 +365,8 @@ def run(shape="gpt2_small", rounds=3, steps=8, warmup_steps=2, new_tokens=64, re
         for round_index in range(rounds):
             # Every side takes every place in the order once in len(sides) rounds.
             for side in sides[round_index % len(sides):] + sides[:round_index % len(sides)]:
-                finished = subprocess.run([sys.executable, "-m", "benchmarks.gpt2", "--child", side, "--scratch", str(scratch)],
-                                          capture_output=True, text=True, timeout=3600,
-                                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-                if finished.returncode:
-                    raise RuntimeError(f"{side}: exited {finished.returncode}: {finished.stderr.strip()[-2000:]}")
-                rows[side].append(json.loads(finished.stdout.strip().splitlines()[-1]))
+                rows[side].append(run_child("benchmarks.gpt2", "--child", side, "--scratch", scratch,
+                                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")))
                 decode = ", ".join(f"{label} {row['tokens_per_second']:.1f}"
                                    for label, row in rows[side][-1]["decode"].items())
                 training = rows[side][-1].get("step_seconds")

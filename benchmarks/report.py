@@ -46,10 +46,12 @@ def markdown(results, plots_relative_to=None, json_path=None):
         f"Keras {machine.get('keras')}, ai-edge-litert {machine.get('ai_edge_litert')}, "
         f"ONNX Runtime {machine.get('onnxruntime')}, tf2onnx {machine.get('tf2onnx')}, NumPy {machine.get('numpy')}.",
         "",
-        f"Latency: median (p50) and p90 of {settings['timed_calls']} calls after {settings['warmup_calls']} "
-        f"warm-up calls, {settings['threads']} threads for LiteRT and ONNX Runtime. LiteRT's phone files take one "
-        "text per invoke, so their batch of 32 is 32 invokes; `litert batch32` takes 32 in one. Accuracy is on the "
-        "validation split each export was checked against.",
+        f"Latency: median (p50) and p90 of {settings.get('rounds', 1)} rounds x {settings['timed_calls']} calls, "
+        f"each round after {settings['warmup_calls']} warm-up calls, the runtimes' order rotated every round; every "
+        "runtime but Keras and the SavedModel alone in a fresh process each round; "
+        f"{settings['threads']} threads for LiteRT, MediaPipe, ONNX Runtime and ExecuTorch. LiteRT's phone files take "
+        "one text per invoke, so their batch of 32 is 32 invokes; `litert batch32` takes 32 in one. Accuracy is on "
+        "the validation split each export was checked against.",
     ]
     limits = results.get("limits")
     if limits:
@@ -78,7 +80,7 @@ def markdown(results, plots_relative_to=None, json_path=None):
 
     classifiers = {name: entry for name, entry in results["classifiers"].items() if "error" not in entry}
     if classifiers:
-        lines += ["", "#### Ratios of median latency (below 1: the first is faster)", "",
+        lines += ["", "#### Ratios of median latency, one per round: median (min-max) (below 1: the first is faster)", "",
                   "| model | LiteRT fp32 / ONNX Runtime, batch 1 | LiteRT fp32 / ORT native RNN, batch 1 "
                   "| LiteRT batch32 / ONNX Runtime, batch 32 | LiteRT batch32 / ORT native RNN, batch 32 "
                   "| LiteRT int8 / fp32, batch 1 | LiteRT dynamic int8 / fp32, batch 1 "
@@ -90,7 +92,7 @@ def markdown(results, plots_relative_to=None, json_path=None):
                 "saved_model_text_vs_token_ids_batch_1", "saved_model_text_vs_token_ids_batch_32",
                 "keras_predict_vs_tf_function_batch_1")
         for name, entry in classifiers.items():
-            cells = [_number(entry["ratios"].get(key), "{:.2f}") for key in keys]
+            cells = [_ratio(entry["ratios"].get(key)) for key in keys]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
 
         bounded = {name: entry["limits"] for name, entry in classifiers.items() if entry.get("limits")}
@@ -214,6 +216,13 @@ def _size(size):
     if not size:
         return ""
     return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 1024:.0f} KiB"
+
+
+def _ratio(values):
+    """A ratio per round as "median (min-max)"."""
+    from benchmarks.timing import median_range
+
+    return "" if values is None else median_range(values, 2)
 
 
 def _number(value, template):

@@ -6,7 +6,8 @@
 For each classifier: a trained model (loaded from `<models-root>/<name>/model.keras`
 when there is one, else trained with its defaults by `zoo.training.train_classifier`),
 exported with `zoo.export.export` (SavedModel + four LiteRT files), then
-measured by `benchmarks.classifier_speed` against its peers. Then
+measured by `benchmarks.classifier_speed` against its peers (in rounds, every
+runtime but zoo's TensorFlow paths alone in a fresh process each round). Then
 `benchmarks.gpt2.run`: GPT-2 against its peers, every side in its own process.
 
 --quick checks the harness in about two minutes: lstm_classifier only, tiny
@@ -105,7 +106,8 @@ def run(models=None, quick=False, models_root=None, gpt2_shape=None, data=None):
     settings = {
         "batch_sizes": [1, 32],
         "warmup_calls": 2 if quick else 5,
-        "timed_calls": 10 if quick else 50,
+        "timed_calls": 10 if quick else 40,
+        "rounds": 2 if quick else 3,
         "training_steps": 5 if quick else 30,
         "training_warmup_steps": 2 if quick else 5,
         "threads": classifier_speed.THREADS,
@@ -171,6 +173,7 @@ def _benchmark_classifier(name, quick, models_root, data, slice_path, scratch, s
     entry.update(classifier_speed.measure_classifier(
         model, exported.path, validation, train, scratch / "onnx",
         batch_sizes=settings["batch_sizes"], warmup=settings["warmup_calls"], repeats=settings["timed_calls"],
+        rounds=settings["rounds"],
         training_steps=settings["training_steps"], training_warmup_steps=settings["training_warmup_steps"],
         threads=settings["threads"], machine_limits=machine_limits,
     ))

@@ -51,19 +51,21 @@ def test_results_json(quick_run):
             row = rows[runtime, batch_size]
             assert 0 < row["p50_ms"] <= row["p90_ms"], row
             assert row["examples_per_second"] > 0
+            # Two rounds in quick mode, every runtime timed in each.
+            assert len(row["round_p50_ms"]) == 2 and row["calls"] == 2 * results["settings"]["timed_calls"], row
     assert rows["litert float32", 32]["invokes_per_batch"] == 32
     assert rows["litert batch32", 32]["invokes_per_batch"] == rows["litert batch32", 1]["invokes_per_batch"] == 1
-    assert entry["ratios"]["litert_batch32_vs_onnxruntime_batch_32"] > 0
+    assert len(entry["ratios"]["litert_batch32_vs_onnxruntime_batch_32"]) == 2 and min(entry["ratios"]["litert_batch32_vs_onnxruntime_batch_32"]) > 0
 
     for artifact in ("keras", "saved_model (text)", "litert float32", "litert int8", "onnxruntime float32"):
         figures = entry["artifacts"][artifact]
         assert figures["bytes"] > 0 and 0.0 <= figures["accuracy"] <= 1.0, (artifact, figures)
-    assert entry["ratios"]["litert_float32_vs_onnxruntime_batch_1"] > 0
-    assert entry["ratios"]["saved_model_text_vs_token_ids_batch_1"] > 0
+    assert len(entry["ratios"]["litert_float32_vs_onnxruntime_batch_1"]) == 2 and min(entry["ratios"]["litert_float32_vs_onnxruntime_batch_1"]) > 0
+    assert len(entry["ratios"]["saved_model_text_vs_token_ids_batch_1"]) == 2 and min(entry["ratios"]["saved_model_text_vs_token_ids_batch_1"]) > 0
     assert entry["training"]["examples_per_second"] > 0
     assert entry["onnx"]["converter"].startswith("tf2onnx")
     assert entry["artifacts"]["onnxruntime native_rnn float32"]["max_abs_diff_vs_keras"] < 1e-5
-    assert entry["ratios"]["litert_float32_vs_onnxruntime_native_rnn_batch_1"] > 0
+    assert len(entry["ratios"]["litert_float32_vs_onnxruntime_native_rnn_batch_1"]) == 2 and min(entry["ratios"]["litert_float32_vs_onnxruntime_native_rnn_batch_1"]) > 0
 
     limits = results["limits"]
     assert limits["memory_bandwidth"]["read_gb_per_second"] > 0 and limits["matmul"]["gflops_per_second"] > 0
@@ -273,7 +275,7 @@ def test_executorch_twin_of_the_cnn_classifier_computes_what_keras_computes(tmp_
     import keras
     import numpy as np
 
-    from benchmarks import executorch_peer
+    from benchmarks import executorch_peer, run_child
     from tests import helpers
     from zoo.export.text_classifier_export import TextClassifierExport
 
@@ -285,13 +287,18 @@ def test_executorch_twin_of_the_cnn_classifier_computes_what_keras_computes(tmp_
     expected = np.asarray(TextClassifierExport().token_id_model(model)(ids))
     assert model.naive_bayes is not None and expected[:, 0].std() > 0.01
     executorch_peer.save_inputs(model, ids, expected, tmp_path, validation_ids)
-    finished = subprocess.run([sys.executable, "-m", "benchmarks.executorch_peer", str(tmp_path), "1", "3"],
-                              capture_output=True, text=True, timeout=600)
-    assert finished.returncode == 0, finished.stderr[-2000:]
-    result = json_module.loads(finished.stdout.strip().splitlines()[-1])
+    result = run_child("benchmarks.executorch_peer", tmp_path, timeout=600)
     assert result["eager_max_abs_diff_vs_keras"] < 1e-5
     for batch in ("1", "32"):
-        assert result["batches"][batch]["max_abs_diff_vs_keras"] < 1e-5 and len(result["batches"][batch]["seconds"]) == 3
+        assert result["batches"][batch]["max_abs_diff_vs_keras"] < 1e-5
+    # The programs time in a process of their own, as the speed benchmark times them.
+    programs = {batch: row["path"] for batch, row in result["batches"].items()}
+    spec = dict(kind="executorch", path=programs, token_ids=str(tmp_path / "ids.npy"), batch_sizes=[1, 32],
+                warmup=1, repeats=3, threads=2)
+    np.save(tmp_path / "ids.npy", np.asarray(ids, np.int32))
+    (tmp_path / "spec.json").write_text(json_module.dumps(spec))
+    seconds = run_child("benchmarks.runtime_process", tmp_path / "spec.json", timeout=600)["seconds"]
+    assert {batch: len(values) for batch, values in seconds.items()} == {"1": 3, "32": 3}
     np.testing.assert_allclose(np.load(tmp_path / "validation_outputs.npy"),
                                TextClassifierExport().token_id_model(model)(validation_ids), atol=1e-5)
 
