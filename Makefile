@@ -4,14 +4,20 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test clean
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
+
+# The tests also run the benchmark harness and its peers (PyTorch CPU, transformers, ExecuTorch).
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench,peers]'
+	touch $(TEST_STAMP)
 
 # Train the default model on rt-polarity (../shared/data), report validation
 # accuracy, export it for TF Serving and LiteRT (validated against Keras), then
@@ -23,8 +29,9 @@ demo: $(STAMP)
 	$(BIN)/zoo predict "$$(ls -d saved_models/lstm_classifier/[0-9]* | sort -t/ -k3 -n | tail -1)/litert/model.tflite" \
 		"a gorgeous, witty, seductive movie." "the plot is a tedious mess."
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+# One pytest worker per core (pytest-xdist): 9 min here instead of 17 on 2 cores.
+test: $(TEST_STAMP)
+	$(BIN)/python -m pytest -q -n auto tests
 
 clean:
 	rm -rf $(VENV) saved_models/*/ .pytest_cache

@@ -32,7 +32,7 @@ setup(
         "litert-lm-builder==0.18.1",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6"],
+        "test": ["pytest>=8", "hypothesis>=6", "pytest-xdist>=3"],  # make test runs one worker per core
         "bench": ["matplotlib>=3.8"],
         # The GPT-2 peer in benchmarks/hf_peer.py (skipped when absent). 2.13.0
         # is the CPU build this workplace keeps on disk; elsewhere install a

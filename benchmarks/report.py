@@ -73,7 +73,8 @@ def markdown(results, plots_relative_to=None, json_path=None):
             lines.append(f"Failed: `{entry['error']}`")
             continue
         lines += [f"{entry['source']}; {entry['parameters']:,} parameters, sequence length "
-                  f"{entry['sequence_length']}, {entry['validation_examples']} validation examples.", ""]
+                  f"{entry['sequence_length']} (the timed texts: {entry['timed_tokens_per_text']:.1f} tokens on "
+                  f"average), {entry['validation_examples']} validation examples.", ""]
         lines += _runtime_table(entry)
         for what, reason in entry.get("failures", {}).items():
             lines.append(f"- {what}: {reason}")
