@@ -308,7 +308,7 @@ def child(side, scratch):
 # --- the parent: one model, its files for every side, the rounds, the summary ---
 
 def _prepare(shape, scratch, steps, warmup_steps, new_tokens, repeats, cache_length):
-    """Build the model once and write what every side loads; returns `(facts, parameters, skipped)`."""
+    """Build the model once and write what every side loads; returns `(facts, backbone, skipped)`."""
     import keras
 
     import zoo
@@ -440,9 +440,9 @@ def table(results):
     lines = [f"`{results['shape']}` ({results['parameters'] / 1e6:.0f}M parameters, the same random weights on every "
              f"side), each side alone in its own process, {rounds} round{'s' if rounds > 1 else ''} taking turns; "
              f"median (min-max) over rounds. Machine: {machine.get('cpu', '?')}, {machine.get('usable_cores', '?')} "
-             "usable cores.", ""]
-    for side, reason in results.get("skipped", {}).items():
-        lines += [f"- {side}: not measured: {reason}"]
+             "usable cores."]
+    if results.get("skipped"):
+        lines += [""] + [f"- {side}: not measured: {reason}" for side, reason in results["skipped"].items()]
     if summary["fine_tuning_tokens_per_second"]:
         lines += ["", f"| fine-tuning, batch {results['batch_size']} x {results['sequence_length']} | tokens/s "
                       "| model-FLOPs utilisation |", "|---|---|---|"]

@@ -12,6 +12,8 @@ import argparse
 import json
 import pathlib
 
+from benchmarks.classifier_speed import ratios
+
 START_MARKER = "<!-- results:start -->"
 END_MARKER = "<!-- results:end -->"
 
@@ -93,7 +95,16 @@ def markdown(results, plots_relative_to=None, json_path=None):
                 "saved_model_text_vs_token_ids_batch_1", "saved_model_text_vs_token_ids_batch_32",
                 "keras_predict_vs_tf_function_batch_1")
         for name, entry in classifiers.items():
-            cells = [_ratio(entry["ratios"].get(key)) for key in keys]
+            cells = [_ratio(ratios(entry["inference"]).get(key)) for key in keys]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines += ["", "Against the app runtime on the same file and PyTorch's phone runtime on the same weights:", "",
+                  "| model | MediaPipe (text) / zoo's LiteRT runner (ids), fp32, batch 1 "
+                  "| LiteRT fp32 / ExecuTorch, batch 1 | LiteRT batch32 / ExecuTorch, batch 32 |",
+                  "|---|---|---|---|"]
+        for name, entry in classifiers.items():
+            cells = [_ratio(ratios(entry["inference"]).get(key)) for key in (
+                "mediapipe_vs_litert_float32_batch_1", "litert_float32_vs_executorch_batch_1",
+                "litert_batch32_vs_executorch_batch_32")]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
 
         bounded = {name: entry["limits"] for name, entry in classifiers.items() if entry.get("limits")}
