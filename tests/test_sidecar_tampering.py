@@ -111,9 +111,17 @@ def test_any_tampered_field_is_refused_by_name_or_still_runs(exports, kind, tmp_
     ("decoder", ("generation", "prefill_length"), 10**12, r"field 'generation.prefill_length': expected an integer in \[1, cache_length=64\]"),
     ("decoder", ("generation", "start_token_id"), 10**12, r"field 'generation.start_token_id': expected a token id"),
     ("decoder", ("generation", "cache_length"), 32, r"field 'generation.cache_length': 32, but the model file's cache holds 64"),
-    ("decoder", ("signatures", "decode", "inputs"), [{"name": "cache", "dtype": "float32", "shape": [1, 1, 2, 2, 64, 16]},
-                                                      {"name": "token_id", "dtype": "int32", "shape": [1, 1]}],
-     r"field 'signatures.decode.inputs': the model file's tensors are \['cache', 'position', 'token_id'\]"),
+    ("decoder", ("signatures", "decode", "inputs"), [
+        {"name": "cache_keys_0", "dtype": "float32", "shape": [1, 2, 64, 16]},
+        {"name": "cache_values_0", "dtype": "float32", "shape": [1, 2, 64, 16]},
+        {"name": "token_id", "dtype": "int32", "shape": [1, 1]}],
+     r"field 'signatures.decode.inputs': the model file's tensors are "
+     r"\['cache_keys_0', 'cache_values_0', 'position', 'token_id'\]"),
+    ("decoder", ("generation", "cache_inputs"), [["cache_keys_0", "cache_keys_0"]],
+     r"field 'generation.cache_inputs': expected no repeated entries, got 'cache_keys_0' twice"),
+    ("decoder", ("generation", "cache_inputs"), [["cache_keys_9", "cache_values_9"]],
+     r"field 'signatures.prefill.inputs': expected the cache inputs of 'generation.cache_inputs', got none named "
+     r"'cache_keys_9'"),
 ])
 def test_the_crashes_found_by_hand_are_now_named_errors(exports, kind, path, value, message, tmp_path):
     """Each of these was an IndexError, MemoryError, OverflowError or a wrong answer before."""

@@ -284,6 +284,9 @@ def decoder_sidecar(causal_lm, name, variant, filename, signatures, cache_length
         "generation": {
             "cache_length": cache_length,
             "prefill_length": gpt2_decoder.prefill_length(cache_length),
+            # Layer by layer, the inputs that hold its keys and its values (`cache_layout` each);
+            # `cache_update` [1, layers, 2, heads, tokens, head_dim] is written into them.
+            "cache_inputs": gpt2_decoder.cache_inputs(causal_lm.backbone.num_layers),
             "cache_layout": gpt2_decoder.CACHE_LAYOUT,
             # GPT-2's start token is <|endoftext|>, as keras-hub's preprocessor adds it.
             "start_token_id": tokenizer.end_token_id,

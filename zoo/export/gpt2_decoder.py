@@ -1,20 +1,20 @@
 """GPT-2's LiteRT decoder graph: `prefill` and `decode` against a caller-owned KV cache.
 
 The per-architecture hook of the causal-LM export for keras-hub's
-`GPT2Backbone`. Two static-shape signatures share one KV cache of a fixed
-`cache_length`, `[1, layers, 2, heads, cache_length, head_dim]` (keys,
-values), laid out so that attention reads each layer's keys and values as
-they are. The caller owns it: both signatures read it and return only the
-new tokens' keys and values (`cache_update` `[1, layers, 2, heads, tokens,
-head_dim]`), which the caller writes at rows `position...` (see
-`cached_step` for why):
+`GPT2Backbone`. Two static-shape signatures share a KV cache of a fixed
+`cache_length`: one input per layer for its keys and one for its values,
+`cache_keys_<layer>` / `cache_values_<layer>` `[1, heads, cache_length,
+head_dim]`, each read by attention as it is. The caller owns them: both
+signatures read them and return only the new tokens' keys and values
+(`cache_update` `[1, layers, 2, heads, tokens, head_dim]`), which the caller
+writes at rows `position...` (see `cached_step` for why):
 - `prefill`: `token_ids` int32 `[1, prefill_length]` (a chunk of the prompt,
-  right-padded with anything), `cache`, `position` (the chunk's first index,
-  a multiple of `prefill_length`), `length` (real tokens in the chunk) ->
-  `logits` `[1, vocabulary_size]` at the chunk's last real token,
+  right-padded with anything), the caches, `position` (the chunk's first
+  index, a multiple of `prefill_length`), `length` (real tokens in the chunk)
+  -> `logits` `[1, vocabulary_size]` at the chunk's last real token,
   `cache_update`.
-- `decode`: `token_id` int32 `[1, 1]`, `cache`, `position` int32 scalar (the
-  token's index; cache rows `< position` are used) -> `logits`
+- `decode`: `token_id` int32 `[1, 1]`, the caches, `position` int32 scalar
+  (the token's index; cache rows `< position` are used) -> `logits`
   `[1, vocabulary_size]`, `cache_update`.
 Only the backbone is traced, so no tokenizer table reaches the converter.
 `zoo.runtime.Generator` runs the loop.
@@ -30,13 +30,19 @@ from zoo.export.archive import ExportArchive
 PREFILL_SIGNATURE = "prefill"
 DECODE_SIGNATURE = "decode"
 SIGNATURES = (PREFILL_SIGNATURE, DECODE_SIGNATURE)
-CACHE_LAYOUT = ["batch", "layer", "keys_values", "head", "position", "head_dim"]
+# One cache input per layer and kind: a single stacked cache tensor has to be split per layer inside
+# the graph (UNPACK), a copy of the whole cache every token (benchmarks/README.md has what it cost).
+CACHE_LAYOUT = ["batch", "head", "position", "head_dim"]
+
+
+def cache_inputs(num_layers):
+    """`[[keys, values], ...]`: the cache inputs' names, layer by layer."""
+    return [[f"cache_keys_{layer}", f"cache_values_{layer}"] for layer in range(num_layers)]
 
 
 def cache_shape(backbone, cache_length):
-    """The LiteRT KV cache: `[1, layers, 2 (keys, values), heads, cache_length, head_dim]`."""
-    return [1, backbone.num_layers, 2, backbone.num_heads, int(cache_length),
-            backbone.hidden_dim // backbone.num_heads]
+    """One layer's keys (or values) in the LiteRT KV cache: `[1, heads, cache_length, head_dim]`."""
+    return [1, backbone.num_heads, int(cache_length), backbone.hidden_dim // backbone.num_heads]
 
 
 def prefill_length(cache_length, longest=16):
@@ -49,7 +55,7 @@ def prefill_length(cache_length, longest=16):
     return max(size for size in range(1, min(longest, cache_length) + 1) if cache_length % size == 0)
 
 
-def cached_step(backbone, token_ids, cache, position):
+def cached_step(backbone, token_ids, caches, position):
     """`T` tokens at `position..position+T-1` through GPT-2 against the cache.
 
     The same math as keras-hub's `GPT2CausalLM.call_with_cache` (the export
@@ -58,25 +64,27 @@ def cached_step(backbone, token_ids, cache, position):
     writes the new rows with DYNAMIC_UPDATE_SLICE and restacks the whole
     cache: in a LiteRT file those are STRIDED_SLICE (an element-by-element
     reference kernel that dominated a decode step: benchmarks/README.md) and
-    several full copies of the cache per token. Here
-    the cache is only read: UNPACK hands each layer its keys and values
-    (one memcpy), attention scores the cached rows `< position` and the
+    several full copies of the cache per token. Here each layer's keys and
+    values come in as tensors of their own and are only read (a reshape
+    each, no copy), attention scores the cached rows `< position` and the
     chunk's own keys (causally) separately, and only the chunk's keys and
     values go out.
 
     Args:
         token_ids: int32 `[1, T]`.
-        cache: float32 `cache_shape(backbone, cache_length)`.
+        caches: float32 `cache_shape(backbone, cache_length)` each, in the
+            order of `cache_inputs` (layer 0's keys, its values, layer 1's keys, ...).
         position: int32 scalar, the first token's index in the sequence.
     Returns:
         `hidden` `[1, T, hidden_dim]` (after the final layer norm) and
         `cache_update` `[1, layers, 2, heads, T, head_dim]`.
     """
-    _, layers, _, heads, length, head_dim = cache.shape
+    _, heads, length, head_dim = caches[0].shape
+    layers = len(caches) // 2
     tokens = token_ids.shape[1]
     x = backbone.token_embedding(token_ids)
     x = backbone.embeddings_add((x, backbone.position_embedding(x, start_index=position)))
-    slabs = tf.unstack(tf.reshape(cache, [layers * 2, heads, length, head_dim]), axis=0)
+    slabs = [tf.reshape(cache, [heads, length, head_dim]) for cache in caches]
     written = tf.reshape(tf.range(length) < position, [1, 1, length])
     causal = tf.constant(np.tril(np.ones((1, tokens, tokens), bool)))
     scale = 1.0 / np.sqrt(head_dim)
@@ -124,15 +132,17 @@ def write_conversion_saved_model(backbone, directory, cache_length):
     """SavedModel with static-shape `prefill` and `decode`, the converter's input."""
     shape = cache_shape(backbone, cache_length)
     chunk = prefill_length(cache_length)
+    cache_specs = [tf.TensorSpec(shape, tf.float32, name=name)
+                   for pair in cache_inputs(backbone.num_layers) for name in pair]
 
-    def prefill(token_ids, cache, position, length):
-        hidden, cache_update = cached_step(backbone, token_ids, cache, position)
+    def prefill(token_ids, position, length, *caches):
+        hidden, cache_update = cached_step(backbone, token_ids, caches, position)
         # Logits only where the prompt ends (`length` real tokens in this chunk).
         last = tf.gather(hidden, length - 1, axis=1)
         return {"logits": backbone.token_embedding(last, reverse=True), "cache_update": cache_update}
 
-    def decode(token_id, cache, position):
-        hidden, cache_update = cached_step(backbone, token_id, cache, position)
+    def decode(token_id, position, *caches):
+        hidden, cache_update = cached_step(backbone, token_id, caches, position)
         # A reshape, not hidden[:, 0]: that would be one more STRIDED_SLICE.
         logits = backbone.token_embedding(tf.reshape(hidden, [1, -1]), reverse=True)
         return {"logits": logits, "cache_update": cache_update}
@@ -142,15 +152,13 @@ def write_conversion_saved_model(backbone, directory, cache_length):
     archive.add_endpoint(
         PREFILL_SIGNATURE, prefill,
         input_signature=[tf.TensorSpec([1, chunk], tf.int32, name="token_ids"),
-                         tf.TensorSpec(shape, tf.float32, name="cache"),
                          tf.TensorSpec([], tf.int32, name="position"),
-                         tf.TensorSpec([], tf.int32, name="length")],
+                         tf.TensorSpec([], tf.int32, name="length"), *cache_specs],
     )
     archive.add_endpoint(
         DECODE_SIGNATURE, decode,
         input_signature=[tf.TensorSpec([1, 1], tf.int32, name="token_id"),
-                         tf.TensorSpec(shape, tf.float32, name="cache"),
-                         tf.TensorSpec([], tf.int32, name="position")],
+                         tf.TensorSpec([], tf.int32, name="position"), *cache_specs],
     )
     archive.write_out(str(directory), verbose=False)
     return pathlib.Path(directory)

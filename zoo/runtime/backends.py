@@ -73,10 +73,11 @@ class ResidentSignature:
     The stock signature runner copies every input into the interpreter on
     every call. For a decoder that is the whole KV cache once per token
     (9 MiB a step for GPT-2 small at a 128-token cache, more with longer
-    caches), when one row changed: here an input buffer keeps its contents
-    between invokes (TFLite never reuses input tensors' memory for
-    intermediates), so the caller writes the whole cache once and then only
-    the new rows (`input(name)[...] = ...`), and reads outputs in place.
+    caches), when one row changed. Here an input buffer keeps its contents
+    between invokes (TFLite's arena planner allocates graph inputs first and
+    "makes sure they are never overwritten", arena_planner.cc), so the caller
+    writes the whole cache once and then only the new rows
+    (`input(name)[...] = ...`), and reads outputs in place.
 
     Views returned by `input` / `output` point into the interpreter: use them
     before the next `invoke` and do not keep them. Built on ai-edge-litert's

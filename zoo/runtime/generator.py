@@ -87,33 +87,53 @@ class Generator:
         self.end_token_id = int(generation["end_token_id"])
         self.cache_length = int(generation["cache_length"])
         self.prefill_length = int(generation["prefill_length"])
-        self._cache_shape = next(entry["shape"] for entry in self.spec["signatures"]["decode"]["inputs"]
-                                 if entry["name"] == "cache")
-        self._prefill = self.model.signature("prefill")
-        # decode runs once per token: its cache input stays in the interpreter and only the new row is written.
+        self._cache_inputs = generation["cache_inputs"]
+        # The caches stay inside the interpreter: each step writes only its new rows into them
+        # (handing the whole cache to the signature runner every step copied it every token).
+        self._prefill = self.model.resident_signature("prefill")
         self._decode = self.model.resident_signature("decode")
+        # Rows a step has not written yet are masked out of attention, but they still meet a zero
+        # weight in a matmul: they must hold numbers (a fresh buffer may hold NaN bit patterns).
+        for signature in (self._prefill, self._decode):
+            for pair in self._cache_inputs:
+                for name in pair:
+                    signature.input(name)[...] = 0.0
 
     def prompt_token_ids(self, prompt):
         """Start token (`<|endoftext|>`) + the prompt's ids, as Keras `generate` feeds them."""
         return [self.start_token_id] + self.tokenizer.encode(prompt)
 
     def prefill(self, prompt_ids):
-        """Run the prompt (at most `cache_length` ids) through `prefill`, chunk by chunk.
+        """Run the prompt (at most `cache_length` ids) through `prefill`, chunk by chunk, and hand its
+        keys and values to `decode`.
 
-        Returns `{"logits": [1, V] after the last id, "cache": the filled cache}`.
+        Returns `{"logits": [1, V] after the last id}`.
         """
-        cache = np.zeros(self._cache_shape, np.float32)
-        chunk = self.prefill_length
+        prefill, chunk = self._prefill, self.prefill_length
         for start in range(0, len(prompt_ids), chunk):
             piece = prompt_ids[start : start + chunk]
             token_ids = np.zeros((1, chunk), np.int32)
             token_ids[0, : len(piece)] = piece
-            outputs = self._prefill(token_ids=token_ids, cache=cache, position=np.int32(start),
-                                    length=np.int32(len(piece)))
+            prefill.set("token_ids", token_ids)
+            prefill.set("position", start)
+            prefill.set("length", len(piece))
+            prefill.invoke()
             # Rows past the prompt get the padding's keys; decode overwrites
             # each before any later token reads it.
-            cache[:, :, :, :, start : start + chunk] = outputs["cache_update"]
-        return {"logits": outputs["logits"], "cache": cache}
+            self._write_rows(prefill, prefill.output("cache_update"), start)
+        logits = np.array(prefill.output("logits"))
+        for pair in self._cache_inputs:
+            for name in pair:
+                self._decode.input(name)[...] = prefill.input(name)
+        return {"logits": logits}
+
+    def _write_rows(self, signature, cache_update, position):
+        """`cache_update` `[1, layers, 2, heads, tokens, head_dim]` into the signature's cache inputs at
+        rows `position...`."""
+        tokens = cache_update.shape[4]
+        for layer, pair in enumerate(self._cache_inputs):
+            for kind, name in enumerate(pair):
+                signature.input(name)[0, :, position : position + tokens] = cache_update[0, layer, kind]
 
     def generate_token_ids(self, prompt_ids, max_length=64, sampler="greedy", temperature=1.0, top_k=10,
                            top_p=0.9, seed=None):
@@ -132,10 +152,8 @@ class Generator:
         self._check_context(len(prompt_ids))
         check_prompt_lengths([len(prompt_ids)], max_length)
         rng = np.random.default_rng(seed)
-        outputs = self.prefill(prompt_ids)
+        logits = self.prefill(prompt_ids)["logits"][0]
         decode = self._decode
-        decode.input("cache")[...] = outputs["cache"]
-        logits = outputs["logits"][0]
         length, new_ids = len(prompt_ids), []
         while length < max_length:
             token = _sample(logits, sampler, temperature, top_k, top_p, rng)
@@ -147,8 +165,8 @@ class Generator:
             decode.set("token_id", [[token]])
             decode.set("position", position)
             decode.invoke()
-            # decode hands back only this token's keys/values (no cache copy in the graph or here).
-            decode.input("cache")[:, :, :, :, position] = decode.output("cache_update")[:, :, :, :, 0]
+            # decode hands back only this token's keys/values: that row is all that is written.
+            self._write_rows(decode, decode.output("cache_update"), position)
             logits = np.array(decode.output("logits")[0])
         return new_ids
 

@@ -12,7 +12,8 @@ layout, tensor names). One schema for every task and format:
                   tensor = {"name", "dtype", "shape"} (null = any size)
     tokenizer     {"type": "word", ...} | {"type": "gpt2_byte_level_bpe", ...}
     labels        text-classification: one class name per output column
-    generation    causal-lm: cache_length, prefill_length, cache_layout,
+    generation    causal-lm: cache_length, prefill_length, cache_inputs
+                  ([keys, values] input names per layer), cache_layout,
                   start_token_id, end_token_id
 
 `read_sidecar` checks every field a runner reads (type, range) before
@@ -124,10 +125,19 @@ def _check_classifier_fields(field, spec):
 
 
 def _check_causal_lm_fields(field, spec):
+    field.get("generation", lambda v: isinstance(v, dict), "an object")
+    cache_inputs = field.get("generation.cache_inputs", lambda v: isinstance(v, list) and v and all(
+        isinstance(pair, list) and len(pair) == 2 and all(_is_text(name) for name in pair) for pair in v),
+        "a non-empty list of [keys input, values input] name pairs, one per layer")
+    names = [name for pair in cache_inputs for name in pair]
+    _check_unique(field, "generation.cache_inputs", names)
     for name in ("prefill", "decode"):
         field.get(f"signatures.{name}", lambda v: True, "")
-        if "cache" not in [tensor["name"] for tensor in spec["signatures"][name]["inputs"]]:
-            raise SidecarError(f"{field.path}: field 'signatures.{name}.inputs': expected a 'cache' tensor, got none")
+        inputs = [tensor["name"] for tensor in spec["signatures"][name]["inputs"]]
+        missing = [cache for cache in names if cache not in inputs]
+        if missing:
+            raise SidecarError(f"{field.path}: field 'signatures.{name}.inputs': expected the cache inputs of "
+                               f"'generation.cache_inputs', got none named {missing[0]!r}")
     field.get("tokenizer.type", lambda v: v == "gpt2_byte_level_bpe", "'gpt2_byte_level_bpe'")
     vocabulary = field.get("tokenizer.vocabulary", lambda v: isinstance(v, dict) and v and all(
         _is_text(token) and _is_int(index, 0) for token, index in v.items()), "an object token -> id >= 0")
@@ -137,9 +147,8 @@ def _check_causal_lm_fields(field, spec):
     field.get("tokenizer.merges", lambda v: isinstance(v, list) and all(
         isinstance(rule, str) and len(rule.split(" ")) == 2 and all(rule.split(" ")) for rule in v),
         "a list of 'left right' merge rules")
-    field.get("generation", lambda v: isinstance(v, dict), "an object")
     if "cache_layout" in spec["generation"]:
-        rank = len(next(t["shape"] for t in spec["signatures"]["decode"]["inputs"] if t["name"] == "cache"))
+        rank = len(next(t["shape"] for t in spec["signatures"]["decode"]["inputs"] if t["name"] == names[0]))
         field.get("generation.cache_layout", lambda v: isinstance(v, list) and len(v) == rank and "position" in v
                   and all(_is_text(axis) for axis in v) and len(set(v)) == rank,
                   f"{rank} distinct axis names, 'position' among them")

@@ -98,7 +98,7 @@ def check_sidecar_against_model(spec, model, sidecar):
         generation = spec["generation"]
         shapes = {(name, tensor["name"]): tensor["shape"] for name, signature in spec["signatures"].items()
                   for tensor in signature["inputs"] + signature["outputs"]}
-        cache = shapes[("decode", "cache")]
+        cache = shapes[("decode", generation["cache_inputs"][0][0])]
         layout = generation.get("cache_layout")
         position_axis = layout.index("position") if isinstance(layout, list) and "position" in layout else -2
         _same(sidecar, "generation.cache_length", generation["cache_length"], cache[position_axis:][:1],
