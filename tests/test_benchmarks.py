@@ -125,7 +125,7 @@ def _gpt2_results(skipped=None):
                           "decode": {"hugging face generate": {"tokens_per_second": 30.0, "token_ids": [1, 2, 3]}}},
                          {"step_seconds": [step / 200.0] * 3,
                           "decode": {"hugging face generate": {"tokens_per_second": 30.0, "token_ids": [1, 2, 3]}}}],
-        "litert": [{"memory_bandwidth": {"read_gb_per_second": bandwidth},
+        "litert": [{"memory_bandwidth": {"dynamic_int8": {"read_gb_per_second": bandwidth}},
                     "decode": {"litert dynamic_int8": {"tokens_per_second": speed, "prefill_tokens_per_second": 900.0,
                                                        "token_ids": [1, 2, 9]}}}
                    for bandwidth, speed in ((30.0, 150.0), (40.0, 170.0))],
@@ -166,7 +166,7 @@ def test_gpt2_table_quotes_every_figure_as_median_and_range_and_says_what_was_no
     assert "| zoo (keras-hub, XLA) | 250.0 (240.0-260.0) | 190% (120-260) |" in text
     assert "| Hugging Face (PyTorch) | 180.0 (160.0-200.0) |" in text
     assert "zoo / Hugging Face fine-tuning: 1.40x (1.30-1.50)." in text
-    assert "read bandwidth 35.0 (30.0-40.0) GB/s" in text
+    assert "dynamic_int8 35.0 (30.0-40.0) GB/s over 128 MiB" in text
     assert ("| litert dynamic_int8 | 160.0 (150.0-170.0) | 7.15x (6.80-7.50) | 5.33x (5.00-5.67) | 900 (900-900) "
             "| 160 MiB | 128 MiB | 62% (57-67) | 2/3 |") in text
 
