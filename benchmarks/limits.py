@@ -70,7 +70,7 @@ def memory_bandwidth(mebibytes=1024, threads=2, repeats=5):
 
     read = best_seconds(lambda: matrix @ vector, threaded=False)
     copy = best_seconds(lambda start, stop: np.copyto(target[start:stop], source[start:stop]))
-    return {"buffer_mib": mebibytes, "threads": threads, "repeats": repeats, "read": "float32 gemv (BLAS)",
+    return {"buffer_mib": mebibytes, "threads": threads, "repeats": repeats, "read": "BLAS float32 gemv",
             "read_gb_per_second": matrix.nbytes / read / 1e9, "copy_gb_per_second": 2 * size / copy / 1e9}
 
 

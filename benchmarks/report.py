@@ -58,9 +58,11 @@ def markdown(results, plots_relative_to=None, json_path=None):
     limits = results.get("limits")
     if limits:
         bandwidth, matmul = limits["memory_bandwidth"], limits["matmul"]
+        read = bandwidth.get("read", "read")
         lines += ["", f"Machine limits, measured in this run (`benchmarks.limits`): read "
-                      f"{bandwidth['read_gb_per_second']:.1f} GB/s and copy {bandwidth['copy_gb_per_second']:.1f} GB/s "
-                      f"({bandwidth['buffer_mib']} MiB buffers, {bandwidth['threads']} threads); float32 matmul "
+                      f"{bandwidth['read_gb_per_second']:.1f} GB/s ({read}) and copy "
+                      f"{bandwidth['copy_gb_per_second']:.1f} GB/s ({bandwidth['threads']} threads), over "
+                      f"{bandwidth['buffer_mib']} MiB; float32 matmul "
                       f"{matmul['gflops_per_second']:.0f} GFLOP/s (NumPy BLAS, {matmul['size']}^3)."]
     if json_path is not None and plots_relative_to is not None:
         stem = pathlib.Path(json_path).with_suffix("")
