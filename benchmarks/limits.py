@@ -53,23 +53,23 @@ def memory_bandwidth(mebibytes=1024, threads=2, repeats=5):
     matrix = source.view(np.float32)[: size // 4 // 1024 * 1024].reshape(-1, 1024)
     vector = np.ones(1024, np.float32)
 
-    def best_seconds(work, threaded=True):
-        best = float("inf")
-        for _ in range(repeats):
-            workers = [threading.Thread(target=work, args=bound) for bound in bounds] if threaded else []
-            started = time.perf_counter()
-            if threaded:
-                for worker in workers:
-                    worker.start()
-                for worker in workers:
-                    worker.join()
-            else:
-                work()
-            best = min(best, time.perf_counter() - started)
-        return best
+    def seconds(work):
+        started = time.perf_counter()
+        work()
+        return time.perf_counter() - started
 
-    read = best_seconds(lambda: matrix @ vector, threaded=False)
-    copy = best_seconds(lambda start, stop: np.copyto(target[start:stop], source[start:stop]))
+    def copy_seconds():
+        workers = [threading.Thread(target=np.copyto, args=(target[start:stop], source[start:stop]))
+                   for start, stop in bounds]
+        started = time.perf_counter()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return time.perf_counter() - started
+
+    read = min(seconds(lambda: matrix @ vector) for _ in range(repeats))
+    copy = min(copy_seconds() for _ in range(repeats))
     return {"buffer_mib": mebibytes, "threads": threads, "repeats": repeats, "read": "BLAS float32 gemv",
             "read_gb_per_second": matrix.nbytes / read / 1e9, "copy_gb_per_second": 2 * size / copy / 1e9}
 

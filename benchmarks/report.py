@@ -96,15 +96,16 @@ def markdown(results, plots_relative_to=None, json_path=None):
                 "litert_int8_vs_float32_batch_1", "litert_dynamic_int8_vs_float32_batch_1",
                 "saved_model_text_vs_token_ids_batch_1", "saved_model_text_vs_token_ids_batch_32",
                 "keras_predict_vs_tf_function_batch_1")
-        for name, entry in classifiers.items():
-            cells = [_ratio(ratios(entry["inference"]).get(key)) for key in keys]
+        ratios_by_model = {name: ratios(entry["inference"]) for name, entry in classifiers.items()}
+        for name, model_ratios in ratios_by_model.items():
+            cells = [_ratio(model_ratios.get(key)) for key in keys]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines += ["", "Against the app runtime on the same file and PyTorch's phone runtime on the same weights:", "",
                   "| model | MediaPipe (text) / zoo's LiteRT runner (ids), fp32, batch 1 "
                   "| LiteRT fp32 / ExecuTorch, batch 1 | LiteRT batch32 / ExecuTorch, batch 32 |",
                   "|---|---|---|---|"]
-        for name, entry in classifiers.items():
-            cells = [_ratio(ratios(entry["inference"]).get(key)) for key in (
+        for name, model_ratios in ratios_by_model.items():
+            cells = [_ratio(model_ratios.get(key)) for key in (
                 "mediapipe_vs_litert_float32_batch_1", "litert_float32_vs_executorch_batch_1",
                 "litert_batch32_vs_executorch_batch_32")]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")

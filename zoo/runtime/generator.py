@@ -94,10 +94,9 @@ class Generator:
         self._decode = self.model.resident_signature("decode")
         # Rows a step has not written yet are masked out of attention, but they still meet a zero
         # weight in a matmul: they must hold numbers (a fresh buffer may hold NaN bit patterns).
-        for signature in (self._prefill, self._decode):
-            for pair in self._cache_inputs:
-                for name in pair:
-                    signature.input(name)[...] = 0.0
+        # Only prefill's: every generation starts there, and prefill hands decode its whole caches.
+        for name in self._cache_names():
+            self._prefill.input(name)[...] = 0.0
 
     def prompt_token_ids(self, prompt):
         """Start token (`<|endoftext|>`) + the prompt's ids, as Keras `generate` feeds them."""
@@ -122,10 +121,12 @@ class Generator:
             # each before any later token reads it.
             self._write_rows(prefill, prefill.output("cache_update"), start)
         logits = np.array(prefill.output("logits"))
-        for pair in self._cache_inputs:
-            for name in pair:
-                self._decode.input(name)[...] = prefill.input(name)
+        for name in self._cache_names():
+            self._decode.input(name)[...] = prefill.input(name)
         return {"logits": logits}
+
+    def _cache_names(self):
+        return [name for pair in self._cache_inputs for name in pair]
 
     def _write_rows(self, signature, cache_update, position):
         """`cache_update` `[1, layers, 2, heads, tokens, head_dim]` into the signature's cache inputs at
