@@ -12,7 +12,7 @@ thread pools compete for the cores. Runtimes:
 
 - `keras predict (text)`: `model.predict` on raw strings, as a user calls it.
 - `keras tf.function (token_ids)`: the token-id model (`zoo.export.
-  text_classifier_export`) in one `tf.function` with a `[None, sequence_length]` signature.
+  tasks.text_classification`) in one `tf.function` with a `[None, sequence_length]` signature.
 - `saved_model serving_default (text)` / `saved_model predict_token_ids`:
   the exported SavedModel's two signatures, loaded with `tf.saved_model.load`.
 - `litert <quantization>`: the exported `.tflite` files through
@@ -67,12 +67,11 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
     """
     import tensorflow as tf
 
-    from zoo.export.text_classifier_export import TextClassifierExport
-    from zoo.export.validate import compare
+    from zoo.export.tasks.text_classification import token_id_model
 
     export_path = pathlib.Path(export_path)
     report = json.loads((export_path / "export_report.json").read_text())
-    token_model = TextClassifierExport().token_id_model(model)
+    token_model = token_id_model(model)
     largest = max(batch_sizes)
     texts = [validation.texts[i % len(validation)] for i in range(largest)]
     token_ids = model.preprocessor.reference().encode(texts)
@@ -250,7 +249,7 @@ def time_in_rounds(runtimes, batch_sizes, warmup, repeats, rounds, scratch, fail
         if not values or name in failures:
             continue
         # LiteRT files have a static batch: 1 (a batch is that many invokes), or 32 for "litert batch32".
-        static = litert.BATCH_SIZES.get(name.split(" ", 1)[1], 1) if name.startswith("litert ") else None
+        static = litert.target(name.split(" ", 1)[1]).batch_size if name.startswith("litert ") else None
         rows.append(dict(runtime=name, artifact=runtimes[name][0], batch_size=batch,
                          invokes_per_batch=-(-batch // static) if static else 1, **summarize(values, batch),
                          round_p50_ms=round_p50[name, batch]))

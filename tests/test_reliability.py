@@ -99,7 +99,7 @@ def test_exported_versions_are_readable_by_a_serving_user(tmp_path):
     model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
     umask = os.umask(0o022)
     try:
-        result = export(model, root=tmp_path, formats=("saved_model", "tflite"), quantize=(),
+        result = export(model, root=tmp_path, formats=("saved_model", "litert"), variants=(),
                         validation_data=helpers.TEXTS)
     finally:
         os.umask(umask)
@@ -117,7 +117,7 @@ def test_leftovers_of_a_killed_export_are_removed_by_the_next(tmp_path):
     dead.mkdir(parents=True)
     live.mkdir()
     model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
-    export(model, root=tmp_path, formats=("tflite",), quantize=(), validation_data=helpers.TEXTS)
+    export(model, root=tmp_path, formats=("litert",), variants=(), validation_data=helpers.TEXTS)
     assert not dead.exists() and live.exists()
 
 
@@ -134,7 +134,7 @@ def test_sigterm_during_an_export_leaves_nothing(tmp_path):
             time.sleep(120)
         litert.convert = slow_convert
         model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
-        export(model, root={str(tmp_path / "serving")!r}, formats=("saved_model", "tflite"), quantize=(),
+        export(model, root={str(tmp_path / "serving")!r}, formats=("saved_model", "litert"), variants=(),
                validation_data=helpers.TEXTS)
     """)
     process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
@@ -179,7 +179,7 @@ def exported_version(tmp_path_factory):
     from zoo.export import export
 
     model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
-    return export(model, root=tmp_path_factory.mktemp("serving"), formats=("tflite", "onnx"), quantize=(),
+    return export(model, root=tmp_path_factory.mktemp("serving"), formats=("litert", "onnx"), variants=(),
                   validation_data=helpers.TEXTS).path
 
 
@@ -320,7 +320,7 @@ def gpt2_export(tmp_path_factory):
     from zoo.export import export
 
     model = helpers.build_tiny("gpt2_tiny")
-    result = export(model, root=tmp_path_factory.mktemp("serving"), formats=("tflite",), quantize=())
+    result = export(model, root=tmp_path_factory.mktemp("serving"), formats=("litert",), variants=())
     return model, result.path / "litert" / "model.tflite"
 
 

@@ -35,16 +35,16 @@ def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("serving")
     classifier = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
     classifier.fit(helpers.TEXTS, helpers.LABELS, epochs=3, batch_size=8, verbose=0)
-    classifier_version = export(classifier, root=root, formats=("tflite", "onnx"), quantize=(),
+    classifier_version = export(classifier, root=root, formats=("litert", "onnx"), variants=(),
                                 validation_data=(helpers.TEXTS, helpers.LABELS)).path
     lm = helpers.build_tiny("gpt2_tiny")
-    lm_version = export(lm, root=root, formats=("tflite",), quantize=(), validation_data=helpers.PROMPTS,
+    lm_version = export(lm, root=root, formats=("litert",), variants=(), validation_data=helpers.PROMPTS,
                         cache_length=32, validation_length=20).path
     return classifier, classifier_version, lm, lm_version
 
 
 def test_classifier_and_decoder_run_with_tensorflow_unimportable(exported):
-    from zoo.export.causal_lm_export import keras_greedy_token_ids
+    from zoo.export.tasks.causal_lm import keras_greedy_token_ids
 
     classifier, classifier_version, lm, lm_version = exported
     texts = helpers.UNSEEN + helpers.TEXTS[:4]

@@ -32,9 +32,9 @@ def exports(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("serving")
     classifier = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
-    classifier_dir = export(classifier, root=root, formats=("saved_model", "tflite", "onnx"), quantize=(),
+    classifier_dir = export(classifier, root=root, formats=("saved_model", "litert", "onnx"), variants=(),
                             validation_data=helpers.TEXTS).path
-    decoder_dir = export(helpers.build_tiny("gpt2_tiny"), root=root, formats=("tflite",), quantize=()).path
+    decoder_dir = export(helpers.build_tiny("gpt2_tiny"), root=root, formats=("litert",), variants=()).path
     return {"classifier": classifier, "classifier_dir": classifier_dir,
             "files": {"litert": classifier_dir / "litert" / "model.tflite", "onnx": classifier_dir / "onnx" / "model.onnx",
                       "decoder": decoder_dir / "litert" / "model.tflite"}}

@@ -116,7 +116,7 @@ _REGISTRY = _Registry()
 
 
 def register_model(
-    *, task, family, default_config, export_formats=("keras", "saved_model", "tflite", "onnx"), test_config=None
+    *, task, family, default_config, export_formats=("keras", "saved_model", "litert", "onnx"), test_config=None
 ):
     """Register a builder under its function name.
 

@@ -81,10 +81,7 @@ class TextClassifier(keras_hub.models.TextClassifier):
 
         # === Functional Model ===
         token_ids = backbone.input
-        features = backbone(token_ids)
-        outputs = self.output_dense(self.output_dropout(features))
-        if self.naive_bayes is not None:
-            outputs = self.output_activation(self.wide_and_deep([outputs, self.naive_bayes(token_ids)]))
+        outputs = self.head(backbone(token_ids), token_ids)
         self.learning_rate = float(learning_rate)
         super().__init__(inputs=token_ids, outputs=outputs, **kwargs)
 
@@ -94,6 +91,14 @@ class TextClassifier(keras_hub.models.TextClassifier):
         self.dropout = dropout
         self.naive_bayes_buckets = int(naive_bayes_buckets)
         self.activation = "softmax"
+
+    def head(self, features, token_ids):
+        """The model's output from the backbone's `features` (and the `token_ids`, for the Naive Bayes
+        branch). The functional graph is built through it, and so are the export's rewritten forward passes."""
+        outputs = self.output_dense(self.output_dropout(features))
+        if self.naive_bayes is not None:
+            outputs = self.output_activation(self.wide_and_deep([outputs, self.naive_bayes(token_ids)]))
+        return outputs
 
     def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
         # keras-hub's default (Adam 5e-5) is for fine-tuning pretrained
