@@ -31,16 +31,8 @@ def run_without_tensorflow(code):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serving")
-    classifier = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
-    classifier.fit(helpers.TEXTS, helpers.LABELS, epochs=3, batch_size=8, verbose=0)
-    classifier_version = export(classifier, root=root, formats=("litert", "onnx"), variants=(),
-                                validation_data=(helpers.TEXTS, helpers.LABELS)).path
-    lm = helpers.build_tiny("gpt2_tiny")
-    lm_version = export(lm, root=root, formats=("litert",), variants=(), validation_data=helpers.PROMPTS,
-                        cache_length=32, validation_length=20).path
-    return classifier, classifier_version, lm, lm_version
+def exported(tiny_gru, gru_export, tiny_gpt2, gpt2_export):
+    return tiny_gru, gru_export, tiny_gpt2, gpt2_export
 
 
 def test_classifier_and_decoder_run_with_tensorflow_unimportable(exported):

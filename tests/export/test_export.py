@@ -24,10 +24,8 @@ VALIDATION = (helpers.TEXTS, helpers.LABELS)
 
 
 @pytest.fixture(scope="module")
-def model():
-    model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
-    model.fit(helpers.TEXTS, helpers.LABELS, epochs=2, batch_size=8, verbose=0)
-    return model
+def model(tiny_gru):
+    return tiny_gru
 
 
 def fast_export(model, root, **kwargs):
