@@ -78,3 +78,22 @@ def test_every_spec_carries_a_tiny_test_config_of_its_own_keys():
     with pytest.raises(ValueError, match=r"test_config sets \['widht'\]"):
         zoo.register_model(task="x", family="y", default_config={"width": 1}, test_config={"widht": 2})(
             lambda **config: config)
+
+
+# The classifier defaults as registered before they were shared through `CLASSIFIER_DEFAULTS`: every
+# family's trained numbers (README, benchmarks) were measured with exactly these.
+_CLASSIFIER = dict(vocabulary_size=20000, sequence_length=64, num_classes=2, class_names=None, vocabulary=None,
+                   lower=True, punctuation="split", min_count=2, learning_rate=3e-4, naive_bayes_buckets=2**18)
+_RECURRENT = dict(_CLASSIFIER, embedding_dim=128, hidden_dim=64, num_layers=1, dropout=0.5, pooling="max")
+REGISTERED_CLASSIFIER_DEFAULTS = {
+    **{name: _RECURRENT for name in ["simple_rnn_classifier", "lstm_classifier", "bilstm_classifier",
+                                     "gru_classifier", "bigru_classifier"]},
+    "cnn_classifier": dict(_CLASSIFIER, embedding_dim=128, hidden_dim=100, kernel_sizes=(3, 4, 5), dropout=0.5),
+    "transformer_classifier": dict(_CLASSIFIER, embedding_dim=64, hidden_dim=128, num_layers=2, num_heads=4,
+                                   dropout=0.3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REGISTERED_CLASSIFIER_DEFAULTS))
+def test_registered_classifier_defaults_are_unchanged(name):
+    assert dict(zoo.model_info(name).default_config) == REGISTERED_CLASSIFIER_DEFAULTS[name]
