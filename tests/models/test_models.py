@@ -55,11 +55,3 @@ def _without_names(config):
     if isinstance(config, (list, tuple)):
         return [_without_names(value) for value in config]
     return config
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_export_formats_in_the_registry_are_what_the_exporter_writes(name):
-    from zoo.export.formats import formats_for_task
-
-    spec = zoo.model_info(name)
-    assert set(spec.export_formats) == {"keras", *formats_for_task(spec.task)}
