@@ -8,7 +8,7 @@ Kim's dropout on that penultimate layer (and the Naive Bayes branch).
 import keras
 import keras_hub
 
-from zoo.models.text_classifier import CLASSIFIER_TEST_CONFIG, build_text_classifier
+from zoo.models.text_classifier import CLASSIFIER_DEFAULTS, CLASSIFIER_TEST_CONFIG, build_text_classifier
 from zoo.preprocessing.reference import PAD_ID
 from zoo.registry import register_model
 
@@ -122,28 +122,9 @@ class CNNBackbone(keras_hub.models.Backbone):
         return config
 
 
-CNN_DEFAULTS = dict(
-    vocabulary_size=20000,
-    sequence_length=64,
-    num_classes=2,
-    class_names=None,
-    vocabulary=None,
-    lower=True,
-    punctuation="split",
-    # Words seen once in training get an embedding (and a Naive Bayes
-    # weight) fitted to a single example: drop them to the OOV id.
-    min_count=2,
-    embedding_dim=128,
-    # Kim's CNN-rand: 100 filters for each of the widths 3, 4, 5, and dropout
-    # 0.5 on the pooled features.
-    hidden_dim=100,
-    kernel_sizes=(3, 4, 5),
-    dropout=0.5,
-    # Slower than Adam's usual 1e-3, as for the other families: the network
-    # only has to learn what the Naive Bayes branch misses.
-    learning_rate=3e-4,
-    naive_bayes_buckets=2**18,
-)
+# Kim's CNN-rand: 100 filters for each of the widths 3, 4, 5, and dropout 0.5
+# on the pooled features.
+CNN_DEFAULTS = dict(CLASSIFIER_DEFAULTS, embedding_dim=128, hidden_dim=100, kernel_sizes=(3, 4, 5), dropout=0.5)
 
 
 @register_model(task="text-classification", family="cnn", default_config=CNN_DEFAULTS,

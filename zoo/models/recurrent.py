@@ -9,7 +9,7 @@ import warnings
 import keras
 import keras_hub
 
-from zoo.models.text_classifier import CLASSIFIER_TEST_CONFIG, build_text_classifier
+from zoo.models.text_classifier import CLASSIFIER_DEFAULTS, CLASSIFIER_TEST_CONFIG, build_text_classifier
 from zoo.registry import register_model
 
 # Max pooling deliberately takes the recurrent outputs with their padding
@@ -124,28 +124,8 @@ class RecurrentBackbone(keras_hub.models.Backbone):
         return config
 
 
-# Defaults tuned on rt-polarity (10,662 short reviews, 90/10 split): see README.
-RECURRENT_DEFAULTS = dict(
-    vocabulary_size=20000,
-    sequence_length=64,
-    num_classes=2,
-    class_names=None,
-    vocabulary=None,
-    lower=True,
-    punctuation="split",
-    # Words seen once in training get an embedding (and a Naive Bayes
-    # weight) fitted to a single example: drop them to the OOV id.
-    min_count=2,
-    embedding_dim=128,
-    hidden_dim=64,
-    num_layers=1,
-    dropout=0.5,
-    pooling="max",
-    # Slower than Adam's usual 1e-3: next to the Naive Bayes branch the
-    # network overfits within two epochs at 1e-3.
-    learning_rate=3e-4,
-    naive_bayes_buckets=2**18,
-)
+RECURRENT_DEFAULTS = dict(CLASSIFIER_DEFAULTS, embedding_dim=128, hidden_dim=64, num_layers=1, dropout=0.5,
+                          pooling="max")
 
 
 def build_recurrent_classifier(cell, bidirectional, **config):
