@@ -133,12 +133,20 @@ class TextClassifierExport:
     # === Graphs ===
 
     def token_id_model(self, classifier):
-        """The classifier without its preprocessor: token ids in, probabilities out.
+        """The classifier without its preprocessor: token ids at its window in, probabilities out.
 
         A new Functional model over the same layers (weights shared), so neither
-        the tokenizer's lookup table nor its string ops reach a converter.
+        the tokenizer's lookup table nor its string ops reach a converter. The
+        backbone takes any length; this model fixes the one the export traces.
+        The backbone's own layers are laid on that input (not the backbone as
+        one nested model): the SavedModel writer traces every nested model's
+        default signature, and unrolled RNNs cannot trace an unknown length.
         """
-        return keras.Model(classifier.inputs, classifier.outputs, name=f"{classifier.name}_token_ids")
+        token_ids = keras.Input(shape=(classifier.sequence_length,), dtype="int32", name=INPUT_NAME)
+        backbone = keras.models.clone_model(classifier.backbone, input_tensors=token_ids,
+                                            clone_function=lambda layer: layer)
+        outputs = classifier.head(backbone.output, token_ids)
+        return keras.Model(token_ids, outputs, name=f"{classifier.name}_token_ids")
 
     def token_ids_endpoint(self, classifier, batch_size):
         """`(function, input_signature)`: int32 `[batch_size, sequence_length]` -> probabilities."""
