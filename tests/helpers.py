@@ -65,6 +65,9 @@ def case_for(name):
 
 
 class ClassifierCase:
+    # What `fit` takes: raw texts and their labels.
+    TRAIN_DATA = (TEXTS, LABELS)
+
     @staticmethod
     def prepare(model):
         model.adapt(TEXTS)
@@ -102,6 +105,7 @@ class ClassifierCase:
 
 class CausalLMCase:
     LINES = CORPUS.split("\n")
+    TRAIN_DATA = (LINES,)
 
     @staticmethod
     def prepare(model):

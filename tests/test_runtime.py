@@ -72,9 +72,9 @@ def test_cli_predicts_and_generates_from_exported_files_without_tensorflow(expor
     assert '"label":' in output and "ROMEO:" in output
 
 
-def test_import_zoo_loads_no_tensorflow_and_keras_still_finds_zoo_layers(tmp_path):
+def test_import_zoo_loads_no_tensorflow_and_zoo_models_registers_zoo_layers_with_keras(tmp_path):
     code = ("import sys, zoo, zoo.runtime; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; "
-            "import keras; print(keras.saving.get_registered_object('zoo>TextClassifier').__name__)")
+            "import keras, zoo.models; print(keras.saving.get_registered_object('zoo>TextClassifier').__name__)")
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "TextClassifier"

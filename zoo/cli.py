@@ -174,8 +174,10 @@ def _list(args):
 
 def _info(args):
     import zoo
+    from zoo.export.formats import formats_for_task
 
-    print(json.dumps(zoo.model_info(args.name).to_dict(), indent=2))
+    spec = zoo.model_info(args.name)
+    print(json.dumps(dict(spec.to_dict(), export_formats=list(formats_for_task(spec.task))), indent=2))
 
 
 def _parse_overrides(pairs):
