@@ -21,10 +21,9 @@ recipe; one that needs its own tracing adds a module to this package (every
 module here is imported on the first lookup).
 """
 
-import importlib
-import pkgutil
+from zoo.export.by_class import ByClass
 
-_RECIPES = {}
+_RECIPES = ByClass("recipe", __name__)
 
 
 class Recipe:
@@ -42,29 +41,9 @@ class Recipe:
 
 def register_recipe(*backbone_classes):
     """Class decorator: the recipe for these backbone classes (and their subclasses)."""
-
-    def decorator(recipe_class):
-        for backbone_class in backbone_classes:
-            if backbone_class in _RECIPES:
-                raise ValueError(f"{backbone_class.__name__} already has the recipe "
-                                 f"{type(_RECIPES[backbone_class]).__name__}")
-            _RECIPES[backbone_class] = recipe_class()
-        return recipe_class
-
-    return decorator
+    return _RECIPES.register(*backbone_classes)
 
 
 def recipe_for(backbone):
     """The registered recipe of `backbone`'s nearest class, else the generic `Recipe`."""
-    _import_recipes()
-    for backbone_class in type(backbone).__mro__:
-        if backbone_class in _RECIPES:
-            return _RECIPES[backbone_class]
-    return Recipe()
-
-
-def _import_recipes():
-    # Every module of this package registers its recipes when imported; they import their model
-    # families (TensorFlow), so not before a recipe is first asked for.
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
+    return _RECIPES.lookup(backbone) or Recipe()
