@@ -162,7 +162,7 @@ def train_causal_lm(
     out_dir=None,
     epochs=1,
     batch_size=8,
-    learning_rate=5e-4,
+    learning_rate=None,
     warmup_fraction=0.1,
     weight_decay=0.01,
     clipnorm=1.0,
@@ -184,6 +184,9 @@ def train_causal_lm(
         data: `.txt`, `.jsonl` or folder of `.txt` (default tinyshakespeare).
         out_dir: default `saved_models/<name>`; holds `model.keras`,
             `train_report.json`, per-epoch checkpoints and the resume backup.
+        learning_rate: AdamW's peak rate; default the model's `learning_rate`
+            setting where it has one (families trained from scratch), else 5e-4
+            (GPT-2 fine-tuning).
         lora_rank: train only rank-`r` LoRA adapters of the backbone (GPT-2's
             attention; a backbone without LoRA layers refuses it).
         max_train_windows: cap the number of training windows (quick runs).
@@ -199,6 +202,8 @@ def train_causal_lm(
     if spec.task != "causal-lm":
         raise ValueError(f"{name} is a {spec.task} model; train it with `zoo train` / train_classifier")
     check_training_arguments(epochs=epochs, batch_size=batch_size)
+    if learning_rate is None:
+        learning_rate = spec.default_config.get("learning_rate", 5e-4)
     cluster = None
     if strategy is not None:
         from zoo import distributed
@@ -250,7 +255,8 @@ def train_causal_lm(
                                 jit_compile and cluster is None)
     facts = dict(name=name, corpus=corpus, overrides=overrides, train_windows=train_windows,
                  validation_windows=validation_windows, validation_fraction=validation_fraction, seed=seed,
-                 sequence_length=sequence_length, batch_size=batch_size, lora_rank=lora_rank)
+                 sequence_length=sequence_length, batch_size=batch_size, learning_rate=learning_rate,
+                 lora_rank=lora_rank)
     if cluster is not None:
         return _train_distributed(model, trainer, cluster, out_dir, epochs, verbose, facts)
     initial = trainer.evaluate(validation_data, verbose=0, return_dict=True)
@@ -312,6 +318,7 @@ def _report(facts, history, seconds, loss_before, loss_after, *, jit_compile, to
                  "validation_fraction": facts["validation_fraction"], "seed": facts["seed"]},
         "sequence_length": facts["sequence_length"],
         "batch_size": facts["batch_size"],
+        "learning_rate": facts["learning_rate"],
         "epochs_run": len(history.get("loss", [])),
         "lora_rank": facts["lora_rank"],
         "jit_compile": jit_compile,

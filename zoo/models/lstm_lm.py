@@ -264,9 +264,9 @@ class LSTMCausalLM(keras_hub.models.CausalLM):
 
 
 def build_lstm_causal_lm(*, num_layers, hidden_dim, dropout, tie_weights, sequence_length, tokenizer, vocabulary,
-                         merges, bpe_vocabulary_size):
+                         merges, bpe_vocabulary_size, learning_rate):
     """An `LSTMCausalLM` with zoo's byte-level BPE preprocessor; the vocabulary sets the embedding's size."""
-    del bpe_vocabulary_size  # used by the trainer before it calls create_model
+    del bpe_vocabulary_size, learning_rate  # the trainer's (zoo.causal_lm.train_causal_lm)
     lm_tokenizer = build_tokenizer(tokenizer, vocabulary, merges)
     backbone = LSTMLMBackbone(vocabulary_size=lm_tokenizer.vocabulary_size(), num_layers=num_layers,
                               hidden_dim=hidden_dim, dropout=dropout, tie_weights=tie_weights)
@@ -276,19 +276,20 @@ def build_lstm_causal_lm(*, num_layers, hidden_dim, dropout, tie_weights, sequen
 
 # Zaremba et al.'s three shapes, and zoo's default for tinyshakespeare on a small CPU.
 LSTM_LM_SHAPES = {
-    "lstm_lm": dict(num_layers=2, hidden_dim=512, dropout=0.3),
+    "lstm_lm": dict(num_layers=2, hidden_dim=256, dropout=0.3),
     "lstm_lm_small": dict(num_layers=2, hidden_dim=200, dropout=0.0),
     "lstm_lm_medium": dict(num_layers=2, hidden_dim=650, dropout=0.5),
     "lstm_lm_large": dict(num_layers=2, hidden_dim=1500, dropout=0.65),
 }
 
 LSTM_LM_DEFAULTS = dict(
-    sequence_length=128,  # training window; each window starts from the zero state
+    sequence_length=64,  # training window; each window starts from the zero state
     tie_weights=True,  # output logits through the input embedding (Press and Wolf)
     tokenizer="train",  # "train" (a BPE learned on the corpus), "gpt2", or a directory with vocab.json + merges.txt
     vocabulary=None,  # {token: id} dict or vocab.json path (overrides `tokenizer`)
     merges=None,  # list of "a b" rules or merges.txt path
     bpe_vocabulary_size=4096,  # size of a trained vocabulary (tokenizer="train")
+    learning_rate=5e-3,  # AdamW's peak rate in zoo's trainer: from scratch, ten times GPT-2's fine-tuning rate
 )
 
 # The shared tests' overrides; they pass their own small trained BPE vocabulary (`tokenizer=DIR`).
@@ -309,7 +310,7 @@ def _register(name, description):
     )(builder)
 
 
-_register("lstm_lm", "LSTM language model, 2 x 512 with tied embeddings: tinyshakespeare on a 2-core CPU.")
+_register("lstm_lm", "LSTM language model, 2 x 256 with tied embeddings: tinyshakespeare on a 2-core CPU.")
 _register("lstm_lm_small", "LSTM language model, Zaremba et al.'s small shape (2 x 200, no dropout).")
 _register("lstm_lm_medium", "LSTM language model, Zaremba et al.'s medium shape (2 x 650, dropout 0.5).")
 _register("lstm_lm_large", "LSTM language model, Zaremba et al.'s large shape (2 x 1500, dropout 0.65).")
