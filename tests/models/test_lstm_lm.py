@@ -88,8 +88,11 @@ def test_cached_step_in_pieces_is_the_full_forward(trained):
     state_spec = tf.TensorSpec([1, backbone.num_layers, 2, backbone.hidden_dim], tf.float32)
     step = tf.function(lambda ids, states: cached_step(backbone, ids, states),
                        input_signature=[tf.TensorSpec([1, 1], tf.int32), state_spec])
-    traced_logits, traced_states = step.get_concrete_function().structured_outputs
+    traced = step.get_concrete_function()
+    traced_logits, traced_states = traced.structured_outputs
     assert traced_logits.shape == (1, 1, backbone.vocabulary_size) and traced_states.shape == state_spec.shape
+    # No loop: LiteRT cannot run a while loop that reads variables.
+    assert not {"While", "StatelessWhile"} & {op.type for op in traced.graph.get_operations()}
     _, states = cached_step(backbone, token_ids[:, :7], backbone.initial_state(1))
     logits, _ = step(tf.constant(token_ids[:, 7:8]), states)
     np.testing.assert_allclose(np.asarray(logits)[0, 0], expected[7], atol=1e-5)

@@ -135,7 +135,7 @@ class LSTMLMBackbone(keras_hub.models.Backbone):
         """Zeros `[batch_size, num_layers, 2, hidden_dim]`: the state before the first token."""
         return ops.zeros((batch_size, self.num_layers, 2, self.hidden_dim), dtype=self.compute_dtype)
 
-    def call_with_state(self, token_ids, states, mask=None):
+    def call_with_state(self, token_ids, states, mask=None, unroll=False):
         """The inference forward pass from `states`: `(hidden_states, next_states)`.
 
         Args:
@@ -144,26 +144,42 @@ class LSTMLMBackbone(keras_hub.models.Backbone):
                 layer before `token_ids[:, 0]`.
             mask: optional bool `[batch, length]`; where False, a token is
                 skipped (the states pass through it unchanged).
+            unroll: run each LSTM's cell once per token in Python instead of
+                the layer's loop; needs a static `length` and no `mask`. The
+                traced graph then has no loop at all.
         """
+        if unroll and mask is not None:
+            raise ValueError("call_with_state: unroll=True takes no mask")
         x = self.token_embedding(token_ids)
         next_states = []
         for i, lstm in enumerate(self.recurrent_layers):
-            x, h, c = lstm(x, initial_state=[states[:, i, 0, :], states[:, i, 1, :]], mask=mask)
-            next_states.append(ops.stack([h, c], axis=1))
+            state = [states[:, i, 0, :], states[:, i, 1, :]]
+            if unroll:
+                outputs = []
+                for position in range(token_ids.shape[1]):
+                    output, state = lstm.cell(x[:, position, :], state)
+                    outputs.append(output)
+                x = ops.stack(outputs, axis=1)
+            else:
+                x, *state = lstm(x, initial_state=state, mask=mask)
+            next_states.append(ops.stack(state, axis=1))
         # Dropout is the identity at inference: the hidden states are the last LSTM's outputs.
         return x, ops.stack(next_states, axis=1)
 
 
 def cached_step(backbone, token_ids, states):
-    """One cached forward pass of an `LSTMLMBackbone`: `(logits, next_states)`.
+    """One cached forward pass of an `LSTMLMBackbone`: `(logits, next_states)`, without a loop.
 
-    The function an exporter traces: with `token_ids` `[1, T]` and `states`
-    `[1, num_layers, 2, hidden_dim]` (zeros, `backbone.initial_state(1)`,
-    before a prompt) it returns the logits `[1, T, vocabulary_size]` of the
-    token after each of `token_ids` and the states after the last one. Feeding
-    a prompt in pieces gives the logits of feeding it whole.
+    The function an exporter traces: with `token_ids` `[1, T]` (T static)
+    and `states` `[1, num_layers, 2, hidden_dim]` (zeros,
+    `backbone.initial_state(1)`, before a prompt) it returns the logits
+    `[1, T, vocabulary_size]` of the token after each of `token_ids` and the
+    states after the last one. Each LSTM's cell runs once per token, so the
+    traced graph is matmuls and activations only (no while loop reading
+    variables, which LiteRT cannot run). Feeding a prompt in pieces, one
+    token at a time included, gives the logits of feeding it whole.
     """
-    hidden_states, next_states = backbone.call_with_state(token_ids, states)
+    hidden_states, next_states = backbone.call_with_state(token_ids, states, unroll=True)
     return backbone.token_embedding(hidden_states, reverse=True), next_states
 
 
@@ -209,10 +225,11 @@ class LSTMCausalLM(keras_hub.models.CausalLM):
 
         `cache` is the recurrent state before `token_ids`; the state holds
         the whole past, so `cache_update_index` (a position, which a
-        transformer's cache needs) is not used.
+        transformer's cache needs) is not used. The step is `cached_step`'s
+        (unrolled over the static `T`), so exported decoders run Keras's own.
         """
         del cache_update_index
-        hidden_states, cache = self.backbone.call_with_state(token_ids, cache)
+        hidden_states, cache = self.backbone.call_with_state(token_ids, cache, unroll=True)
         return self.backbone.token_embedding(hidden_states, reverse=True), hidden_states, cache
 
     def _build_cache(self, token_ids, padding_mask):
