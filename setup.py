@@ -32,7 +32,9 @@ setup(
         "litert-lm-builder==0.18.1",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6", "pytest-xdist>=3"],  # make test runs one worker per core
+        # make test runs one worker per core; keras-hub's test helpers (its wheel's src/tests/test_case.py),
+        # which the shared model tests call, import grain (keras-hub's "grain" extra).
+        "test": ["pytest>=8", "hypothesis>=6", "pytest-xdist>=3", "keras-hub[grain]~=0.32.0"],
         "bench": ["matplotlib>=3.8"],
         # The GPT-2 peer in benchmarks/hf_peer.py (skipped when absent). 2.13.0
         # is the CPU build this workplace keeps on disk; elsewhere install a

@@ -23,6 +23,8 @@ import tempfile
 
 import numpy as np
 
+from zoo.versions import library_versions
+
 RESULTS = pathlib.Path(__file__).parent / "results"
 PUBLISHED = {"NBSVM-bi (Wang & Manning 2012)": 0.794, "MNB-bi (Wang & Manning 2012)": 0.790, "CNN-rand (Kim 2014)": 0.761}
 
@@ -98,7 +100,7 @@ def main(argv=None):
         "standard_error": math.sqrt(0.77 * 0.23 / validation_size),
         "published_10_fold_cv": PUBLISHED,
         "results": rows,
-        "versions": zoo.training.library_versions(),
+        "versions": library_versions(),
     }
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.out).write_text(json.dumps(output, indent=2))

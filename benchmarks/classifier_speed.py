@@ -12,18 +12,19 @@ thread pools compete for the cores. Runtimes:
 
 - `keras predict (text)`: `model.predict` on raw strings, as a user calls it.
 - `keras tf.function (token_ids)`: the token-id model (`zoo.export.
-  text_classifier_export`) in one `tf.function` with a `[None, sequence_length]` signature.
+  tasks.text_classification`) in one `tf.function` with a `[None, sequence_length]` signature.
 - `saved_model serving_default (text)` / `saved_model predict_token_ids`:
   the exported SavedModel's two signatures, loaded with `tf.saved_model.load`.
-- `litert <quantization>`: the exported `.tflite` files through
+- `litert <variant>`: the exported `.tflite` files through
   `zoo.runtime.TextClassifierRunner` (ai-edge-litert, 2 threads, default XNNPACK
   delegate). The files take `[1, sequence_length]`, so a batch of 32 is 32 invokes.
 - `mediapipe TextClassifier float32 (text)`: the app runtime, MediaPipe Tasks'
   TextClassifier (mediapipe 1.2.3, XNNPACK) on the exported float32 file from
   raw text, its own regex tokenizer from the file's metadata; one text per call.
-- `onnxruntime float32` (and `dynamic_int8`): the peer, the same token-id
-  model converted with tf2onnx, run by ONNX Runtime's CPU provider with 2
-  intra-op threads and a dynamic batch. A conversion failure is recorded, not raised.
+- `onnxruntime float32` (and `dynamic_int8`): zoo's exported ONNX files
+  (`onnx/model[.dynamic_int8].onnx`, tf2onnx and ONNX Runtime's dynamic
+  quantizer in `zoo.export.formats.onnx`), run by ONNX Runtime's CPU provider
+  with 2 intra-op threads and a dynamic batch.
 - `executorch xnnpack float32` (the CNN classifier): PyTorch's phone runtime on the same
   weights (`benchmarks.executorch_peer`: a PyTorch twin, `torch.export` at a static batch of
   1 and 32, XNNPACK partitioner), built and checked in its own process.
@@ -67,12 +68,11 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
     """
     import tensorflow as tf
 
-    from zoo.export.text_classifier_export import TextClassifierExport
-    from zoo.export.validate import compare
+    from zoo.export.tasks.text_classification import token_id_model
 
     export_path = pathlib.Path(export_path)
     report = json.loads((export_path / "export_report.json").read_text())
-    token_model = TextClassifierExport().token_id_model(model)
+    token_model = token_id_model(model)
     largest = max(batch_sizes)
     texts = [validation.texts[i % len(validation)] for i in range(largest)]
     token_ids = model.preprocessor.reference().encode(texts)
@@ -129,14 +129,18 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
     runtimes["mediapipe TextClassifier float32 (text)"] = (
         "litert float32", own_process("mediapipe", str(export_path / "litert" / "model.tflite")))
 
-    onnx_info = {}
-    try:
-        for quantization, path in convert_to_onnx(token_model, model.sequence_length, scratch, onnx_info).items():
-            key = f"onnxruntime {quantization}"
-            artifacts[key] = _onnx_artifact(path, validation_ids, keras_probabilities, validation.labels, threads)
-            runtimes[key] = (key, own_process("onnxruntime", str(path)))
-    except Exception as error:  # the peer is optional; say why it is missing
-        failures["onnxruntime"] = onnx_info["error"] = describe_error(error)
+    # zoo's own ONNX files, as the export wrote and validated them (their figures are the export's).
+    from zoo.export.formats import onnx, relative_path
+
+    onnx_info = {"converter": f"tf2onnx {importlib.metadata.version('tf2onnx')} (zoo.export.formats.onnx)",
+                 "opset": onnx.OPSET}
+    for variant in ("float32", *onnx.VARIANTS):
+        key = f"onnxruntime {variant}"
+        if f"onnx {variant}" not in artifacts:
+            failures[key] = report["skipped"].get(f"onnx {variant}", "not in the export")
+            continue
+        artifacts[key] = artifacts.pop(f"onnx {variant}")
+        runtimes[key] = (key, own_process("onnxruntime", str(export_path / relative_path(onnx, variant))))
     # The strongest ONNX peer for recurrent models: ONNX's own LSTM/GRU/RNN ops (as PyTorch exports them)
     # instead of tf2onnx's generic Loop, written from the same weights.
     try:
@@ -250,7 +254,7 @@ def time_in_rounds(runtimes, batch_sizes, warmup, repeats, rounds, scratch, fail
         if not values or name in failures:
             continue
         # LiteRT files have a static batch: 1 (a batch is that many invokes), or 32 for "litert batch32".
-        static = litert.BATCH_SIZES.get(name.split(" ", 1)[1], 1) if name.startswith("litert ") else None
+        static = litert.target(name.split(" ", 1)[1]).batch_size if name.startswith("litert ") else None
         rows.append(dict(runtime=name, artifact=runtimes[name][0], batch_size=batch,
                          invokes_per_batch=-(-batch // static) if static else 1, **summarize(values, batch),
                          round_p50_ms=round_p50[name, batch]))
@@ -337,33 +341,6 @@ def training_speed(model, train, batch_size=32, steps=20, warmup_steps=3):
     median = statistics.median(step_seconds)
     return {"batch_size": batch_size, "timed_steps": len(step_seconds), "warmup_steps": warmup_steps,
             "median_step_seconds": median, "examples_per_second": batch_size / median}
-
-
-def convert_to_onnx(token_model, sequence_length, directory, info):
-    """`{"float32": path, "dynamic_int8": path}`: tf2onnx over a `tf.function`, then ORT's dynamic quantizer.
-
-    Fills `info` with the converter versions (and the int8 failure, if only that failed).
-    """
-    import tensorflow as tf
-    import tf2onnx
-
-    directory.mkdir(parents=True, exist_ok=True)
-    info.update(converter=f"tf2onnx {tf2onnx.__version__} convert.from_function", opset=ONNX_OPSET,
-                onnx=importlib.metadata.version("onnx"))
-    signature = [tf.TensorSpec([None, sequence_length], tf.int32, name="token_ids")]
-    function = tf.function(lambda token_ids: token_model(token_ids, training=False), input_signature=signature)
-    float32 = directory / f"{token_model.name}.onnx"
-    tf2onnx.convert.from_function(function, input_signature=signature, opset=ONNX_OPSET, output_path=str(float32))
-    files = {"float32": float32}
-    try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        int8 = directory / f"{token_model.name}.dynamic_int8.onnx"
-        quantize_dynamic(str(float32), str(int8), weight_type=QuantType.QInt8)
-        files["dynamic_int8"] = int8
-    except Exception as error:
-        info["dynamic_int8_error"] = describe_error(error)
-    return files
 
 
 def _onnx_artifact(path, validation_ids, keras_probabilities, labels, threads):

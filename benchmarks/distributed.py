@@ -73,7 +73,7 @@ def _write_slice(scratch, examples):
 
 
 def run(model="gru_classifier", examples=4000, epochs=2, repeats=3, batch_size=64):
-    from benchmarks.run import machine
+    from benchmarks.limits import machine
 
     started = time.time()
     rows = {arm: [] for arm in ARMS}

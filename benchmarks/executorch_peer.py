@@ -86,12 +86,12 @@ def cnn_classifier(arrays, facts):
                 self.vocabulary_size, self.bigram_buckets = facts["vocabulary_size"], facts["bigram_buckets"]
 
         def forward(self, token_ids):
-            length = token_ids.shape[1]
             is_text = (token_ids != 0).to(torch.float32)
             x = (self.embedding(token_ids) * is_text[:, :, None]).transpose(1, 2)
             pooled = []
             for size, convolution in zip(self.kernel_sizes, self.convolutions):
-                windows = torch.relu(convolution(x)) * is_text[:, None, : length - size + 1]
+                # As zoo's CNNBackbone: `size - 1` zeros after each row, one window per token.
+                windows = torch.relu(convolution(torch.nn.functional.pad(x, (0, size - 1)))) * is_text[:, None, :]
                 pooled.append(windows.amax(dim=2))
             logits = self.dense(torch.cat(pooled, dim=1))
             if self.naive_bayes:

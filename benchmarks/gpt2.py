@@ -41,7 +41,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import statistics
 import tempfile
 import time
@@ -50,6 +49,7 @@ import numpy as np
 
 from benchmarks import executorch_gpt2, hf_peer, limits, run_child
 from benchmarks.timing import median_range, time_calls
+from zoo.versions import library_versions
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 SIDES = ("zoo", "hugging face", "litert", "executorch")
@@ -60,24 +60,6 @@ DECODE_ROWS = (("keras-hub generate", "zoo", None), ("hugging face generate", "h
                ("executorch float32", "executorch", "float32"), ("litert dynamic_int8", "litert", "dynamic_int8"),
                ("litert_lm dynamic_int8", "litert", "dynamic_int8"),
                ("executorch dynamic_int8", "executorch", "dynamic_int8"))
-
-
-def machine():
-    import keras
-    import keras_hub
-    import tensorflow as tf
-
-    flags = []
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("flags"):
-                flags = sorted(set(line.split(":")[1].split()) & {"avx", "avx2", "avx512f", "fma", "avx512_vnni",
-                                                                  "avx_vnni", "amx_tile"})
-                break
-    except OSError:
-        pass
-    return {"cores": os.cpu_count(), "cpu_flags": flags, "python": platform.python_version(),
-            "tensorflow": tf.__version__, "keras": keras.__version__, "keras_hub": keras_hub.__version__}
 
 
 def training_flops_per_token(backbone, sequence_length):
@@ -127,7 +109,7 @@ def training_windows(model, corpus, batch_size, sequence_length, steps):
 
 def keras_generation(model, prompt, new_tokens, repeats):
     from zoo.causal_lm import generate
-    from zoo.export.causal_lm_export import prompt_token_ids
+    from zoo.export.tasks.causal_lm import prompt_token_ids
 
     prompt_length = len(prompt_token_ids(model, prompt))
     max_length = prompt_length + new_tokens
@@ -196,37 +178,24 @@ DECODERS = (("litert", None), ("litert", "dynamic_int8"), ("litert_lm", None), (
 
 
 def write_decoder(model, kind, quantization, scratch, cache_length):
-    """`(path, decode-step costs)`: a zoo Generator `.tflite` (+ sidecar) or a `.litertlm` bundle in `scratch`."""
-    from zoo.export import causal_lm_export as lm_export
-    from zoo.export import gpt2_decoder, litertlm_decoder
-    from zoo.export.formats import litert
-    from zoo.runtime import sidecar_path
+    """`(path, decode-step costs)`: the file zoo's export writes, a zoo Generator `.tflite` (+ sidecar) or a
+    `.litertlm` bundle, in `scratch`."""
+    from zoo.export.formats import litert, litert_lm
 
-    label = quantization or "float32"
+    variant = quantization or "float32"
     scratch = pathlib.Path(scratch)
+    options = {"cache_length": cache_length}
     if kind == "litert":
-        conversion = scratch / "conversion"
-        if not conversion.exists():
-            gpt2_decoder.write_conversion_saved_model(model.backbone, conversion, cache_length)
-        path = scratch / f"model.{label}.tflite"
-        flatbuffer = litert.convert(conversion, quantization, signature_keys=gpt2_decoder.SIGNATURES)
-        path.write_bytes(flatbuffer)
-        sidecar_path(path).write_text(json.dumps(lm_export.decoder_sidecar(
-            model, model.name, label, path.name, litert.file_signatures(flatbuffer), cache_length)))
-        return path, limits.tflite_costs(path, gpt2_decoder.DECODE_SIGNATURE)
-    conversion = scratch / "litertlm_conversion"
-    if not conversion.exists():
-        litertlm_decoder.write_conversion_saved_model(model.backbone, conversion, cache_length)
-    tokenizer = model.preprocessor.tokenizer
-    flatbuffer = litert.convert(conversion, quantization, signature_keys=litertlm_decoder.signature_keys(cache_length))
-    plain = scratch / f"litertlm.{label}.tflite"
-    plain.write_bytes(flatbuffer)
-    costs = limits.tflite_costs(plain, litertlm_decoder.DECODE_SIGNATURE)
+        path = scratch / f"model.{variant}.tflite"
+        litert.write(model, path, variant, options=options, scratch=scratch)
+        return path, limits.tflite_costs(path, "decode")
+    # The bundle's own decoder, costed as a plain .tflite (the bundle wraps it).
+    plain = scratch / f"litert_lm.{variant}.tflite"
+    plain.write_bytes(litert_lm.decoder_flatbuffer(model, variant, cache_length, scratch))
+    costs = limits.tflite_costs(plain, litert_lm.DECODE_SIGNATURE)
     plain.unlink()
-    path = scratch / f"model.{label}.litertlm"
-    litertlm_decoder.build_bundle(flatbuffer, litertlm_decoder.huggingface_tokenizer_json(
-        tokenizer.vocabulary, tokenizer.merges), path, start_token_id=tokenizer.end_token_id,
-        stop_token_ids=[tokenizer.end_token_id], max_num_tokens=cache_length)
+    path = scratch / f"model.{variant}.litertlm"
+    litert_lm.write(model, path, variant, options=options, scratch=scratch)
     return path, costs
 
 
@@ -268,7 +237,7 @@ def _hugging_face_side(scratch, facts, windows):
     seconds = _timed_steps(hf_peer.training_step(checkpoint, windows, BATCH_SIZE, threads=2), facts["steps"],
                            facts["warmup_steps"])
     generation = hf_peer.generation(checkpoint, facts["prompt_ids"], facts["new_tokens"], facts["repeats"], threads=2)
-    return {"step_seconds": seconds, "decode": {"hugging face generate": generation}, "versions": hf_peer.versions()}
+    return {"step_seconds": seconds, "decode": {"hugging face generate": generation}, "versions": library_versions("torch", "transformers")}
 
 
 def _litert_side(scratch, facts, windows):
@@ -320,7 +289,7 @@ def _prepare(shape, scratch, steps, warmup_steps, new_tokens, repeats, cache_len
 
     import zoo
     from zoo.data import load_corpus
-    from zoo.export.causal_lm_export import keras_greedy_token_ids, prompt_token_ids
+    from zoo.export.tasks.causal_lm import keras_greedy_token_ids, prompt_token_ids
 
     keras.utils.set_random_seed(0)
     model = zoo.create_model(shape, dropout=0.0)
@@ -361,7 +330,7 @@ def _prepare(shape, scratch, steps, warmup_steps, new_tokens, repeats, cache_len
 
 def run(shape="gpt2_small", rounds=3, steps=8, warmup_steps=2, new_tokens=64, repeats=3, cache_length=128):
     """The results dict: every round of every side, and `summary` (per-round ratios and fractions)."""
-    from benchmarks.run import machine as machine_facts
+    from benchmarks.limits import machine as machine_facts
 
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="zoo-bench-gpt2-") as scratch:

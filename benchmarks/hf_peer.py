@@ -62,13 +62,6 @@ def training_step(checkpoint, windows, batch_size, threads=2):
     return step
 
 
-def versions():
-    import torch
-    import transformers
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__}
-
-
 def generation(checkpoint, prompt_ids, new_tokens, repeats, threads=2):
     """New tokens/s of greedy `generate` (KV cache) from `prompt_ids`, exactly `new_tokens` each, and its tokens."""
     import torch

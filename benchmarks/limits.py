@@ -11,6 +11,7 @@
   cache's speed, as the decoder does).
 - `matmul_gflops`: best float32 GFLOP/s of NumPy's BLAS on a large square
   matmul: the compute roof a classifier's FLOPs are held against.
+- `machine`: the CPU (model, cores, SIMD flags) and every library's version.
 - `tflite_costs`: what one invoke of a `.tflite` signature must do: FLOPs
   (2 per multiply-add of the matmul-like ops, 1 per output element of the
   element-wise ones) and the constant bytes it reads (a GATHER's table
@@ -21,10 +22,14 @@
 
 import argparse
 import json
+import os
+import platform
 import threading
 import time
 
 import numpy as np
+
+from zoo.versions import library_versions
 
 # Element-wise and reduction ops: one FLOP per element (output, or input for reductions).
 _ELEMENTWISE = {"ADD", "SUB", "MUL", "DIV", "LOGISTIC", "TANH", "RELU", "RELU6", "EXP", "RSQRT", "SQRT",
@@ -37,6 +42,23 @@ _TYPE_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1}
 _UNCOUNTABLE = {"WHILE", "IF", "CALL", "CALL_ONCE", "BIDIRECTIONAL_SEQUENCE_LSTM"}
 # Fused recurrent ops: which inputs are the weight matrices applied at every step, for every example.
 _RECURRENT_MATRICES = {"UNIDIRECTIONAL_SEQUENCE_LSTM": (1, 9), "UNIDIRECTIONAL_SEQUENCE_RNN": (1, 3)}
+
+
+def machine():
+    """The CPU a run measured (model, cores this process may use, SIMD flags) and every library's version."""
+    facts = {"cpu": platform.processor(), "cpu_flags": [], "cores": os.cpu_count(),
+             "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+             "platform": platform.platform()}
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                facts["cpu"] = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not facts["cpu_flags"]:
+                facts["cpu_flags"] = sorted(set(line.split(":")[1].split()) & {
+                    "avx", "avx2", "avx512f", "fma", "avx512_vnni", "avx_vnni", "amx_tile"})
+    except OSError:
+        pass
+    return {**facts, **library_versions()}
 
 
 def memory_bandwidth(mebibytes=1024, threads=2, repeats=5):

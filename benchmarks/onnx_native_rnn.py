@@ -104,7 +104,7 @@ def write(classifier, path, opset=17):
         ]
     kept_inputs = [value for value in graph.input if value.name != features]
     if ids not in {value.name for value in kept_inputs}:  # a head without the Naive Bayes branch
-        kept_inputs.append(helper.make_tensor_value_info(ids, TensorProto.INT32, [None, backbone.sequence_length]))
+        kept_inputs.append(helper.make_tensor_value_info(ids, TensorProto.INT32, [None, classifier.sequence_length]))
     del graph.input[:]
     graph.input.extend(kept_inputs)
     head_nodes = list(graph.node)

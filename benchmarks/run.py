@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import tempfile
 import time
 import traceback
@@ -113,7 +112,7 @@ def run(models=None, quick=False, models_root=None, gpt2_shape=None, data=None):
         "threads": classifier_speed.THREADS,
     }
     results = {"mode": "quick" if quick else "full", "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-               "machine": machine(), "settings": settings, "classifiers": {}}
+               "machine": limits.machine(), "settings": settings, "classifiers": {}}
     # The limits the latencies are held against, measured in this run, before the models load.
     results["limits"] = {"memory_bandwidth": limits.memory_bandwidth(256 if quick else 1024),
                          "matmul": limits.matmul_gflops(1024 if quick else 2048)}
@@ -196,26 +195,6 @@ def _write_quick_slice(scratch, data):
             label = dataset.class_names[dataset.labels[index]]
             file.write(json.dumps({"text": dataset.texts[index], "label": label}, ensure_ascii=False) + "\n")
     return path
-
-
-def machine():
-    """`benchmarks.gpt2.machine()` plus the CPU model, usable cores and every runtime's version."""
-    import importlib.metadata
-
-    facts = gpt2.machine()
-    try:
-        facts["cpu"] = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                            if line.startswith("model name"))
-    except (OSError, StopIteration):
-        facts["cpu"] = platform.processor()
-    facts["usable_cores"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    facts["platform"] = platform.platform()
-    for package in ("numpy", "ai-edge-litert", "onnxruntime", "tf2onnx", "onnx"):
-        try:
-            facts[package.replace("-", "_")] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            facts[package.replace("-", "_")] = None
-    return facts
 
 
 if __name__ == "__main__":

@@ -15,10 +15,9 @@ import shutil
 from setuptools import setup
 
 SOURCE = pathlib.Path(__file__).resolve().parent.parent / "zoo"
-FILES = ["__init__.py", "runtime/__init__.py", "runtime/backends.py", "runtime/generator.py", "runtime/sidecar.py",
-         "runtime/text_classifier.py", "runtime/validation_probe.py", "runtime/mediapipe_runner.py", "runtime/verify.py",
-         "runtime/litertlm_runner.py", "preprocessing/reference.py",
-         "preprocessing/bpe_reference.py"]
+# Every module of zoo.runtime (a new runner is picked up with no change here), and the pure-Python tokenizers.
+FILES = ["__init__.py", *sorted(str(path.relative_to(SOURCE)) for path in (SOURCE / "runtime").glob("*.py")),
+         "preprocessing/reference.py", "preprocessing/bpe_reference.py"]
 # zoo.preprocessing's own __init__ would load the Keras tokenizer on demand; the runtime needs only this.
 PREPROCESSING_INIT = '"""zoo-runtime: the pure-Python tokenizers only."""\n'
 

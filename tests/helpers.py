@@ -65,6 +65,9 @@ def case_for(name):
 
 
 class ClassifierCase:
+    # What `fit` takes: raw texts and their labels.
+    TRAIN_DATA = (TEXTS, LABELS)
+
     @staticmethod
     def prepare(model):
         model.adapt(TEXTS)
@@ -102,6 +105,7 @@ class ClassifierCase:
 
 class CausalLMCase:
     LINES = CORPUS.split("\n")
+    TRAIN_DATA = (LINES,)
 
     @staticmethod
     def prepare(model):
@@ -193,9 +197,9 @@ def run_export_test(model, tmp_path):
 
 
 def _run_classifier_export_test(model, tmp_path):
-    from zoo.export import FORMATS, QUANTIZATIONS, export
-    from zoo.export.formats import litert
-    from zoo.runtime import TextClassifierRunner, artifact_filename
+    from zoo.export import FORMATS, export
+    from zoo.export.formats import artifact_key, litert, relative_path
+    from zoo.runtime import TextClassifierRunner
 
     result = export(model, root=tmp_path / "serving", validation_data=(TEXTS, LABELS))
     assert result.path == tmp_path / "serving" / model.name / "1"
@@ -220,11 +224,11 @@ def _run_classifier_export_test(model, tmp_path):
     report = json.loads((result.path / "export_report.json").read_text())
     manifest = json.loads((result.path / "manifest.json").read_text())
     expected_keys = {"saved_model"}
-    for format_module in (FORMATS["tflite"], FORMATS["onnx"]):
-        for variant in ("float32",) + tuple(q for q in QUANTIZATIONS if q in format_module.QUANTIZATIONS):
-            key = format_module.artifact_key(variant)
+    for format_module in (FORMATS["litert"], FORMATS["onnx"]):
+        for variant in ("float32", *format_module.VARIANTS):
+            key = artifact_key(format_module, variant)
             expected_keys.add(key)
-            path = result.path / format_module.DIRECTORY / artifact_filename(variant, format_module.SUFFIX)
+            path = result.path / relative_path(format_module, variant)
             if key in report["skipped"]:
                 # Left out because a runtime crashed on it: reported, not shipped.
                 assert variant == "int8" and "crashed" in report["skipped"][key]
@@ -232,7 +236,7 @@ def _run_classifier_export_test(model, tmp_path):
                 continue
             figures = report["parity"][key]
             assert figures["bytes"] == path.stat().st_size
-            if format_module is FORMATS["tflite"]:
+            if format_module is FORMATS["litert"]:
                 ops = litert.op_names(path.read_bytes())
                 assert all(op.isupper() for op in ops), ops
                 # LSTMs ship as TFLite's fused sequence op (float phone files), other
@@ -243,7 +247,7 @@ def _run_classifier_export_test(model, tmp_path):
                 # Both runtimes an app meets: the builtin kernels alone, and LiteRT's
                 # default XNNPACK delegate (which refuses some int8 scales outright).
                 assert figures["examples"] == figures["xnnpack"]["examples"] == len(TEXTS)
-                if variant in litert.BATCH_SIZES:
+                if litert.target(variant).batch_size != 1:
                     # The server file: a static batch of 32; MediaPipe takes one text, so it is not run there.
                     assert "mediapipe" not in figures
                     assert TextClassifierRunner(path).model.batch_size("serving_default", "token_ids") == 32
@@ -278,7 +282,7 @@ def _run_classifier_export_test(model, tmp_path):
 
 def _run_causal_lm_export_test(model, tmp_path):
     from zoo.export import export
-    from zoo.export.causal_lm_export import keras_greedy_token_ids
+    from zoo.export.tasks.causal_lm import keras_greedy_token_ids
     from zoo.runtime import Generator
 
     result = export(model, root=tmp_path / "serving", validation_data=PROMPTS, cache_length=32,

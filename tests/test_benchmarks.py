@@ -220,14 +220,14 @@ def test_native_onnx_recurrent_ops_compute_what_keras_computes(name, overrides, 
 
     from benchmarks import onnx_native_rnn
     from tests import helpers
-    from zoo.export.text_classifier_export import TextClassifierExport
+    from zoo.export.tasks.text_classification import token_id_model
 
     model = helpers.build_tiny(name, class_names=["negative", "positive"], **overrides)
     for variable in model.backbone.weights:  # weights large enough that a wrong gate order shows
         variable.assign(keras.random.normal(variable.shape, seed=1))
     # Short and full-length texts: the padding mask matters for both poolings and directions.
     ids = model.preprocessor.reference().encode(helpers.TEXTS + ["a", " ".join(["good"] * 40)])
-    expected = np.asarray(TextClassifierExport().token_id_model(model)(ids))
+    expected = np.asarray(token_id_model(model)(ids))
     path = onnx_native_rnn.write(model, tmp_path / "model.onnx")
     ops = {node.op_type for node in onnx.load(str(path)).graph.node}
     assert {"LSTM", "GRU", "RNN"} & ops and "Loop" not in ops
@@ -277,14 +277,14 @@ def test_executorch_twin_of_the_cnn_classifier_computes_what_keras_computes(tmp_
 
     from benchmarks import executorch_peer, run_child
     from tests import helpers
-    from zoo.export.text_classifier_export import TextClassifierExport
+    from zoo.export.tasks.text_classification import token_id_model
 
     model = helpers.build_tiny("cnn_classifier", class_names=["negative", "positive"], naive_bayes_buckets=64)
     for variable in model.weights:  # every weight random, the Naive Bayes table and scale too
         variable.assign(keras.random.normal(variable.shape, seed=1) if variable.shape else 0.5)
     ids = model.preprocessor.reference().encode((helpers.TEXTS * 8)[:32])
     validation_ids = model.preprocessor.reference().encode(helpers.TEXTS + ["a", "good " * 30])
-    expected = np.asarray(TextClassifierExport().token_id_model(model)(ids))
+    expected = np.asarray(token_id_model(model)(ids))
     assert model.naive_bayes is not None and expected[:, 0].std() > 0.01
     executorch_peer.save_inputs(model, ids, expected, tmp_path, validation_ids)
     result = run_child("benchmarks.executorch_peer", tmp_path, timeout=600)
@@ -300,7 +300,7 @@ def test_executorch_twin_of_the_cnn_classifier_computes_what_keras_computes(tmp_
     seconds = run_child("benchmarks.runtime_process", tmp_path / "spec.json", timeout=600)["seconds"]
     assert {batch: len(values) for batch, values in seconds.items()} == {"1": 3, "32": 3}
     np.testing.assert_allclose(np.load(tmp_path / "validation_outputs.npy"),
-                               TextClassifierExport().token_id_model(model)(validation_ids), atol=1e-5)
+                               token_id_model(model)(validation_ids), atol=1e-5)
 
 
 def test_executorch_peer_refuses_a_model_it_has_no_twin_for(tmp_path):

@@ -71,7 +71,7 @@ def test_train_evaluate_predict(tiny_csv, tmp_path):
 
     # Export validates on the split recorded in train_report.json.
     root = tmp_path / "serving"
-    exported = run_zoo("export", out, "--root", root, "--quantize", "float16")
+    exported = run_zoo("export", out, "--root", root, "--variants", "float16")
     assert exported.returncode == 0, exported.stderr
     assert "exported model version 1" in exported.stdout and "litert float32" in exported.stdout
     version = root / "model" / "1"
@@ -83,10 +83,10 @@ def test_train_evaluate_predict(tiny_csv, tmp_path):
         assert [json.loads(line)["label"] for line in by_file.stdout.splitlines()] == [row["label"] for row in rows]
     export_report = json.loads((version / "export_report.json").read_text())
     assert export_report["validation_examples"] == report["data"]["validation_examples"]
-    again = run_zoo("export", out, "--root", root, "--version", 1, "--format", "tflite", "--quantize", "none")
+    again = run_zoo("export", out, "--root", root, "--version", 1, "--format", "litert", "--variants", "none")
     assert "already exists" in error_line(again)
-    assert run_zoo("export", out, "--root", root, "--name", "sentiment", "--format", "tflite",
-                   "--quantize", "none").returncode == 0
+    assert run_zoo("export", out, "--root", root, "--name", "sentiment", "--format", "litert",
+                   "--variants", "none").returncode == 0
     assert sorted(p.name for p in root.iterdir()) == ["model", "sentiment"]
 
 

@@ -27,7 +27,7 @@ EXPORT_SCRIPT = textwrap.dedent("""
     from tests import helpers
     from zoo.export import export
     model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
-    export(model, root={root!r}, formats=("saved_model", "tflite", "onnx"), quantize=(),
+    export(model, root={root!r}, formats=("saved_model", "litert", "onnx"), variants=(),
            validation_data=helpers.TEXTS)
 """)
 

@@ -99,7 +99,7 @@ def test_exported_versions_are_readable_by_a_serving_user(tmp_path):
     model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
     umask = os.umask(0o022)
     try:
-        result = export(model, root=tmp_path, formats=("saved_model", "tflite"), quantize=(),
+        result = export(model, root=tmp_path, formats=("saved_model", "litert"), variants=(),
                         validation_data=helpers.TEXTS)
     finally:
         os.umask(umask)
@@ -117,7 +117,7 @@ def test_leftovers_of_a_killed_export_are_removed_by_the_next(tmp_path):
     dead.mkdir(parents=True)
     live.mkdir()
     model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
-    export(model, root=tmp_path, formats=("tflite",), quantize=(), validation_data=helpers.TEXTS)
+    export(model, root=tmp_path, formats=("litert",), variants=(), validation_data=helpers.TEXTS)
     assert not dead.exists() and live.exists()
 
 
@@ -134,7 +134,7 @@ def test_sigterm_during_an_export_leaves_nothing(tmp_path):
             time.sleep(120)
         litert.convert = slow_convert
         model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
-        export(model, root={str(tmp_path / "serving")!r}, formats=("saved_model", "tflite"), quantize=(),
+        export(model, root={str(tmp_path / "serving")!r}, formats=("saved_model", "litert"), variants=(),
                validation_data=helpers.TEXTS)
     """)
     process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
@@ -174,15 +174,6 @@ def test_concurrent_exports_claim_distinct_versions(tmp_path):
     assert sorted(path.name for path in base.iterdir()) == [".claim-3"]
 
 
-@pytest.fixture(scope="module")
-def exported_version(tmp_path_factory):
-    from zoo.export import export
-
-    model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
-    return export(model, root=tmp_path_factory.mktemp("serving"), formats=("tflite", "onnx"), quantize=(),
-                  validation_data=helpers.TEXTS).path
-
-
 def copy_version(version, tmp_path):
     import shutil
 
@@ -191,19 +182,19 @@ def copy_version(version, tmp_path):
     return copy
 
 
-def test_zoo_verify_passes_an_untouched_version(exported_version):
-    checked = run_zoo("verify", exported_version)
+def test_zoo_verify_passes_an_untouched_version(gru_export):
+    checked = run_zoo("verify", gru_export)
     assert checked.returncode == 0, checked.stderr
     assert "files match manifest.json; 2 sidecars match their model files" in checked.stdout
 
 
-def test_a_flipped_bit_a_reordered_vocabulary_and_a_stray_file_are_caught(exported_version, tmp_path):
+def test_a_flipped_bit_a_reordered_vocabulary_and_a_stray_file_are_caught(gru_export, tmp_path):
     import json
 
     from zoo.runtime import TextClassifierRunner
     from zoo.runtime.verify import VerificationError
 
-    version = copy_version(exported_version, tmp_path)
+    version = copy_version(gru_export, tmp_path)
     model = version / "litert" / "model.tflite"
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 1
@@ -212,7 +203,7 @@ def test_a_flipped_bit_a_reordered_vocabulary_and_a_stray_file_are_caught(export
     with pytest.raises(VerificationError, match="model.tflite: sha256 differs"):
         TextClassifierRunner(model)
 
-    version = copy_version(exported_version, tmp_path / "b")
+    version = copy_version(gru_export, tmp_path / "b")
     sidecar = version / "onnx" / "model.json"
     spec = json.loads(sidecar.read_text())
     spec["tokenizer"]["vocabulary"][2:4] = spec["tokenizer"]["vocabulary"][3:1:-1]
@@ -220,25 +211,25 @@ def test_a_flipped_bit_a_reordered_vocabulary_and_a_stray_file_are_caught(export
     with pytest.raises(VerificationError, match=r"onnx/model.json: sha256 differs"):
         TextClassifierRunner(version / "onnx" / "model.onnx")
 
-    version = copy_version(exported_version, tmp_path / "c")
+    version = copy_version(gru_export, tmp_path / "c")
     (version / "litert" / "extra.bin").write_bytes(b"x")
     assert "extra.bin: not listed in manifest.json" in error_line(run_zoo("verify", version))
 
 
-def test_a_sidecar_that_does_not_fit_its_model_file_is_refused_even_without_a_manifest(exported_version, tmp_path):
+def test_a_sidecar_that_does_not_fit_its_model_file_is_refused_even_without_a_manifest(gru_export, tmp_path):
     import json
     import shutil
 
     from zoo.runtime import TextClassifierRunner
     from zoo.runtime.verify import VerificationError
 
-    shutil.copy(exported_version / "litert" / "model.tflite", tmp_path / "model.tflite")
-    spec = json.loads((exported_version / "litert" / "model.json").read_text())
+    shutil.copy(gru_export / "litert" / "model.tflite", tmp_path / "model.tflite")
+    spec = json.loads((gru_export / "litert" / "model.json").read_text())
     spec["labels"] = ["a", "b", "c"]
     (tmp_path / "model.json").write_text(json.dumps(spec))
     with pytest.raises(VerificationError, match=r"field 'labels': 3 labels, but the model file outputs 2"):
         TextClassifierRunner(tmp_path / "model.tflite")
-    spec = json.loads((exported_version / "litert" / "model.json").read_text())
+    spec = json.loads((gru_export / "litert" / "model.json").read_text())
     spec["tokenizer"]["sequence_length"] = 7
     (tmp_path / "model.json").write_text(json.dumps(spec))
     with pytest.raises(VerificationError, match=r"field 'tokenizer.sequence_length': 7"):
@@ -300,11 +291,12 @@ def test_any_file_content_loads_or_is_one_data_error_naming_the_file(tmp_path_fa
     ({"sampler": "top_p", "temperature": 0}, "temperature must be a number > 0, got 0"),
     ({"max_length": 1}, "max_length must be an integer >= 2"),
 ])
-def test_keras_and_litert_generation_refuse_the_same_arguments_with_the_same_message(gpt2_export, arguments, message):
+def test_keras_and_litert_generation_refuse_the_same_arguments_with_the_same_message(tiny_gpt2, gpt2_export,
+                                                                                     arguments, message):
     from zoo.causal_lm import generate
     from zoo.runtime import Generator
 
-    model, decoder = gpt2_export
+    model, decoder = tiny_gpt2, gpt2_export / "litert" / "model.tflite"
     arguments = dict({"prompts": ["ROMEO:"], "max_length": 16, "sampler": "greedy"}, **arguments)
     prompts = arguments.pop("prompts")
     errors = []
@@ -313,15 +305,6 @@ def test_keras_and_litert_generation_refuse_the_same_arguments_with_the_same_mes
             run()
         errors.append(str(error.value))
     assert errors[0] == errors[1]
-
-
-@pytest.fixture(scope="module")
-def gpt2_export(tmp_path_factory):
-    from zoo.export import export
-
-    model = helpers.build_tiny("gpt2_tiny")
-    result = export(model, root=tmp_path_factory.mktemp("serving"), formats=("tflite",), quantize=())
-    return model, result.path / "litert" / "model.tflite"
 
 
 def test_an_output_folder_under_a_file_and_a_truncated_keras_file_are_one_line(tmp_path):
@@ -357,14 +340,14 @@ def test_safe_mode_refuses_a_lambda_model_and_runs_none_of_its_code(tmp_path):
     assert not marker.exists()
 
 
-def test_memory_is_flat_and_outputs_bit_identical_over_60000_runner_calls(exported_version):
+def test_memory_is_flat_and_outputs_bit_identical_over_60000_runner_calls(gru_export):
     from zoo.runtime import TextClassifierRunner
 
     def resident_bytes():
         with open("/proc/self/statm") as statm:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
-    runner = TextClassifierRunner(exported_version / "litert" / "model.tflite")
+    runner = TextClassifierRunner(gru_export / "litert" / "model.tflite")
     texts = ["a great film", "the plot is a tedious mess", ""]
     first = [runner.predict([text]) for text in texts]
     for call in range(5_000):  # allocator and interpreter caches reach their steady size

@@ -31,20 +31,12 @@ def run_without_tensorflow(code):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serving")
-    classifier = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
-    classifier.fit(helpers.TEXTS, helpers.LABELS, epochs=3, batch_size=8, verbose=0)
-    classifier_version = export(classifier, root=root, formats=("tflite", "onnx"), quantize=(),
-                                validation_data=(helpers.TEXTS, helpers.LABELS)).path
-    lm = helpers.build_tiny("gpt2_tiny")
-    lm_version = export(lm, root=root, formats=("tflite",), quantize=(), validation_data=helpers.PROMPTS,
-                        cache_length=32, validation_length=20).path
-    return classifier, classifier_version, lm, lm_version
+def exported(tiny_gru, gru_export, tiny_gpt2, gpt2_export):
+    return tiny_gru, gru_export, tiny_gpt2, gpt2_export
 
 
 def test_classifier_and_decoder_run_with_tensorflow_unimportable(exported):
-    from zoo.export.causal_lm_export import keras_greedy_token_ids
+    from zoo.export.tasks.causal_lm import keras_greedy_token_ids
 
     classifier, classifier_version, lm, lm_version = exported
     texts = helpers.UNSEEN + helpers.TEXTS[:4]
@@ -80,9 +72,9 @@ def test_cli_predicts_and_generates_from_exported_files_without_tensorflow(expor
     assert '"label":' in output and "ROMEO:" in output
 
 
-def test_import_zoo_loads_no_tensorflow_and_keras_still_finds_zoo_layers(tmp_path):
+def test_import_zoo_loads_no_tensorflow_and_zoo_models_registers_zoo_layers_with_keras(tmp_path):
     code = ("import sys, zoo, zoo.runtime; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; "
-            "import keras; print(keras.saving.get_registered_object('zoo>TextClassifier').__name__)")
+            "import keras, zoo.models; print(keras.saving.get_registered_object('zoo>TextClassifier').__name__)")
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "TextClassifier"

@@ -27,17 +27,10 @@ from zoo.runtime.verify import VerificationError
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
-    from zoo.export import export
-
-    root = tmp_path_factory.mktemp("serving")
-    classifier = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
-    classifier_dir = export(classifier, root=root, formats=("saved_model", "tflite", "onnx"), quantize=(),
-                            validation_data=helpers.TEXTS).path
-    decoder_dir = export(helpers.build_tiny("gpt2_tiny"), root=root, formats=("tflite",), quantize=()).path
-    return {"classifier": classifier, "classifier_dir": classifier_dir,
-            "files": {"litert": classifier_dir / "litert" / "model.tflite", "onnx": classifier_dir / "onnx" / "model.onnx",
-                      "decoder": decoder_dir / "litert" / "model.tflite"}}
+def exports(tiny_gru, gru_export, gpt2_export):
+    return {"classifier": tiny_gru, "classifier_dir": gru_export,
+            "files": {"litert": gru_export / "litert" / "model.tflite", "onnx": gru_export / "onnx" / "model.onnx",
+                      "decoder": gpt2_export / "litert" / "model.tflite"}}
 
 
 RUNS = {

@@ -25,7 +25,7 @@ from keras import ops
 import numpy as np
 import tensorflow as tf
 
-from zoo import interrupts, registry
+from zoo import interrupts, models
 from zoo.data import load_corpus
 from zoo.preprocessing import bpe
 from zoo.runtime import generator as runtime_generator
@@ -198,7 +198,7 @@ def train_causal_lm(
         **overrides: model config, e.g. `weights=DIR`, `sequence_length=256`,
             `tokenizer="train"`, `bpe_vocabulary_size=4096`.
     """
-    spec = registry.model_info(name)
+    spec = models.model_info(name)
     if spec.task != "causal-lm":
         raise ValueError(f"{name} is a {spec.task} model; train it with `zoo train` / train_classifier")
     check_training_arguments(epochs=epochs, batch_size=batch_size)
@@ -211,7 +211,7 @@ def train_causal_lm(
         cluster = distributed.make_cluster(strategy)
         if callbacks:
             raise ValueError("callbacks are Keras fit callbacks; training with a strategy runs zoo's own loop")
-    registry.check_config(name, dict(spec.default_config, **{k: v for k, v in overrides.items()
+    models.check_config(name, dict(spec.default_config, **{k: v for k, v in overrides.items()
                                                              if k in spec.default_config}))
     out_dir = pathlib.Path(out_dir or pathlib.Path("saved_models") / name)
     check_folder(out_dir, "out_dir")
@@ -233,7 +233,7 @@ def train_causal_lm(
         return cluster.strategy.scope() if cluster else contextlib.nullcontext()
 
     with scope():
-        model = registry.create_model(name, **overrides)
+        model = models.create_model(name, **overrides)
         if lora_rank:
             enable_lora(model, int(lora_rank))
     tokenizer = model.preprocessor.tokenizer

@@ -98,13 +98,13 @@ def _build_parser():
     command.add_argument("--version", type=int, help="integer version (default: next free one)")
     command.add_argument(
         "--format",
-        help="comma list of formats (zoo.export.FORMATS: saved_model, tflite, onnx, litertlm); default: every "
-             "format the model's task supports (classifiers: no litertlm; language models: no onnx)",
+        help="comma list of formats (saved_model, litert, onnx, litert_lm); default: every format of the model's "
+             "task that serves it (classifiers: no litert_lm; language models: no onnx)",
     )
     command.add_argument(
-        "--quantize",
-        help="comma list of LiteRT variants, or 'none' (default: float16,dynamic_int8,int8,batch32 for classifiers, "
-             "dynamic_int8 for language models)",
+        "--variants",
+        help="comma list of variants besides float32, or 'none' (LiteRT: float16, dynamic_int8, int8, batch32; "
+             "ONNX and LiteRT-LM: dynamic_int8). Default: all for classifiers, dynamic_int8 for language models",
     )
     command.add_argument("--cache-length", type=int, help="language models: LiteRT KV cache length (default 256)")
     command.add_argument(
@@ -174,8 +174,10 @@ def _list(args):
 
 def _info(args):
     import zoo
+    from zoo.export.formats import formats_for_task
 
-    print(json.dumps(zoo.model_info(args.name).to_dict(), indent=2))
+    spec = zoo.model_info(args.name)
+    print(json.dumps(dict(spec.to_dict(), export_formats=list(formats_for_task(spec.task))), indent=2))
 
 
 def _parse_overrides(pairs):
@@ -439,7 +441,7 @@ def _export(args):
         name=args.name or _default_export_name(args.model),
         version=args.version,
         formats=None if args.format is None else _comma_list(args.format),
-        quantize=None if args.quantize is None else () if args.quantize == "none" else _comma_list(args.quantize),
+        variants=None if args.variants is None else () if args.variants == "none" else _comma_list(args.variants),
         force=args.force,
         validation_data=validation_data,
         calibration_texts=calibration_texts,

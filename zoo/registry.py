@@ -4,20 +4,24 @@ A registered function receives the merged configuration (its defaults, then
 the caller's overrides) and returns a ready Keras model. Variants are data:
 several names can share one builder with different defaults.
 
+This module is a leaf: it imports no model file (nor TensorFlow). The family
+modules import it and register their builders; `zoo.models` imports every
+family and re-exports the functions below, so that is where callers look
+models up.
+
 Example:
->>> import zoo
->>> zoo.list_models("*lstm*")
+>>> from zoo.models import create_model, list_models
+>>> list_models("*lstm*")
 ['bilstm_classifier', 'lstm_classifier']
->>> model = zoo.create_model("lstm_classifier", hidden_dim=32)
+>>> model = create_model("lstm_classifier", hidden_dim=32)
 """
 
 import dataclasses
 import difflib
 import fnmatch
-import importlib
 import re
 import types
-from typing import Callable, Mapping, Optional, Tuple
+from typing import Callable, Mapping, Optional
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +33,6 @@ class ModelSpec:
     family: str
     description: str
     default_config: Mapping
-    export_formats: Tuple[str, ...]
     # Overrides that make the model tiny enough for the shared tests (seconds to build, fit and export).
     test_config: Mapping = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
     builder: Callable = dataclasses.field(default=None, repr=False, compare=False)
@@ -41,7 +44,6 @@ class ModelSpec:
             "family": self.family,
             "description": self.description,
             "default_config": dict(self.default_config),
-            "export_formats": list(self.export_formats),
             "test_config": dict(self.test_config),
         }
 
@@ -50,7 +52,7 @@ class _Registry:
     def __init__(self):
         self._specs = {}
 
-    def register(self, builder, *, task, family, default_config, export_formats, test_config):
+    def register(self, builder, *, task, family, default_config, test_config):
         name = builder.__name__
         if name in self._specs:
             raise ValueError(f"model {name!r} is already registered")
@@ -64,14 +66,12 @@ class _Registry:
             family=family,
             description=description,
             default_config=types.MappingProxyType(dict(default_config)),
-            export_formats=tuple(export_formats),
             test_config=types.MappingProxyType(dict(test_config)),
             builder=builder,
         )
         return builder
 
     def spec(self, name):
-        _import_builtin_models()
         try:
             return self._specs[name]
         except KeyError:
@@ -80,7 +80,6 @@ class _Registry:
             ) from None
 
     def names(self, pattern=None, task=None):
-        _import_builtin_models()
         names = [
             name
             for name, spec in self._specs.items()
@@ -90,18 +89,9 @@ class _Registry:
         return sorted(names, key=_natural_key)
 
 
-def _import_builtin_models():
-    # The family modules register themselves on import; importing here (not
-    # at the top) lets them import this module without a cycle, and keeps
-    # `import zoo` free of TensorFlow.
-    import keras
-
-    if keras.config.backend() != "tensorflow":
-        raise ImportError(f"zoo needs the TensorFlow Keras backend; KERAS_BACKEND is {keras.config.backend()!r}")
-    importlib.import_module("zoo.models")
-
-
 def _suggest(word, candidates):
+    if not candidates:
+        return "; nothing is registered yet: import zoo.models, which registers every family"
     close = difflib.get_close_matches(word, list(candidates), n=3, cutoff=0.5)
     if close:
         return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
@@ -115,15 +105,13 @@ def _natural_key(name):
 _REGISTRY = _Registry()
 
 
-def register_model(
-    *, task, family, default_config, export_formats=("keras", "saved_model", "tflite", "onnx"), test_config=None
-):
+def register_model(*, task, family, default_config, test_config=None):
     """Register a builder under its function name.
 
     The builder is called as `builder(**config)` with `default_config`
     updated by the caller's overrides; the first docstring line becomes the
     description. `test_config` holds overrides (keys of `default_config`)
-    that make the model tiny for the shared tests in `tests/helpers.py`.
+    that make the model tiny for the shared tests (`tests/models/test_models.py`).
     """
 
     def decorator(builder):
@@ -132,7 +120,6 @@ def register_model(
             task=task,
             family=family,
             default_config=default_config,
-            export_formats=export_formats,
             test_config=test_config or {},
         )
 

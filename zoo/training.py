@@ -16,7 +16,7 @@ import time
 
 import keras
 
-from zoo import interrupts, registry
+from zoo import interrupts, models
 from zoo.data import load_texts
 from zoo.evaluation import evaluate_classifier
 from zoo.saving import MODEL_FILENAME, REPORT_FILENAME, check_folder, remove_stale, write_atomically
@@ -68,7 +68,7 @@ def train_classifier(
         from zoo import distributed
 
         cluster = distributed.make_cluster(strategy)
-    registry.check_config(name, dict(registry.model_info(name).default_config, **overrides))
+    models.check_config(name, dict(models.model_info(name).default_config, **overrides))
     out_dir = pathlib.Path(out_dir or pathlib.Path("saved_models") / name)
     check_folder(out_dir, "out_dir")
     dataset = load_texts(data, text_column=text_column, label_column=label_column, encoding=encoding)
@@ -76,7 +76,7 @@ def train_classifier(
     keras.utils.set_random_seed(seed)
     # Under a strategy the variables (and the optimizer's) are made in its scope: mirrored on every replica.
     with cluster.strategy.scope() if cluster else contextlib.nullcontext():
-        model = registry.create_model(
+        model = models.create_model(
             name, num_classes=len(dataset.class_names), class_names=list(dataset.class_names), **overrides
         )
         model.adapt(train.texts, train.labels)
@@ -163,7 +163,7 @@ def _train_distributed(name, model, cluster, train, validation, out_dir, overrid
 def _summary(name, overrides, data_fields, history, best_epoch, seconds, examples_per_second, report):
     return {
         "model": name,
-        "config": _jsonable(dict(registry.model_info(name).default_config, **overrides)),
+        "config": _jsonable(dict(models.model_info(name).default_config, **overrides)),
         "data": data_fields,
         "epochs_run": len(history["val_accuracy"]),
         "best_epoch": best_epoch,

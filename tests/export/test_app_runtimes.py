@@ -22,7 +22,7 @@ def mediapipe_exact_export(tmp_path_factory):
     model = helpers.build_tiny("lstm_classifier", class_names=["negative", "positive"], lower=False,
                                punctuation="delimit")
     model.fit(helpers.TEXTS, helpers.LABELS, epochs=3, batch_size=8, verbose=0)
-    result = export(model, root=tmp_path_factory.mktemp("serving"), formats=("tflite",),
+    result = export(model, root=tmp_path_factory.mktemp("serving"), formats=("litert",),
                     validation_data=(helpers.TEXTS + RAW_TEXTS, list(helpers.LABELS) + [1, 0, 1, 1, 0, 1, 1]))
     return model, result
 
@@ -59,7 +59,7 @@ def test_the_metadata_names_the_model_and_carries_vocabulary_and_labels(mediapip
 
 def test_with_zoos_default_tokenizer_mediapipe_runs_and_the_report_says_its_ids_differ(tmp_path):
     model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
-    result = export(model, root=tmp_path, formats=("tflite",), quantize=(), validation_data=RAW_TEXTS)
+    result = export(model, root=tmp_path, formats=("litert",), variants=(), validation_data=RAW_TEXTS)
     figures = result.report["parity"]["litert float32"]["mediapipe"]
     assert figures["ids_exact"] is False and figures["examples"] == len(RAW_TEXTS)
     assert "train with lower=False, punctuation='delimit'" in result.format_table()
@@ -77,8 +77,8 @@ def test_a_mediapipe_score_off_by_more_than_1e_6_fails_the_export(tmp_path, monk
         return outputs
 
     monkeypatch.setattr(isolation, "run_in_child", mediapipe_off)
-    with pytest.raises(ParityError, match=r"mediapipe TextClassifier.*exceeds 1e-06"):
-        export(model, root=tmp_path, formats=("tflite",), quantize=(), validation_data=helpers.TEXTS)
+    with pytest.raises(ParityError, match=r"litert float32 \(mediapipe\).*exceeds 1e-06"):
+        export(model, root=tmp_path, formats=("litert",), variants=(), validation_data=helpers.TEXTS)
     assert not any(path.name.isdigit() for path in (tmp_path / model.name).iterdir())
 
 
@@ -87,7 +87,7 @@ def litert_lm_export(tmp_path_factory):
     model = helpers.build_tiny("gpt2_tiny", num_layers=2)
     helpers.CausalLMCase.fit(model)
     prompts = helpers.PROMPTS + ["NURSE: the moon is pale, and so is the sun. FRIAR: the letter"]  # > one prefill chunk
-    result = export(model, root=tmp_path_factory.mktemp("serving"), formats=("litertlm",),
+    result = export(model, root=tmp_path_factory.mktemp("serving"), formats=("litert_lm",),
                     validation_data=prompts, cache_length=48, validation_length=40)
     return model, result
 
@@ -96,8 +96,9 @@ def test_litert_lm_engine_reproduces_keras_greedy_token_for_token(litert_lm_expo
     model, result = litert_lm_export
     parity = result.report["parity"]
     assert parity["litert_lm float32"]["identical_sequences"] == 1.0
-    assert 0 <= parity["litert_lm float32"]["prompts_compared_by_text"] <= len(helpers.PROMPTS) + 1
-    assert 0.0 <= parity["litert_lm dynamic_int8"]["token_agreement"] <= 1.0
+    assert parity["litert_lm float32"]["prompts"] == len(helpers.PROMPTS) + 1
+    # int8 weights, float activations: on this model the greedy choice does not move.
+    assert parity["litert_lm dynamic_int8"]["token_agreement"] >= 0.9
     manifest = json.loads((result.path / "manifest.json").read_text())
     bundle = manifest["artifacts"]["litert_lm float32"]
     assert bundle["path"] == "litert_lm/model.litertlm" and bundle["max_num_tokens"] == 48
@@ -110,7 +111,7 @@ def test_litert_lm_engine_reproduces_keras_greedy_token_for_token(litert_lm_expo
 
 def test_zoo_generate_runs_a_bundle_on_the_engine(litert_lm_export):
     from tests.test_cli import run_zoo
-    from zoo.export.causal_lm_export import keras_greedy_token_ids
+    from zoo.export.tasks.causal_lm import keras_greedy_token_ids
 
     model, result = litert_lm_export
     bundle = result.path / "litert_lm" / "model.litertlm"

@@ -14,23 +14,23 @@ import pytest
 import tensorflow as tf
 
 from tests import helpers
-from zoo.export import ExportError, RuntimeCrash, export, isolation, text_classifier_export
+from zoo.export import ExportError, RuntimeCrash, export, isolation
+from zoo.export.architectures import recipe_for
 from zoo.export.formats import litert, saved_model
-from zoo.export.text_classifier_export import TextClassifierExport, with_full_windows
+from zoo.export.tasks import task_for, text_classification
+from zoo.export.tasks.text_classification import with_full_windows
 
 VALIDATION = (helpers.TEXTS, helpers.LABELS)
 
 
 @pytest.fixture(scope="module")
-def model():
-    model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
-    model.fit(helpers.TEXTS, helpers.LABELS, epochs=2, batch_size=8, verbose=0)
-    return model
+def model(tiny_gru):
+    return tiny_gru
 
 
 def fast_export(model, root, **kwargs):
-    kwargs.setdefault("quantize", ())
-    kwargs.setdefault("formats", ("saved_model", "tflite"))
+    kwargs.setdefault("variants", ())
+    kwargs.setdefault("formats", ("saved_model", "litert"))
     return export(model, root=root, validation_data=VALIDATION, **kwargs)
 
 
@@ -49,7 +49,7 @@ def test_versions_count_up_and_existing_ones_are_kept(model, tmp_path):
     assert (first.path / "saved_model.pb").stat().st_mtime_ns == before
     replaced = fast_export(model, tmp_path, version=1, force=True)
     assert replaced.path == first.path and entries(tmp_path / "gru_classifier") == ["1", "2"]
-    assert fast_export(model, tmp_path, version=7, formats=("tflite",)).path.name == "7"
+    assert fast_export(model, tmp_path, version=7, formats=("litert",)).path.name == "7"
 
 
 @pytest.mark.parametrize("failure", [KeyboardInterrupt, ExportError])
@@ -74,7 +74,7 @@ def test_parity_failure_fails_the_export(model, tmp_path, monkeypatch):
 
         monkeypatch.setattr(isolation, "run_in_child", off_by_a_little)
         with pytest.raises(ExportError, match=r"exceeds 0.0001") as error:
-            fast_export(model, tmp_path, formats=("tflite", "onnx"))
+            fast_export(model, tmp_path, formats=("litert", "onnx"))
         # The message names the artifact and the runtime that differed.
         assert f"({runtime})" in str(error.value)
         assert ("litert float32" if runtime != "cpu" else "onnx float32") in str(error.value)
@@ -97,7 +97,7 @@ def test_a_crashing_interpreter_fails_float32_and_drops_a_quantized_variant(mode
     assert entries(tmp_path / "gru_classifier") == []
 
     monkeypatch.setattr(isolation, "run_in_child", crash_on("model.float16.tflite"))
-    result = fast_export(model, tmp_path, quantize=("float16", "dynamic_int8"))
+    result = fast_export(model, tmp_path, variants=("float16", "dynamic_int8"))
     assert "SIGABRT" in result.report["skipped"]["litert float16"]
     assert sorted(os.listdir(result.path / "litert")) == [
         "model.dynamic_int8.json", "model.dynamic_int8.tflite", "model.json", "model.tflite"]
@@ -106,7 +106,7 @@ def test_a_crashing_interpreter_fails_float32_and_drops_a_quantized_variant(mode
 
 def test_a_crash_in_the_child_process_is_a_runtime_crash(model, tmp_path):
     # A real child-process death (not a monkeypatched one): a file that is no flatbuffer.
-    result = fast_export(model, tmp_path, formats=("tflite",))
+    result = fast_export(model, tmp_path, formats=("litert",))
     broken = tmp_path / "broken.tflite"
     broken.write_bytes(b"\0" * 64)
     (tmp_path / "broken.json").write_text((result.path / "litert" / "model.json").read_text())
@@ -130,13 +130,13 @@ def test_an_int8_file_xnnpack_refuses_is_left_out_and_full_windows_fix_it(tmp_pa
     # run the file. The export must not ship a file an app cannot load.
     bilstm = helpers.build_tiny("bilstm_classifier", class_names=["negative", "positive"])
     bilstm.fit(helpers.TEXTS, helpers.LABELS, epochs=10, batch_size=8, verbose=0)
-    monkeypatch.setattr(text_classifier_export, "with_full_windows", lambda token_ids: token_ids)
-    result = fast_export(bilstm, tmp_path, quantize=("int8",), formats=("tflite",))
+    monkeypatch.setattr(text_classification, "with_full_windows", lambda token_ids: token_ids)
+    result = fast_export(bilstm, tmp_path, variants=("int8",), formats=("litert",))
     assert "xnnpack runtime failed: failed to create XNNPACK runtime" in result.report["skipped"]["litert int8"]
     assert not (result.path / "litert" / "model.int8.tflite").exists()
 
     monkeypatch.undo()
-    result = fast_export(bilstm, tmp_path, quantize=("int8",), formats=("tflite",))
+    result = fast_export(bilstm, tmp_path, variants=("int8",), formats=("litert",))
     assert result.report["skipped"] == {}
     figures = result.report["parity"]["litert int8"]
     assert figures["xnnpack"]["label_agreement"] >= 0.9 and figures["label_agreement"] >= 0.9
@@ -146,8 +146,8 @@ def test_transformer_int8_keeps_attention_and_layer_norm_in_float(tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     transformer = helpers.build_tiny("transformer_classifier", class_names=["negative", "positive"])
-    config = TextClassifierExport()
-    saved = config.write_conversion_saved_model(transformer, tmp_path / "sm")
+    task = task_for(transformer)
+    saved = task.runtime_graph(transformer, litert.target("int8"), {}).write_saved_model(tmp_path / "sm")
     calibration = [{"token_ids": row[np.newaxis]}
                    for row in with_full_windows(transformer.preprocessor.reference().encode(helpers.TEXTS))]
 
@@ -161,7 +161,7 @@ def test_transformer_int8_keeps_attention_and_layer_norm_in_float(tmp_path):
 
     everything = output_dtypes(litert.convert(saved, "int8", calibration))
     assert everything["BATCH_MATMUL"] == everything["SOFTMAX"] == {"int8"}
-    float_ops = config.litert_int8_float_ops(transformer)
+    float_ops = recipe_for(transformer.backbone).int8_float_ops
     selective = output_dtypes(litert.convert(saved, "int8", calibration, float_ops=float_ops))
     assert selective["FULLY_CONNECTED"] == {"int8"}
     for op in ["BATCH_MATMUL", "SOFTMAX", "MEAN", "RSQRT"]:
@@ -218,9 +218,9 @@ def test_bad_arguments_fail_before_writing(model, tmp_path):
     with pytest.raises(ExportError, match="formats"):
         fast_export(model, tmp_path, formats=("coreml",))
     with pytest.raises(ExportError, match="needs one of the formats"):
-        fast_export(model, tmp_path, formats=("saved_model",), quantize=("int8",))
-    with pytest.raises(ExportError, match="quantize"):
-        fast_export(model, tmp_path, quantize=("int4",))
+        fast_export(model, tmp_path, formats=("saved_model",), variants=("int8",))
+    with pytest.raises(ExportError, match="variants"):
+        fast_export(model, tmp_path, variants=("int4",))
     with pytest.raises(ExportError, match="version"):
         fast_export(model, tmp_path, version=0)
     with pytest.raises(ExportError, match="vocabulary"):
@@ -228,10 +228,26 @@ def test_bad_arguments_fail_before_writing(model, tmp_path):
     assert not (tmp_path / "gru_classifier").exists() or entries(tmp_path / "gru_classifier") == []
 
 
+def test_a_format_writes_a_model_to_a_path_without_an_export(model, tmp_path):
+    # Each format plug-in is callable on its own (benchmarks and users write single files this way).
+    from zoo.export.formats import onnx
+    from zoo.runtime import TextClassifierRunner
+
+    expected = model.predict(helpers.UNSEEN, verbose=0)
+    for format_module, path in ((litert, tmp_path / "phone" / "lstm.tflite"), (onnx, tmp_path / "server.onnx")):
+        artifact = format_module.write(model, path)
+        assert artifact["format"] == format_module.NAME and artifact["bytes"] == path.stat().st_size
+        np.testing.assert_allclose(TextClassifierRunner(path).predict(helpers.UNSEEN), expected, atol=1e-5)
+    batch32 = litert.write(model, tmp_path / "server.tflite", "batch32")
+    assert batch32["signatures"]["serving_default"]["inputs"][0]["shape"] == [32, model.sequence_length]
+    with pytest.raises(ExportError, match="no 'int4' variant"):
+        litert.write(model, tmp_path / "x.tflite", "int4")
+
+
 def test_sidecar_tokenizer_matches_keras_ids(model, tmp_path):
     from zoo.runtime import TextClassifierRunner
 
-    result = fast_export(model, tmp_path, formats=("tflite",))
+    result = fast_export(model, tmp_path, formats=("litert",))
     runner = TextClassifierRunner(result.path / "litert" / "model.tflite")
     np.testing.assert_array_equal(
         runner.tokenizer.encode(helpers.UNSEEN), model.preprocessor(helpers.UNSEEN).numpy()

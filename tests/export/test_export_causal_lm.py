@@ -10,9 +10,9 @@ import tensorflow as tf
 
 import zoo
 from tests.models.test_gpt2 import CORPUS, TINY
-from zoo.export import ExportError, export, gpt2_decoder
-from zoo.export import causal_lm_export as causal_lm
+from zoo.export import ExportError, export
 from zoo.export.formats import litert
+from zoo.export.tasks import causal_lm
 from zoo.runtime import Generator, TextClassifierRunner
 from zoo.preprocessing import bpe
 
@@ -45,7 +45,8 @@ def test_layout_report_and_builtin_only_files(exported):
     assert parity["saved_model"]["identical_sequences"] == 1.0
     assert parity["litert float32"]["identical_sequences"] == 1.0
     assert parity["litert float32"]["prefill_logits_max_abs_diff"] < 1e-4
-    assert 0.0 <= parity["litert dynamic_int8"]["token_agreement"] <= 1.0
+    # int8 weights move the logits (by ~3e-3 here) but not, on this model, the greedy choice.
+    assert parity["litert dynamic_int8"]["token_agreement"] >= 0.9
     # Both LiteRT files also ran under the default XNNPACK delegate.
     for key in ["litert float32", "litert dynamic_int8"]:
         assert parity[key]["xnnpack"]["prompts"] == len(PROMPTS) and parity[key]["xnnpack"]["generated_tokens"] > 0
@@ -58,7 +59,7 @@ def test_layout_report_and_builtin_only_files(exported):
         assert all(op.isupper() for op in ops), ops
         assert set(manifest["artifacts"][key]["signatures"]) == {"prefill", "decode"}
         # A step reads each layer's cache input in place: no per-element STRIDED_SLICE of it, no UNPACK
-        # splitting a stacked cache, no rewritten copy of it (see gpt2_decoder.cached_step).
+        # splitting a stacked cache, no rewritten copy of it (zoo.export.architectures.gpt2).
         file = path / "litert" / ("model.tflite" if key == "litert float32" else "model.dynamic_int8.tflite")
         for signature, signature_ops in litert.signature_op_names(file.read_bytes()).items():
             assert "BATCH_MATMUL" in signature_ops, (signature, signature_ops)
@@ -117,15 +118,15 @@ def test_generator_samplers_lengths_and_errors(exported, tmp_path):
 def test_bad_export_arguments_leave_nothing(model, tmp_path):
     with pytest.raises(ExportError, match="cache_length"):
         export(model, root=tmp_path, cache_length=10_000, validation_data=PROMPTS)
-    with pytest.raises(ExportError, match="quantize"):
-        export(model, root=tmp_path, quantize=("int8",), validation_data=PROMPTS)
-    with pytest.raises(ExportError, match="'onnx' does not export causal-lm models"):
+    with pytest.raises(ExportError, match="variants"):
+        export(model, root=tmp_path, variants=("int8",), validation_data=PROMPTS)
+    with pytest.raises(ExportError, match="'onnx' does not export this causal-lm model"):
         export(model, root=tmp_path, formats=("saved_model", "onnx"), validation_data=PROMPTS)
     assert not any(path.name.isdigit() or path.name.startswith(".tmp") for path in tmp_path.rglob("*"))
 
 
 def test_prefill_length_divides_the_cache():
-    assert [gpt2_decoder.prefill_length(n) for n in (32, 128, 10, 17, 24, 2)] == [16, 16, 10, 1, 12, 2]
+    assert [causal_lm.prefill_length(n) for n in (32, 128, 10, 17, 24, 2)] == [16, 16, 10, 1, 12, 2]
 
 
 def test_prompt_longer_than_one_prefill_chunk(model, exported):
@@ -133,7 +134,7 @@ def test_prompt_longer_than_one_prefill_chunk(model, exported):
     assert generator.prefill_length == 16
     ids = [generator.end_token_id] + [int(i) for i in np.random.default_rng(0).integers(1, 300, 28)]  # 16 + 13
     outputs = generator.prefill(ids)
-    expected = np.asarray(gpt2_decoder.token_logits(model.backbone, tf.constant([ids], tf.int32)))[0, -1]
+    expected = np.asarray(causal_lm.token_logits(causal_lm.decoder_model(model), tf.constant([ids], tf.int32)))[0, -1]
     np.testing.assert_allclose(outputs["logits"][0], expected, atol=1e-4)
     # decode's cache inputs now hold every prompt position of every layer; rows past the prompt are not read.
     for name in [name for pair in generator.spec["generation"]["cache_inputs"] for name in pair]:

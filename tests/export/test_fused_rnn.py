@@ -1,4 +1,4 @@
-"""Fused LSTM LiteRT files (zoo.export.fused_rnn): UNIDIRECTIONAL_SEQUENCE_LSTM
+"""Fused LSTM LiteRT files (zoo.export.architectures.recurrent): UNIDIRECTIONAL_SEQUENCE_LSTM
 instead of a WHILE loop, exact on every call of one interpreter (the fused op
 keeps state between invokes; the leading reset step must clear it)."""
 
@@ -7,9 +7,12 @@ import pytest
 import tensorflow as tf
 
 from tests import helpers
-from zoo.export import fused_rnn
+from zoo.export.architectures import recurrent
 from zoo.export.formats import litert
-from zoo.export.text_classifier_export import TextClassifierExport
+from zoo.export.graphs import RuntimeTarget
+from zoo.export.tasks import task_for
+
+FUSED = RuntimeTarget(batch_size=1, sequence_ops=True)
 
 
 @pytest.mark.parametrize("name", ["lstm_classifier", "bilstm_classifier"])
@@ -19,9 +22,10 @@ def test_fused_lstm_matches_keras_on_repeated_calls(name, tmp_path):
     model = helpers.build_tiny(name, class_names=["negative", "positive"])
     model.adapt(helpers.TEXTS, helpers.LABELS)
     model.fit(helpers.TEXTS, helpers.LABELS, epochs=3, batch_size=8, verbose=0)
-    assert fused_rnn.can_fuse(model)
-    flatbuffer = litert.convert(TextClassifierExport().write_conversion_saved_model(model, tmp_path / "fused",
-                                                                                   fused=True))
+    assert recurrent.can_fuse(model.backbone)
+    graph = task_for(model).runtime_graph(model, FUSED, {})
+    assert graph.fused
+    flatbuffer = litert.convert(graph.write_saved_model(tmp_path / "fused"))
     ops = litert.op_names(flatbuffer)
     # The converter's fusion pass is internal to TF: catch an upgrade that drops it.
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops and "WHILE" not in ops, ops
@@ -38,5 +42,7 @@ def test_fused_lstm_matches_keras_on_repeated_calls(name, tmp_path):
 
 
 def test_only_lstms_fuse():
-    assert not fused_rnn.can_fuse(helpers.build_tiny("gru_classifier"))
-    assert not fused_rnn.can_fuse(helpers.build_tiny("transformer_classifier"))
+    for name in ("gru_classifier", "transformer_classifier", "cnn_classifier"):
+        model = helpers.build_tiny(name)
+        assert not task_for(model).runtime_graph(model, FUSED, {}).fused, name
+    assert not recurrent.can_fuse(helpers.build_tiny("gru_classifier").backbone)

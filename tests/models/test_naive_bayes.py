@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tests import helpers
 from zoo.layers import NaiveBayesNgramLogits
@@ -61,6 +62,18 @@ def test_leave_one_out_scores_match_a_refit_without_the_example():
         )
     # Outside the block (and at inference) the full table is used.
     assert not np.allclose(keras.ops.convert_to_numpy(layer(token_ids, training=True)), held_out)
+
+
+def test_scores_take_ids_of_any_length_and_ignore_trailing_padding():
+    layer = NaiveBayesNgramLogits(10, 2, bigram_buckets=7)
+    layer.fit(TOKEN_IDS, LABELS)
+    expected = keras.ops.convert_to_numpy(layer(TOKEN_IDS))
+    assert np.any(expected != 0.0)
+    # A length unknown until run time, as in a model whose token_ids input is `[batch, None]`.
+    scores = tf.function(layer, input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    for token_ids in (TOKEN_IDS[:, :5], np.pad(TOKEN_IDS, [(0, 0), (0, 4)])):
+        np.testing.assert_allclose(scores(token_ids).numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(scores(TOKEN_IDS[:1, :1]).numpy(), layer(TOKEN_IDS[:1, :1]), atol=1e-6)
 
 
 def test_vocabulary_too_large_for_int32_bigram_ids():

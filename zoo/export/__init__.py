@@ -1,20 +1,24 @@
-"""Exporters: a TF Serving SavedModel, builtin-only LiteRT files and ONNX files, each validated.
+"""Exporters: a TF Serving SavedModel, builtin-only LiteRT files, ONNX files and LiteRT-LM bundles, validated.
 
-`export()` (in `exporter`) runs one task-free loop over the format plug-ins
-in `formats` with the model's export config from `tasks`
-(`text_classifier_export`, `causal_lm_export`); `publish` versions and
-renames; `validate` holds the parity rules. The errors import without
-TensorFlow (the CLI catches them); the rest loads on first use.
+Three small registries, each knowing one axis:
+- `tasks`: what a task gives the export (format-neutral graphs, validation
+  data, parity rules), found from the model's class;
+- `architectures`: how a backbone family is traced (fused or unrolled
+  loops, int8 float ops, a cached decoding step), found from the backbone's class;
+- `formats`: the file formats, each owning every decision about its files.
+`export()` (in `exporter`) runs one loop over them; `publish` versions and
+renames; `validate` holds the shared parity arithmetic. The errors import
+without TensorFlow (the CLI catches them); the rest loads on first use.
 
 Example:
 >>> from zoo.export import export
->>> export("saved_models/lstm_classifier", formats=("saved_model", "tflite", "onnx"))
+>>> export("saved_models/lstm_classifier", formats=("saved_model", "litert", "onnx"))
 """
 
 from zoo.export.errors import ConversionError, ExportError, ParityError, RuntimeCrash
 
 _LAZY_ATTRIBUTES = {"export": "zoo.export.exporter", "ExportResult": "zoo.export.exporter",
-                    "FORMATS": "zoo.export.formats", "QUANTIZATIONS": "zoo.export.formats"}
+                    "FORMATS": "zoo.export.formats"}
 
 
 def __getattr__(name):

@@ -6,56 +6,30 @@ figures and the sha256 of every file.
 """
 
 import json
-import platform
 
 import keras
+
+from zoo.versions import library_versions
 
 MANIFEST_FILENAME = "manifest.json"
 MANIFEST_FORMAT = "zoo.export.manifest/1"
 
 
-def library_versions():
-    import ai_edge_litert
-    import keras_hub
-    import numpy
-    import tensorflow as tf
-
-    versions = {
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "keras_hub": keras_hub.__version__,
-        "numpy": numpy.__version__,
-        "ai_edge_litert": getattr(ai_edge_litert, "__version__", _distribution_version("ai-edge-litert")),
-    }
-    for distribution in ("onnxruntime", "tf2onnx"):
-        versions[distribution.replace("-", "_")] = _distribution_version(distribution)
-    return versions
-
-
-def _distribution_version(distribution):
-    from importlib import metadata
-
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def build_manifest(job, artifacts, validation, files):
+def build_manifest(name, version, task, model, options, artifacts, validation, files):
     """The manifest dict (JSON-serializable).
 
     Args:
+        task: the model's export task; `options` its export options.
         artifacts: `{artifact key: {...format, path, signatures, ops}}`.
         validation: `{artifact key: parity figures}`.
         files: `{relative path: sha256}` of every file in the version.
     """
     return {
         "format": MANIFEST_FORMAT,
-        "name": job.name,
-        "version": job.version,
-        **job.task.manifest_fields(job),
-        "config": json.loads(json.dumps(keras.saving.serialize_keras_object(job.model), default=str)),
+        "name": name,
+        "version": version,
+        **task.manifest_fields(model, options),
+        "config": json.loads(json.dumps(keras.saving.serialize_keras_object(model), default=str)),
         "artifacts": artifacts,
         "validation": validation,
         "files": files,

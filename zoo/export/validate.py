@@ -85,6 +85,12 @@ def require_identical_tokens(artifact, figures, prompts, reference, tokens):
     )
 
 
+def runtime_rows(figures):
+    """`[(runtime, row)]` of one artifact's figures: its reference runtime first, then each other runtime's."""
+    return [(figures.get("runtime", ""), figures)] + [
+        (runtime, row) for runtime, row in figures.items() if isinstance(row, dict)]
+
+
 def text_sha256(text):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

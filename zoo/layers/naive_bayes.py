@@ -97,9 +97,11 @@ class NaiveBayesNgramLogits(keras.layers.Layer):
         feature_ids = keras.ops.concatenate([token_ids, bigram_ids], axis=1)
         # Binarize with a pairwise comparison against earlier positions: the
         # rows are short (two per token), and sorting or bincounting would
-        # need ops that LiteRT lacks as builtins.
-        length = feature_ids.shape[1]
-        earlier = np.tril(np.ones((length, length), dtype=bool), k=-1)
+        # need ops that LiteRT lacks as builtins. The length may be unknown
+        # until run time; when it is fixed (as in an export), `earlier`
+        # folds to a constant.
+        positions = keras.ops.arange(keras.ops.shape(feature_ids)[1])
+        earlier = keras.ops.greater(positions[:, None], positions[None, :])
         repeats = keras.ops.logical_and(
             keras.ops.equal(feature_ids[:, :, None], feature_ids[:, None, :]), earlier
         )

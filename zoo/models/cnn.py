@@ -8,7 +8,7 @@ Kim's dropout on that penultimate layer (and the Naive Bayes branch).
 import keras
 import keras_hub
 
-from zoo.models.text_classifier import CLASSIFIER_TEST_CONFIG, build_text_classifier
+from zoo.models.text_classifier import CLASSIFIER_DEFAULTS, CLASSIFIER_TEST_CONFIG, build_text_classifier
 from zoo.preprocessing.reference import PAD_ID
 from zoo.registry import register_model
 
@@ -17,22 +17,22 @@ from zoo.registry import register_model
 class CNNBackbone(keras_hub.models.Backbone):
     """Embedding, one ReLU convolution per kernel width, max over time, concatenated.
 
-    Padding (id 0, at the end of each row) embeds to zeros, and windows that
-    lie wholly in padding are left out of the max, so the result does not
-    depend on how much padding follows the text; an all-padding row (the
-    empty string) pools to zeros.
+    Takes `token_ids` of any length, even shorter than the widest kernel:
+    each text is followed by zeros as in zero-padded convolution, so every
+    text token starts a window. Padding (id 0, at the end of each row) embeds
+    to zeros too, and windows starting in padding are left out of the max, so
+    the result does not depend on how much padding follows the text; an
+    all-padding row (the empty string) pools to zeros.
 
     Args:
         vocabulary_size: int. Size of the token vocabulary.
-        sequence_length: int. Length of the `token_ids` input; at least the
-            largest kernel size.
         embedding_dim: int. Size of each token embedding.
         hidden_dim: int. Filters per kernel width; the output has
             `hidden_dim * len(kernel_sizes)` features.
         kernel_sizes: list of distinct ints. Window widths, in tokens.
 
     Example:
-    >>> backbone = CNNBackbone(100, 16, embedding_dim=8, hidden_dim=4, kernel_sizes=[3, 4, 5])
+    >>> backbone = CNNBackbone(100, embedding_dim=8, hidden_dim=4, kernel_sizes=[3, 4, 5])
     >>> backbone(np.ones((2, 16), "int32")).shape
     TensorShape([2, 12])
     """
@@ -40,7 +40,6 @@ class CNNBackbone(keras_hub.models.Backbone):
     def __init__(
         self,
         vocabulary_size,
-        sequence_length,
         embedding_dim=128,
         hidden_dim=100,
         kernel_sizes=(3, 4, 5),
@@ -58,11 +57,6 @@ class CNNBackbone(keras_hub.models.Backbone):
             raise ValueError(
                 f"kernel_sizes must be distinct, got {kernel_sizes}; raise hidden_dim for more filters per width"
             )
-        if max(kernel_sizes) > sequence_length:
-            raise ValueError(
-                f"kernel size {max(kernel_sizes)} is longer than sequence_length={sequence_length}; "
-                "use smaller kernel_sizes or a longer sequence_length"
-            )
         if hidden_dim < 1 or embedding_dim < 1:
             raise ValueError(
                 f"hidden_dim and embedding_dim must be positive, got {hidden_dim} and {embedding_dim}"
@@ -71,6 +65,11 @@ class CNNBackbone(keras_hub.models.Backbone):
         self.token_embedding = keras.layers.Embedding(
             vocabulary_size, embedding_dim, dtype=dtype, name="token_embedding"
         )
+        # `size - 1` zeros after each row: one window per token, whatever the length.
+        self.paddings = [
+            keras.layers.ZeroPadding1D((0, size - 1), dtype=dtype, name=f"zero_pad_width_{size}")
+            for size in kernel_sizes
+        ]
         self.convolutions = [
             keras.layers.Conv1D(hidden_dim, size, activation="relu", dtype=dtype, name=f"conv_width_{size}")
             for size in kernel_sizes
@@ -81,7 +80,7 @@ class CNNBackbone(keras_hub.models.Backbone):
         self.concatenate = keras.layers.Concatenate(dtype=dtype, name="concatenate") if len(kernel_sizes) > 1 else None
 
         # === Functional Model ===
-        token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         # The mask is computed here rather than with `mask_zero`: Conv1D does
         # not consume Keras masks.
         embeddings = self.token_embedding(token_ids)
@@ -90,20 +89,19 @@ class CNNBackbone(keras_hub.models.Backbone):
         # text sees zeros (as with zero-padded convolution), not a learned vector.
         x = embeddings * is_text
         pooled = []
-        for size, convolution, pooler in zip(kernel_sizes, self.convolutions, self.poolers):
+        for padding, convolution, pooler in zip(self.paddings, self.convolutions, self.poolers):
             # Padding trails the text, so window t lies wholly in padding
             # exactly when token t is padding. Those windows are set to 0
             # rather than to a large negative value: after the ReLU every
             # window is >= 0, so the max is the same, an all-padding row pools
             # to 0 instead of -inf, and an int8 file keeps a sane range.
-            windows = convolution(x) * is_text[:, : sequence_length - size + 1]
+            windows = convolution(padding(x)) * is_text
             pooled.append(pooler(windows))
         x = self.concatenate(pooled) if self.concatenate is not None else pooled[0]
         super().__init__(inputs=token_ids, outputs=x, dtype=dtype, **kwargs)
 
         # === Config ===
         self.vocabulary_size = vocabulary_size
-        self.sequence_length = sequence_length
         self.embedding_dim = embedding_dim
         self.hidden_dim = hidden_dim
         self.kernel_sizes = kernel_sizes
@@ -113,7 +111,6 @@ class CNNBackbone(keras_hub.models.Backbone):
         config.update(
             {
                 "vocabulary_size": self.vocabulary_size,
-                "sequence_length": self.sequence_length,
                 "embedding_dim": self.embedding_dim,
                 "hidden_dim": self.hidden_dim,
                 "kernel_sizes": list(self.kernel_sizes),
@@ -122,28 +119,9 @@ class CNNBackbone(keras_hub.models.Backbone):
         return config
 
 
-CNN_DEFAULTS = dict(
-    vocabulary_size=20000,
-    sequence_length=64,
-    num_classes=2,
-    class_names=None,
-    vocabulary=None,
-    lower=True,
-    punctuation="split",
-    # Words seen once in training get an embedding (and a Naive Bayes
-    # weight) fitted to a single example: drop them to the OOV id.
-    min_count=2,
-    embedding_dim=128,
-    # Kim's CNN-rand: 100 filters for each of the widths 3, 4, 5, and dropout
-    # 0.5 on the pooled features.
-    hidden_dim=100,
-    kernel_sizes=(3, 4, 5),
-    dropout=0.5,
-    # Slower than Adam's usual 1e-3, as for the other families: the network
-    # only has to learn what the Naive Bayes branch misses.
-    learning_rate=3e-4,
-    naive_bayes_buckets=2**18,
-)
+# Kim's CNN-rand: 100 filters for each of the widths 3, 4, 5, and dropout 0.5
+# on the pooled features.
+CNN_DEFAULTS = dict(CLASSIFIER_DEFAULTS, embedding_dim=128, hidden_dim=100, kernel_sizes=(3, 4, 5), dropout=0.5)
 
 
 @register_model(task="text-classification", family="cnn", default_config=CNN_DEFAULTS,
@@ -152,7 +130,6 @@ def cnn_classifier(**config):
     """Embedding + parallel convolutions of widths 3/4/5, max over time (Kim 2014)."""
     backbone = CNNBackbone(
         config["vocabulary_size"],
-        config["sequence_length"],
         **{key: config.pop(key) for key in ("embedding_dim", "hidden_dim", "kernel_sizes")},
     )
     return build_text_classifier(backbone, **config)

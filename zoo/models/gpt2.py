@@ -144,7 +144,6 @@ def _register(name, description):
         task="causal-lm",
         family="gpt2",
         default_config=dict(GPT2_DEFAULTS, **shape),
-        export_formats=("keras", "saved_model", "tflite", "litertlm"),
         test_config=GPT2_TEST_CONFIG,
     )(builder)
 

@@ -9,30 +9,44 @@ import warnings
 import keras
 import keras_hub
 
-from zoo.models.text_classifier import CLASSIFIER_TEST_CONFIG, build_text_classifier
+from zoo.models.text_classifier import CLASSIFIER_DEFAULTS, CLASSIFIER_TEST_CONFIG, build_text_classifier
 from zoo.registry import register_model
 
 # Max pooling deliberately takes the recurrent outputs with their padding
 # mask: at masked steps a one-directional layer repeats its last text step's
-# output (inside Bidirectional, where zero_output_for_mask is on, they are
-# zeros), so the pool does not depend on how much padding there is. Keras
-# warns that the pool "destroys the mask" on every call; that is the intent
-# here, so keep the warning quiet.
+# output, so the pool does not depend on padding; inside Bidirectional (where
+# zero_output_for_mask is on) they are zeros, so it does not depend on how
+# much padding follows, from one padding token on. Keras warns that the pool
+# "destroys the mask" on every call; that is the intent here, so keep the
+# warning quiet.
 warnings.filterwarnings("ignore", message=r"Layer 'max_pool' \(of type GlobalMaxPooling1D\)")
 
 CELLS = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
 
 @keras.saving.register_keras_serializable(package="zoo")
+class Float32Orthogonal(keras.initializers.Orthogonal):
+    """Keras's orthogonal initializer, computed in float32 and cast to the variable's dtype.
+
+    The recurrent layers' default: TensorFlow's QR has no bfloat16 kernel,
+    so Keras's own fails to build them under a `bfloat16` policy. In float32
+    the values are Keras's own.
+    """
+
+    def __call__(self, shape, dtype=None):
+        return keras.ops.cast(super().__call__(shape, dtype="float32"), keras.backend.standardize_dtype(dtype))
+
+
+@keras.saving.register_keras_serializable(package="zoo")
 class RecurrentBackbone(keras_hub.models.Backbone):
     """Embedding, a stack of recurrent layers, then pooling over time.
 
-    Padding (id 0) is masked, so the result does not depend on how much
-    padding follows the text.
+    Takes `token_ids` of any length. Padding (id 0) is masked, so the result
+    does not depend on how much padding follows the text (bidirectional with
+    max pooling: from one padding token on, as its masked steps are zeros).
 
     Args:
         vocabulary_size: int. Size of the token vocabulary.
-        sequence_length: int. Length of the `token_ids` input.
         embedding_dim: int. Size of each token embedding.
         hidden_dim: int. Units of each recurrent layer (per direction).
         cell: str. One of `"simple_rnn"`, `"lstm"`, `"gru"`.
@@ -42,7 +56,7 @@ class RecurrentBackbone(keras_hub.models.Backbone):
         pooling: `"last"` (final state) or `"max"` (max over time steps).
 
     Example:
-    >>> backbone = RecurrentBackbone(100, 16, embedding_dim=8, hidden_dim=4)
+    >>> backbone = RecurrentBackbone(100, embedding_dim=8, hidden_dim=4)
     >>> backbone(np.ones((2, 16), "int32")).shape
     TensorShape([2, 4])
     """
@@ -50,7 +64,6 @@ class RecurrentBackbone(keras_hub.models.Backbone):
     def __init__(
         self,
         vocabulary_size,
-        sequence_length,
         embedding_dim=128,
         hidden_dim=64,
         cell="lstm",
@@ -76,7 +89,11 @@ class RecurrentBackbone(keras_hub.models.Backbone):
             # state is the output ("last" pooling).
             return_sequences = pooling == "max" or index < num_layers - 1
             layer = CELLS[cell](
-                hidden_dim, return_sequences=return_sequences, dtype=dtype, name=f"{cell}_{index}"
+                hidden_dim,
+                return_sequences=return_sequences,
+                recurrent_initializer=Float32Orthogonal(),
+                dtype=dtype,
+                name=f"{cell}_{index}",
             )
             if bidirectional:
                 layer = keras.layers.Bidirectional(layer, dtype=dtype, name=f"bidirectional_{index}")
@@ -85,7 +102,7 @@ class RecurrentBackbone(keras_hub.models.Backbone):
         self.pooler = keras.layers.GlobalMaxPooling1D(dtype=dtype, name="max_pool") if pooling == "max" else None
 
         # === Functional Model ===
-        token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         x = self.embedding_dropout(self.token_embedding(token_ids))
         for index, layer in enumerate(self.recurrent_layers):
             x = layer(x)
@@ -97,7 +114,6 @@ class RecurrentBackbone(keras_hub.models.Backbone):
 
         # === Config ===
         self.vocabulary_size = vocabulary_size
-        self.sequence_length = sequence_length
         self.embedding_dim = embedding_dim
         self.hidden_dim = hidden_dim
         self.cell = cell
@@ -111,7 +127,6 @@ class RecurrentBackbone(keras_hub.models.Backbone):
         config.update(
             {
                 "vocabulary_size": self.vocabulary_size,
-                "sequence_length": self.sequence_length,
                 "embedding_dim": self.embedding_dim,
                 "hidden_dim": self.hidden_dim,
                 "cell": self.cell,
@@ -124,28 +139,8 @@ class RecurrentBackbone(keras_hub.models.Backbone):
         return config
 
 
-# Defaults tuned on rt-polarity (10,662 short reviews, 90/10 split): see README.
-RECURRENT_DEFAULTS = dict(
-    vocabulary_size=20000,
-    sequence_length=64,
-    num_classes=2,
-    class_names=None,
-    vocabulary=None,
-    lower=True,
-    punctuation="split",
-    # Words seen once in training get an embedding (and a Naive Bayes
-    # weight) fitted to a single example: drop them to the OOV id.
-    min_count=2,
-    embedding_dim=128,
-    hidden_dim=64,
-    num_layers=1,
-    dropout=0.5,
-    pooling="max",
-    # Slower than Adam's usual 1e-3: next to the Naive Bayes branch the
-    # network overfits within two epochs at 1e-3.
-    learning_rate=3e-4,
-    naive_bayes_buckets=2**18,
-)
+RECURRENT_DEFAULTS = dict(CLASSIFIER_DEFAULTS, embedding_dim=128, hidden_dim=64, num_layers=1, dropout=0.5,
+                          pooling="max")
 
 
 def build_recurrent_classifier(cell, bidirectional, **config):
@@ -155,7 +150,6 @@ def build_recurrent_classifier(cell, bidirectional, **config):
     }
     backbone = RecurrentBackbone(
         config["vocabulary_size"],
-        config["sequence_length"],
         cell=cell,
         bidirectional=bidirectional,
         dropout=config["dropout"],

@@ -3,7 +3,7 @@
 import keras
 import keras_hub
 import tensorflow as tf
-from keras_hub.src.utils.tensor_utils import preprocessing_function
+from keras_hub.src.utils.tensor_utils import convert_to_ragged_batch, preprocessing_function
 
 from zoo.preprocessing import reference
 
@@ -11,6 +11,9 @@ from zoo.preprocessing import reference
 @keras.saving.register_keras_serializable(package="zoo")
 class TextClassifierPreprocessor(keras_hub.models.Preprocessor):
     """Tokenize, then truncate (keeping the start) and right-pad with id 0.
+
+    Takes a batch of strings (ids `[batch, sequence_length]`) or one string
+    (ids `[sequence_length]`, as in an unbatched `tf.data` pipeline).
 
     Args:
         tokenizer: `zoo.preprocessing.WordTokenizer`.
@@ -32,10 +35,12 @@ class TextClassifierPreprocessor(keras_hub.models.Preprocessor):
 
     @preprocessing_function
     def call(self, x, y=None, sample_weight=None):
-        token_ids = self.tokenizer(x)
+        token_ids, unbatched, _ = convert_to_ragged_batch(self.tokenizer(x))
         token_ids = token_ids.to_tensor(
             default_value=reference.PAD_ID, shape=[None, self.sequence_length]
         )
+        if unbatched:
+            token_ids = tf.squeeze(token_ids, 0)
         return keras.utils.pack_x_y_sample_weight(token_ids, y, sample_weight)
 
     def reference(self):

@@ -5,8 +5,9 @@ an `.onnx` file; `mediapipe` for `mediapipe_runner`, `litert_lm` for
 `.litertlm` bundles in `litertlm_runner`): what a Raspberry Pi or an app's Python backend installs
 (`pip install ./runtime`, the `zoo-runtime` distribution; README "Runtime
 only"). Every file comes with a sidecar JSON (`zoo.runtime.sidecar`) holding
-its tokenizer, labels or KV-cache layout, so a raw string goes in and a label
-or text comes out.
+its tokenizer, labels or cache layout, so a raw string goes in and a label
+or text comes out. Which runner runs a file is registered by task and suffix
+(`zoo.runtime.registry`).
 
 Example:
 >>> from zoo.runtime import TextClassifierRunner, Generator
@@ -16,19 +17,17 @@ Example:
 'ROMEO: ...'
 """
 
+import pathlib
+
+from zoo.runtime import litertlm_runner  # noqa: F401  (registers the .litertlm runner)
+from zoo.runtime import registry
 from zoo.runtime.generator import SAMPLERS, Generator
 from zoo.runtime.sidecar import SIDECAR_FORMAT, artifact_filename, read_sidecar, sidecar_path
 from zoo.runtime.text_classifier import TextClassifierRunner
 
-_RUNNERS = {"text-classification": TextClassifierRunner, "causal-lm": Generator}
-
 
 def load(model_path, **options):
-    """The runner for an exported file: by its sidecar's task, or a LiteRT-LM bundle's engine."""
-    import pathlib
-
-    if pathlib.Path(model_path).suffix == ".litertlm":
-        from zoo.runtime.litertlm_runner import LiteRTLMGenerator
-
-        return LiteRTLMGenerator(model_path, **options)
-    return _RUNNERS[read_sidecar(model_path)["task"]](model_path, **options)
+    """The runner for an exported file: by its sidecar's task (or, for a bundle, its suffix) and its suffix."""
+    suffix = pathlib.Path(model_path).suffix
+    task = registry.self_contained_task(suffix) or read_sidecar(model_path)["task"]
+    return registry.runner_class(task, suffix)(model_path, **options)

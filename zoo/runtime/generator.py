@@ -1,13 +1,20 @@
-"""`Generator`: text generation with an exported LiteRT GPT-2 decoder (prefill + decode, KV cache)."""
+"""`Generator`: text generation with an exported LiteRT decoder (prefill + decode against a cache).
+
+The file's sidecar says how a step updates the cache (`generation.cache_update`):
+"rows" (a transformer's KV cache: each step returns `cache_update`, its new
+keys and values, written here at rows `position...`) or "replace" (a
+recurrent network's state: each step returns every cache tensor anew, under
+its input's name).
+"""
 
 import pathlib
 
 import numpy as np
 
 from zoo.preprocessing.bpe_reference import ReferenceBytePairTokenizer
-from zoo.runtime import backends
+from zoo.runtime import backends, registry
 from zoo.runtime import verify as verification
-from zoo.runtime.sidecar import read_sidecar, sidecar_path
+from zoo.runtime.sidecar import SidecarError, check_unique, is_int, is_text, read_sidecar, sidecar_path
 
 TASK = "causal-lm"
 # What the LiteRT loop samples with; Keras `generate` (zoo.causal_lm) adds beam search.
@@ -54,6 +61,7 @@ def check_prompt_lengths(prompt_lengths, max_length):
                              f"counts the prompt and leaves no room for new tokens: raise max_length or shorten it")
 
 
+@registry.register_runner(TASK, (".tflite",))
 class Generator:
     """Continue prompts with a zoo LiteRT decoder.
 
@@ -88,6 +96,7 @@ class Generator:
         self.cache_length = int(generation["cache_length"])
         self.prefill_length = int(generation["prefill_length"])
         self._cache_inputs = generation["cache_inputs"]
+        self._replace_cache = generation.get("cache_update", "rows") == "replace"
         # The caches stay inside the interpreter: each step writes only its new rows into them
         # (handing the whole cache to the signature runner every step copied it every token).
         self._prefill = self.model.resident_signature("prefill")
@@ -119,7 +128,7 @@ class Generator:
             prefill.invoke()
             # Rows past the prompt get the padding's keys; decode overwrites
             # each before any later token reads it.
-            self._write_rows(prefill, prefill.output("cache_update"), start)
+            self._update_cache(prefill, start)
         logits = np.array(prefill.output("logits"))
         for name in self._cache_names():
             self._decode.input(name)[...] = prefill.input(name)
@@ -128,9 +137,14 @@ class Generator:
     def _cache_names(self):
         return [name for pair in self._cache_inputs for name in pair]
 
-    def _write_rows(self, signature, cache_update, position):
-        """`cache_update` `[1, layers, 2, heads, tokens, head_dim]` into the signature's cache inputs at
-        rows `position...`."""
+    def _update_cache(self, signature, position):
+        """What the signature's last invoke returned, into its own cache inputs: the whole state
+        ("replace"), or `cache_update` `[1, layers, 2, heads, tokens, head_dim]` at rows `position...`."""
+        if self._replace_cache:
+            for name in self._cache_names():
+                signature.input(name)[...] = signature.output(name)
+            return
+        cache_update = signature.output("cache_update")
         tokens = cache_update.shape[4]
         for layer, pair in enumerate(self._cache_inputs):
             for kind, name in enumerate(pair):
@@ -166,8 +180,8 @@ class Generator:
             decode.set("token_id", [[token]])
             decode.set("position", position)
             decode.invoke()
-            # decode hands back only this token's keys/values: that row is all that is written.
-            self._write_rows(decode, decode.output("cache_update"), position)
+            # A KV decoder hands back only this token's keys/values: that row is all that is written.
+            self._update_cache(decode, position)
             logits = np.array(decode.output("logits")[0])
         return new_ids
 
@@ -191,6 +205,17 @@ class Generator:
             outputs.append(self.tokenizer.decode(kept))
         return outputs[0] if single else outputs
 
+    @classmethod
+    def probe(cls, model_path, runtime, inputs):
+        """Greedy tokens and the prompts' last logits on validation prompts (`zoo.runtime.validation_probe`)."""
+        generator = cls(model_path, delegates=runtime != "builtin")
+        prompts = np.split(inputs["prompt_ids"], np.cumsum(inputs["prompt_lengths"])[:-1])
+        tokens = [generator.generate_token_ids(ids.tolist(), int(inputs["max_length"])) for ids in prompts]
+        logits = [generator.prefill(ids.tolist())["logits"][0] for ids in prompts]
+        return {"tokens": np.array([t for row in tokens for t in row], np.int32),
+                "token_lengths": np.array([len(row) for row in tokens], np.int32),
+                "prefill_logits": np.stack(logits)}
+
     def _check_context(self, length, index=0):
         if length >= self.cache_length:
             raise ValueError(f"prompt {index} has {length} tokens (start token included); this decoder's "
@@ -211,3 +236,47 @@ def _sample(logits, sampler, temperature, top_k, top_p, rng):
         candidates = order[: int(np.searchsorted(np.cumsum(probabilities), top_p)) + 1]
     weights = np.exp(logits[candidates] - logits[candidates].max())
     return int(rng.choice(candidates, p=weights / weights.sum()))
+
+
+@registry.sidecar_fields(TASK)
+def check_sidecar(field, spec):
+    """A decoder's sidecar: its cache contract, its BPE tokenizer, its start and end tokens."""
+    field.get("generation", lambda v: isinstance(v, dict), "an object")
+    cache_inputs = field.get("generation.cache_inputs", lambda v: isinstance(v, list) and v and all(
+        isinstance(pair, list) and len(pair) == 2 and all(is_text(name) for name in pair) for pair in v),
+        "a non-empty list of input name pairs (keys and values, or a recurrent layer's two states), one per layer")
+    names = [name for pair in cache_inputs for name in pair]
+    check_unique(field, "generation.cache_inputs", names)
+    update = spec["generation"].get("cache_update", "rows")
+    if update not in ("rows", "replace"):
+        raise field.error("generation.cache_update", "'rows' or 'replace'", update)
+    # Where each step's cache comes back: one `cache_update` tensor, or every cache tensor by its name.
+    returned = ["cache_update"] if update == "rows" else names
+    for name in ("prefill", "decode"):
+        field.get(f"signatures.{name}", lambda v: True, "")
+        for kind, expected in (("inputs", names), ("outputs", returned)):
+            present = [tensor["name"] for tensor in spec["signatures"][name][kind]]
+            missing = [cache for cache in expected if cache not in present]
+            if missing:
+                raise SidecarError(f"{field.path}: field 'signatures.{name}.{kind}': expected the cache {kind} of "
+                                   f"'generation.cache_inputs', got none named {missing[0]!r}")
+    field.get("tokenizer.type", lambda v: v == "gpt2_byte_level_bpe", "'gpt2_byte_level_bpe'")
+    vocabulary = field.get("tokenizer.vocabulary", lambda v: isinstance(v, dict) and v and all(
+        is_text(token) and is_int(index, 0) for token, index in v.items()), "an object token -> id >= 0")
+    if sorted(vocabulary.values()) != list(range(len(vocabulary))):
+        raise SidecarError(f"{field.path}: field 'tokenizer.vocabulary': expected the ids 0..{len(vocabulary) - 1}, "
+                           f"each once, got ids that repeat or skip")
+    field.get("tokenizer.merges", lambda v: isinstance(v, list) and all(
+        isinstance(rule, str) and len(rule.split(" ")) == 2 and all(rule.split(" ")) for rule in v),
+        "a list of 'left right' merge rules")
+    if update == "rows" and "cache_layout" in spec["generation"]:
+        rank = len(next(t["shape"] for t in spec["signatures"]["decode"]["inputs"] if t["name"] == names[0]))
+        field.get("generation.cache_layout", lambda v: isinstance(v, list) and len(v) == rank and "position" in v
+                  and all(is_text(axis) for axis in v) and len(set(v)) == rank,
+                  f"{rank} distinct axis names, 'position' among them")
+    cache_length = field.get("generation.cache_length", lambda v: is_int(v, 2), "an integer >= 2")
+    field.get("generation.prefill_length", lambda v: is_int(v, 1) and v <= cache_length,
+              f"an integer in [1, cache_length={cache_length}]")
+    for key in ("start_token_id", "end_token_id"):
+        field.get(f"generation.{key}", lambda v: is_int(v, 0) and v < len(vocabulary),
+                  f"a token id in [0, {len(vocabulary)})")

@@ -4,7 +4,7 @@ The engine (`litert_lm`, the litert-lm-api wheel) does everything itself:
 tokenizes with the bundle's Hugging Face tokenizer, prepends the bundle's
 start token, chunks the prompt over the file's `prefill_<T>` signatures,
 owns the KV cache, samples and detokenizes. zoo's bundles
-(`zoo.export.litertlm_decoder`) put `<|endoftext|>` as start and stop token,
+(`zoo.export.formats.litert_lm`) put `<|endoftext|>` as start and stop token,
 which is what Keras `generate` feeds and stops on, so greedy output is Keras
 greedy output. No TensorFlow here.
 
@@ -32,6 +32,10 @@ re-tokenized) `last_run["exact_ids"]` is False.
 import pathlib
 import time
 
+import numpy as np
+
+from zoo.runtime import registry
+
 GREEDY = {"top_k": 1, "top_p": 1.0, "temperature": 1.0}
 
 
@@ -46,6 +50,7 @@ def sampler_config(sampler="greedy", *, temperature=1.0, top_k=10, top_p=0.9, se
     raise ValueError(f"sampler must be one of ('greedy', 'top_k', 'top_p') for a LiteRT-LM bundle, got {sampler!r}")
 
 
+@registry.register_runner("causal-lm", (".litertlm",), sidecar=False)
 class LiteRTLMGenerator:
     """Continue prompts with a `.litertlm` bundle.
 
@@ -92,6 +97,22 @@ class LiteRTLMGenerator:
 
     def close(self):
         self.engine.close()
+
+    @classmethod
+    def probe(cls, model_path, runtime, inputs):
+        """Greedy tokens on validation prompts (`zoo.runtime.validation_probe`): the engine tokenizes the
+        prompts, runs its own prefill/decode loop and hands out text only (`exact_ids` says where the ids
+        could be recovered exactly)."""
+        prompt_lengths, max_length = inputs["prompt_lengths"], int(inputs["max_length"])
+        tokens, exact, texts = [], [], []
+        with cls(model_path) as generator:
+            for prompt, length in zip(inputs["prompts"], prompt_lengths):
+                tokens.append(generator.generate_token_ids(str(prompt), max_new_tokens=max_length - int(length)))
+                exact.append(generator.last_run.get("exact_ids", True))
+                texts.append(generator.last_run.get("text", ""))
+        return {"tokens": np.array([t for row in tokens for t in row], np.int32),
+                "token_lengths": np.array([len(row) for row in tokens], np.int32),
+                "exact_ids": np.array(exact, bool), "texts": np.array(texts, dtype=str)}
 
     def __enter__(self):
         return self
@@ -147,7 +168,7 @@ class LiteRTLMGenerator:
     def generate_token_ids(self, prompt, max_new_tokens=32):
         """New token ids after the prompt, the stop token included when the engine stopped on it.
 
-        The same form as `zoo.export.causal_lm_export.keras_greedy_token_ids`.
+        The same form as `zoo.export.tasks.causal_lm.keras_greedy_token_ids`.
         `self.last_run["exact_ids"]` is False where the ids had to be
         re-tokenized from text (see the module docstring).
         """

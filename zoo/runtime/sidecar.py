@@ -6,15 +6,17 @@ itself does not carry (tokenizer rules and vocabulary, labels, the KV-cache
 layout, tensor names). One schema for every task and format:
 
     format        SIDECAR_FORMAT
-    task          "text-classification" | "causal-lm"
+    task          a task with a registered runner ("text-classification", "causal-lm", ...)
     model, file, quantization
     signatures    {signature: {"inputs": [tensor], "outputs": [tensor]}},
                   tensor = {"name", "dtype", "shape"} (null = any size)
+    and the task's own fields (its runner module checks them):
     tokenizer     {"type": "word", ...} | {"type": "gpt2_byte_level_bpe", ...}
-    labels        text-classification: one class name per output column
+    labels        classifiers: one class name per output column
     generation    causal-lm: cache_length, prefill_length, cache_inputs
-                  ([keys, values] input names per layer), cache_layout,
-                  start_token_id, end_token_id
+                  (the cache's input names, per layer), cache_update
+                  ("rows" or "replace"), cache_layout (rows), start_token_id,
+                  end_token_id
 
 `read_sidecar` checks every field a runner reads (type, range) before
 anything opens: a tampered or hand-edited sidecar is a `SidecarError`
@@ -26,9 +28,9 @@ import json
 import pathlib
 
 from zoo.preprocessing.reference import OOV_TOKEN, PAD_TOKEN, PUNCTUATION_MODES
+from zoo.runtime import registry
 
 SIDECAR_FORMAT = "zoo.sidecar/1"
-TASKS = ("text-classification", "causal-lm")
 # The unquantized file of every format is the reference variant.
 REFERENCE_VARIANT = "float32"
 # Larger than any real sidecar (GPT-2's is ~2 MB); a bigger file is not read into memory.
@@ -78,89 +80,55 @@ def read_sidecar(model_path, task=None):
 
 def check_fields(spec, path):
     """Every field a runner reads, typed and in range (SidecarError names the first that is not)."""
-    field = _Fields(spec, path)
-    field.get("task", lambda v: v in TASKS, f"one of {TASKS}")
+    field = Fields(spec, path)
+    field.get("task", lambda v: v in registry.tasks(), f"one of {registry.tasks()}")
     for key in ("model", "file", "quantization"):
-        field.get(key, _is_text, "a non-empty string")
+        field.get(key, is_text, "a non-empty string")
     signatures = field.get("signatures", lambda v: isinstance(v, dict) and v, "a non-empty object")
     for name in signatures:
         for kind in ("inputs", "outputs"):
             tensors = field.get(f"signatures.{name}.{kind}", lambda v: isinstance(v, list) and v, "a non-empty list")
             for index in range(len(tensors)):
                 key = f"signatures.{name}.{kind}.{index}"
-                field.get(f"{key}.name", _is_text, "a non-empty string")
+                field.get(f"{key}.name", is_text, "a non-empty string")
                 field.get(f"{key}.dtype", lambda v: v in TENSOR_DTYPES, f"one of {TENSOR_DTYPES}")
-                field.get(f"{key}.shape", lambda v: isinstance(v, list) and all(d is None or _is_int(d, 1) for d in v),
+                field.get(f"{key}.shape", lambda v: isinstance(v, list) and all(d is None or is_int(d, 1) for d in v),
                           "a list of sizes >= 1 (null: any size)")
             names = [tensor["name"] for tensor in tensors]
             if len(set(names)) != len(names):
                 raise SidecarError(f"{path}: field 'signatures.{name}.{kind}': a tensor name repeats: {names}")
-    if spec["task"] == "text-classification":
-        _check_classifier_fields(field, spec)
-    else:
-        _check_causal_lm_fields(field, spec)
+    registry.sidecar_check(spec["task"])(field, spec)
 
 
-def _check_classifier_fields(field, spec):
+def check_word_tokenizer_fields(field, spec):
+    """A classifier's `tokenizer` (zoo's word rules and vocabulary) and `labels`."""
+    field.get("tokenizer.type", lambda v: v == "word", "'word'")
+    field.get("tokenizer.lower", lambda v: isinstance(v, bool), "true or false")
+    field.get("tokenizer.punctuation", lambda v: v in PUNCTUATION_MODES, f"one of {PUNCTUATION_MODES}")
+    field.get("tokenizer.sequence_length", lambda v: is_int(v, 1), "an integer >= 1")
+    vocabulary = field.get("tokenizer.vocabulary", lambda v: isinstance(v, list) and len(v) >= 2 and all(
+        is_text(word) for word in v), "a list of >= 2 non-empty strings")
+    if tuple(vocabulary[:2]) != WORD_SPECIALS:
+        raise field.error("tokenizer.vocabulary", f"{list(WORD_SPECIALS)} first", vocabulary[:2])
+    check_unique(field, "tokenizer.vocabulary", vocabulary)
+    for key, special_id in (("pad_id", 0), ("oov_id", 1)):
+        if key in spec["tokenizer"]:
+            field.get(f"tokenizer.{key}", lambda v: v == special_id, f"{special_id} (the rules fix it)")
+    labels = field.get("labels", lambda v: isinstance(v, list) and v and all(is_text(label) for label in v),
+                       "a non-empty list of class names")
+    check_unique(field, "labels", labels)
+
+
+def check_one_tensor_signature(field, spec):
+    """One signature, one input and one output (a classifier's runtime file)."""
     if len(spec["signatures"]) != 1:
         raise field.error("signatures", "one signature", sorted(spec["signatures"]))
     (name, signature), = spec["signatures"].items()
     for kind in ("inputs", "outputs"):
         field.get(f"signatures.{name}.{kind}", lambda v: len(v) == 1, "one tensor")
-    field.get("tokenizer.type", lambda v: v == "word", "'word'")
-    field.get("tokenizer.lower", lambda v: isinstance(v, bool), "true or false")
-    field.get("tokenizer.punctuation", lambda v: v in PUNCTUATION_MODES, f"one of {PUNCTUATION_MODES}")
-    field.get("tokenizer.sequence_length", lambda v: _is_int(v, 1), "an integer >= 1")
-    vocabulary = field.get("tokenizer.vocabulary", lambda v: isinstance(v, list) and len(v) >= 2 and all(
-        _is_text(word) for word in v), "a list of >= 2 non-empty strings")
-    if tuple(vocabulary[:2]) != WORD_SPECIALS:
-        raise field.error("tokenizer.vocabulary", f"{list(WORD_SPECIALS)} first", vocabulary[:2])
-    _check_unique(field, "tokenizer.vocabulary", vocabulary)
-    for key, special_id in (("pad_id", 0), ("oov_id", 1)):
-        if key in spec["tokenizer"]:
-            field.get(f"tokenizer.{key}", lambda v: v == special_id, f"{special_id} (the rules fix it)")
-    labels = field.get("labels", lambda v: isinstance(v, list) and v and all(_is_text(label) for label in v),
-                       "a non-empty list of class names")
-    _check_unique(field, "labels", labels)
 
 
-def _check_causal_lm_fields(field, spec):
-    field.get("generation", lambda v: isinstance(v, dict), "an object")
-    cache_inputs = field.get("generation.cache_inputs", lambda v: isinstance(v, list) and v and all(
-        isinstance(pair, list) and len(pair) == 2 and all(_is_text(name) for name in pair) for pair in v),
-        "a non-empty list of [keys input, values input] name pairs, one per layer")
-    names = [name for pair in cache_inputs for name in pair]
-    _check_unique(field, "generation.cache_inputs", names)
-    for name in ("prefill", "decode"):
-        field.get(f"signatures.{name}", lambda v: True, "")
-        inputs = [tensor["name"] for tensor in spec["signatures"][name]["inputs"]]
-        missing = [cache for cache in names if cache not in inputs]
-        if missing:
-            raise SidecarError(f"{field.path}: field 'signatures.{name}.inputs': expected the cache inputs of "
-                               f"'generation.cache_inputs', got none named {missing[0]!r}")
-    field.get("tokenizer.type", lambda v: v == "gpt2_byte_level_bpe", "'gpt2_byte_level_bpe'")
-    vocabulary = field.get("tokenizer.vocabulary", lambda v: isinstance(v, dict) and v and all(
-        _is_text(token) and _is_int(index, 0) for token, index in v.items()), "an object token -> id >= 0")
-    if sorted(vocabulary.values()) != list(range(len(vocabulary))):
-        raise SidecarError(f"{field.path}: field 'tokenizer.vocabulary': expected the ids 0..{len(vocabulary) - 1}, "
-                           f"each once, got ids that repeat or skip")
-    field.get("tokenizer.merges", lambda v: isinstance(v, list) and all(
-        isinstance(rule, str) and len(rule.split(" ")) == 2 and all(rule.split(" ")) for rule in v),
-        "a list of 'left right' merge rules")
-    if "cache_layout" in spec["generation"]:
-        rank = len(next(t["shape"] for t in spec["signatures"]["decode"]["inputs"] if t["name"] == names[0]))
-        field.get("generation.cache_layout", lambda v: isinstance(v, list) and len(v) == rank and "position" in v
-                  and all(_is_text(axis) for axis in v) and len(set(v)) == rank,
-                  f"{rank} distinct axis names, 'position' among them")
-    cache_length = field.get("generation.cache_length", lambda v: _is_int(v, 2), "an integer >= 2")
-    field.get("generation.prefill_length", lambda v: _is_int(v, 1) and v <= cache_length,
-              f"an integer in [1, cache_length={cache_length}]")
-    for key in ("start_token_id", "end_token_id"):
-        field.get(f"generation.{key}", lambda v: _is_int(v, 0) and v < len(vocabulary),
-                  f"a token id in [0, {len(vocabulary)})")
-
-
-class _Fields:
+class Fields:
     """Dotted-path access to a sidecar with one error shape: `<file>: field 'a.b': expected X, got Y`."""
 
     def __init__(self, spec, path):
@@ -185,15 +153,15 @@ class _Fields:
         return SidecarError(f"{self.path}: field {dotted!r}: expected {expected}, got {shown}")
 
 
-def _is_text(value):
+def is_text(value):
     return isinstance(value, str) and bool(value)
 
 
-def _is_int(value, minimum):
+def is_int(value, minimum):
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
-def _check_unique(field, dotted, values):
+def check_unique(field, dotted, values):
     seen = set()
     for value in values:
         if value in seen:

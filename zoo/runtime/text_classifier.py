@@ -5,13 +5,14 @@ import pathlib
 import numpy as np
 
 from zoo.preprocessing.reference import ReferenceWordTokenizer
-from zoo.runtime import backends
+from zoo.runtime import backends, registry
 from zoo.runtime import verify as verification
-from zoo.runtime.sidecar import read_sidecar, sidecar_path
+from zoo.runtime.sidecar import check_one_tensor_signature, check_word_tokenizer_fields, read_sidecar, sidecar_path
 
 TASK = "text-classification"
 
 
+@registry.register_runner(TASK, (".tflite", ".onnx"))
 class TextClassifierRunner:
     """Classify raw strings with a zoo LiteRT (`.tflite`) or ONNX (`.onnx`) file.
 
@@ -71,3 +72,20 @@ class TextClassifierRunner:
         probabilities = self.predict(texts)
         best = probabilities.argmax(axis=-1)
         return [(self.class_names[i], float(row[i])) for i, row in zip(best, probabilities)]
+
+    @classmethod
+    def probe(cls, model_path, runtime, inputs):
+        """Probabilities on validation inputs (`zoo.runtime.validation_probe`): the sidecar tokenizer's ids,
+        or on runtime "mediapipe" the raw texts, which MediaPipe Tasks' TextClassifier tokenizes itself."""
+        if runtime == "mediapipe":
+            from zoo.runtime.mediapipe_runner import MediaPipeTextClassifier
+
+            return {"probabilities": MediaPipeTextClassifier(model_path).scores([str(t) for t in inputs["texts"]])}
+        runner = cls(model_path, delegates=runtime != "builtin")
+        return {"probabilities": runner.predict_token_ids(inputs["token_ids"])}
+
+
+@registry.sidecar_fields(TASK)
+def check_sidecar(field, spec):
+    check_one_tensor_signature(field, spec)
+    check_word_tokenizer_fields(field, spec)

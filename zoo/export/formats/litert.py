@@ -2,72 +2,168 @@
 
 Keras's `model.export(format="litert")` always enables SELECT_TF_OPS, so RNNs
 (TensorList ops) and models with a tokenizer attached (HashTable ops) convert
-but fail in the stock LiteRT runtime. zoo converts the task's token-id graph
-(`task.litert_conversion_model`: static shapes, written by zoo's
-`ExportArchive`, which freezes the variables) with TFLITE_BUILTINS as the
-only op set: a model that needs anything else fails here, naming each op and
-the layer it came from, instead of producing a file that cannot run.
+but fail in the stock LiteRT runtime. zoo converts the task's runtime graph
+(static shapes, written by zoo's `ExportArchive`, which freezes the
+variables) with TFLITE_BUILTINS as the only op set: a model that needs
+anything else fails here, naming each op and the layer it came from, instead
+of producing a file that cannot run.
 
-Each file is validated in a child process on both runtimes an app meets:
-the builtin kernels with no delegate, and LiteRT's default XNNPACK set-up.
+The variants, and what this format asks of the task's graph for each:
+- float32 and float16: batch 1 (the phone file), loops unrolled over the
+  window, fused sequence ops where the architecture has them (TFLite's fused
+  LSTM). A fused kernel's weights quantize as whole matrices, so the int8
+  variants take no fused ops.
+- dynamic_int8 (int8 weights, float activations) and int8 (weights and
+  activations calibrated on the task's representative inputs; the
+  architecture's `int8_float_ops` stay float32): batch 1, unrolled.
+- batch32: float32 weights with a static batch of 32, for servers (a batch-1
+  file takes 32 texts as 32 invokes); unrolled, not fused: TFLite's fused
+  LSTM kernel, which XNNPACK does not take, ran batch 32 at 4.9-11x ONNX
+  Runtime's native LSTM, while unrolled its matmuls are XNNPACK's.
+
+A batch-1 file of a task that describes labels and a word tokenizer (a text
+classifier) carries TFLite model metadata (`zoo.export.tflite_metadata`), so
+MediaPipe Tasks' TextClassifier loads it with no sidecar.
+
+Each file is validated in a child process on the runtimes an app meets: the
+builtin kernels with no delegate, LiteRT's default XNNPACK set-up, and
+MediaPipe's TextClassifier for a file with its metadata.
 """
 
+import pathlib
 import re
+import tempfile
 
 import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as tflite_schema
 
 from zoo.export import isolation
-from zoo.export.errors import ConversionError
+from zoo.export.errors import ConversionError, ExportError
 from zoo.export.formats import runtime_files
-from zoo.runtime import backends
-from zoo.runtime.sidecar import artifact_filename, tensor
+from zoo.export.graphs import RuntimeTarget
+from zoo.preprocessing import reference
+from zoo.runtime import backends, registry
+from zoo.runtime.sidecar import read_sidecar, tensor
 
-NAME = "tflite"
+NAME = "litert"
 DIRECTORY = "litert"
 SUFFIX = ".tflite"
-TASKS = ("text-classification", "causal-lm")
-QUANTIZATIONS = ("float16", "dynamic_int8", "int8", "batch32")
-# Variants that are float32 weights with a static batch other than 1 (the input's first dimension).
-BATCH_SIZES = {"batch32": 32}
+VARIANTS = {
+    "float16": "float16 weights",
+    "dynamic_int8": "int8 weights, float activations",
+    "int8": "int8 weights and activations, calibrated on training texts",
+    "batch32": "float32 weights, a static batch of 32 (for servers)",
+}
+EXACT_VARIANTS = ("float32", "batch32")
 RUNTIMES = backends.RUNTIMES[SUFFIX]
+# Converter settings per variant: what `convert` quantizes.
+_QUANTIZATION = {"float32": None, "batch32": None, "float16": "float16", "dynamic_int8": "dynamic_int8",
+                 "int8": "int8"}
 
 _BUILTIN_NAMES = {
     code: name for name, code in vars(tflite_schema.BuiltinOperator).items() if not name.startswith("_")
 }
 
 
-def artifact_key(variant):
-    return f"litert {variant}"
+def serves(task, model):
+    return SUFFIX in registry.suffixes(task.name) and (model is None or task.supports_runtime_files(model))
 
 
-def write(job, variant):
-    task = job.task
-    conversion_model = task.litert_conversion_model(job, variant)
-    flatbuffer = convert(
-        conversion_model, None if variant == "float32" or variant in BATCH_SIZES else variant,
-        calibration_inputs=task.litert_calibration_inputs(job) if variant == "int8" else None,
-        signature_keys=task.LITERT_SIGNATURES, float_ops=task.litert_int8_float_ops(job.model),
-        converter_options=task.litert_converter_options(job, variant),
-    )
-    # The task may embed what other runtimes need inside the file (TFLite
-    # model metadata for MediaPipe's TextClassifier); ops stay the same.
-    flatbuffer = task.litert_file_metadata(job, variant, flatbuffer)
-    directory = job.staging / DIRECTORY
-    directory.mkdir(exist_ok=True)
-    path = directory / artifact_filename(variant, SUFFIX)
+def target(variant):
+    """What a file of `variant` asks of the task's graph (the module docstring says why)."""
+    if variant == "batch32":
+        return RuntimeTarget(batch_size=32, unroll=True)
+    return RuntimeTarget(batch_size=1, unroll=True, sequence_ops=variant in ("float32", "float16"))
+
+
+def write(model, path, variant="float32", *, task=None, options=None, validation=None, name=None, version=None,
+          scratch=None):
+    """Convert `model`'s runtime graph for `variant` to `path` (a `.tflite`) with its sidecar beside it.
+
+    `validation` (the task's validation set) is needed for "int8" only: its
+    calibration inputs. `scratch` keeps conversion SavedModels for other
+    variants of the same model; by default a temporary folder.
+    """
+    from zoo.export.architectures import recipe_for
+    from zoo.export.tasks import task_for
+
+    task = task or task_for(model)
+    options = options if options is not None else task.options(model)
+    if variant != "float32" and variant not in VARIANTS:
+        raise ExportError(f"variant: {NAME} has no {variant!r} variant; expected any of {['float32', *VARIANTS]}")
+    path, name = pathlib.Path(path), name or model.name
+    description = task.runtime_description(model, options)
+    with tempfile.TemporaryDirectory(prefix="zoo-litert-") as own_scratch:
+        scratch = pathlib.Path(scratch or own_scratch)
+        file_target = target(variant)
+        graph = task.runtime_graph(model, file_target, options)
+        conversion = scratch / f"litert_b{file_target.batch_size}_{'fused' if graph.fused else 'unrolled'}"
+        if not conversion.exists():
+            graph.write_saved_model(conversion)
+        flatbuffer = convert(
+            conversion, _QUANTIZATION[variant],
+            calibration_inputs=task.calibration_inputs(model, validation) if variant == "int8" else None,
+            signature_keys=tuple(graph.endpoints), float_ops=recipe_for(model.backbone).int8_float_ops,
+            # The fused float16 LSTM's state variables stay plain float32 constants: by default
+            # the converter stores their zero initial values as float16 behind DEQUANTIZE ops,
+            # which ai_edge_litert runs but MediaPipe's TextClassifier refuses to load ("Output
+            # tensor ... to op DEQUANTIZE is a variable"); the older quantizer keeps them float32.
+            converter_options={"experimental_new_dynamic_range_quantizer": False}
+            if variant == "float16" and graph.fused else None,
+        )
+    fields = {}
+    if _has_text_classifier_metadata(description, file_target):
+        flatbuffer, fields = _with_text_classifier_metadata(flatbuffer, description, name, version, variant, model)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(flatbuffer)
-    artifact = runtime_files.write_sidecar(job, NAME, path, variant, file_signatures(flatbuffer),
-                                           ops=op_names(flatbuffer), **task.litert_artifact_fields(job, flatbuffer))
-    return path, artifact
+    signatures = file_signatures(flatbuffer)
+    runtime_files.write_sidecar(path, task, name, variant, signatures, description)
+    return runtime_files.artifact_entry(path, NAME, variant, signatures, ops=op_names(flatbuffer), **fields)
 
 
-def run(job, path, variant):
-    """The builtin kernels, XNNPACK, and the app runtimes the task adds (MediaPipe for classifiers),
-    which take one input at a time: not on a batch variant."""
-    app_runtimes = () if variant in BATCH_SIZES else tuple(job.task.APP_RUNTIMES.get(NAME, ()))
-    runtimes = RUNTIMES + app_runtimes
-    return isolation.run_in_child(path, job.task.runtime_inputs(job), runtimes, job.scratch)
+def run(path, variant, task, validation, scratch):
+    """The builtin kernels and XNNPACK; MediaPipe's TextClassifier too on a file carrying its metadata."""
+    from zoo.export import tflite_metadata
+
+    mediapipe = tflite_metadata.metadata_buffer(pathlib.Path(path).read_bytes()) is not None
+    outputs = isolation.run_in_child(path, task.probe_inputs(validation),
+                                     RUNTIMES + (("mediapipe",) if mediapipe else ()), scratch)
+    if mediapipe:
+        # MediaPipe tokenizes the raw text itself: the task holds it to zoo's runner on the same
+        # (XNNPACK) kernels, strictly where its regex tokenizer gives zoo's ids.
+        tokenizer = read_sidecar(path)["tokenizer"]
+        outputs["mediapipe"].update(ids_exact=reference.mediapipe_exact(tokenizer["lower"], tokenizer["punctuation"]),
+                                    same_kernels_as="xnnpack")
+    return outputs
+
+
+def _has_text_classifier_metadata(description, file_target):
+    """A batch-1 file whose task describes labels and zoo's word tokenizer: MediaPipe's TextClassifier
+    can run it (it takes one `[1, L]` input)."""
+    return (file_target.batch_size == 1 and "labels" in description
+            and description.get("tokenizer", {}).get("type") == "word")
+
+
+def _with_text_classifier_metadata(flatbuffer, description, name, version, variant, model):
+    """The file with TFLite model metadata for MediaPipe Tasks' TextClassifier, and its manifest fields."""
+    from zoo.export import tflite_metadata
+
+    tokenizer = description["tokenizer"]
+    exact = reference.mediapipe_exact(tokenizer["lower"], tokenizer["punctuation"])
+    pattern = reference.mediapipe_delimiter_pattern(tokenizer["punctuation"])
+    flatbuffer = tflite_metadata.add_text_classifier_metadata(
+        flatbuffer,
+        name=name,
+        version=str(version or ""),
+        description=(f"zoo model {name} ({type(model.backbone).__name__}, {variant}); MediaPipe's regex tokenizer "
+                     f"reproduces zoo's token ids "
+                     f"{'exactly' if exact else 'not exactly (lower=False with punctuation delimit or keep would)'}"),
+        vocabulary=tokenizer["vocabulary"],
+        labels=description["labels"],
+        delimiter_pattern=pattern,
+    )
+    return flatbuffer, {"metadata": tflite_metadata.read_metadata(flatbuffer),
+                        "mediapipe": {"ids_exact": exact, "delimiter_pattern": pattern}}
 
 
 def file_signatures(flatbuffer):
@@ -93,7 +189,7 @@ def convert(saved_model_dir, quantization=None, calibration_inputs=None, signatu
     """Convert to a builtins-only flatbuffer; return its bytes.
 
     Args:
-        saved_model_dir: the task's conversion SavedModel (static shapes).
+        saved_model_dir: a SavedModel of static-shape signatures.
         quantization: None (float32), "float16" (float16 weights),
             "dynamic_int8" (int8 weights, float activations) or "int8"
             (int8 weights and activations calibrated on
@@ -101,12 +197,11 @@ def convert(saved_model_dir, quantization=None, calibration_inputs=None, signatu
         calibration_inputs: list of `{input name: array}`, real training
             examples, required for "int8".
         float_ops: "int8" only: TFLite op names (e.g. "BATCH_MATMUL") left
-            in float32 (the task's per-architecture choice).
-        converter_options: `TFLiteConverter` attributes to set (a task's
-            per-architecture recipe).
+            in float32 (the architecture recipe's `int8_float_ops`).
+        converter_options: `TFLiteConverter` attributes to set.
     """
-    if quantization not in (None,) + QUANTIZATIONS:
-        raise ConversionError(f"quantization must be one of {QUANTIZATIONS} or None, got {quantization!r}")
+    if quantization not in (None, "float16", "dynamic_int8", "int8"):
+        raise ConversionError(f"quantization must be float16, dynamic_int8, int8 or None, got {quantization!r}")
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=list(signature_keys))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     for option, value in (converter_options or {}).items():

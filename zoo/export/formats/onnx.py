@@ -1,87 +1,107 @@
 """ONNX files for ONNX Runtime: `onnx/model[.dynamic_int8].onnx` + sidecar, token ids in, any batch size.
 
-The task's token-id graph with a dynamic batch dimension
-(`task.token_ids_endpoint(model, batch_size=None)`), converted by tf2onnx
-from a `tf.function`; `dynamic_int8` is ONNX Runtime's dynamic quantizer
-(int8 weights, activations quantized per call). Validated in a child
-process on ONNX Runtime's CPU provider under the same parity rules as the
-other formats; the sidecar carries the tokenizer and labels, so
-`zoo.runtime.TextClassifierRunner` (and `zoo predict model.onnx`) run it.
+The task's runtime graph with a dynamic batch dimension, traced as Keras
+runs it, converted by tf2onnx; `dynamic_int8` is ONNX Runtime's dynamic
+quantizer (int8 weights, activations quantized per call), applied to the
+float32 file. Validated in a child process on ONNX Runtime's CPU provider
+under the same parity rules as the other formats; the sidecar carries the
+task's description (tokenizer, labels), so `zoo.runtime` runs the file.
 """
 
 import logging
+import pathlib
 
 import tensorflow as tf
 
 from zoo.export import isolation
-from zoo.export.errors import ConversionError
+from zoo.export.errors import ConversionError, ExportError
 from zoo.export.formats import runtime_files
-from zoo.runtime import backends
+from zoo.export.graphs import RuntimeTarget
+from zoo.runtime import backends, registry
 from zoo.runtime.sidecar import artifact_filename, tensor
 
 NAME = "onnx"
 DIRECTORY = "onnx"
 SUFFIX = ".onnx"
-TASKS = ("text-classification",)
-QUANTIZATIONS = ("dynamic_int8",)
+VARIANTS = {"dynamic_int8": "int8 weights, activations quantized per call (ONNX Runtime's dynamic quantizer)"}
+EXACT_VARIANTS = ("float32",)
 RUNTIMES = backends.RUNTIMES[SUFFIX]
 # ONNX Runtime 1.2x runs opset 17 everywhere; tf2onnx 1.17 writes it.
 OPSET = 17
+TARGET = RuntimeTarget(batch_size=None)
 
 
-def artifact_key(variant):
-    return f"onnx {variant}"
+def serves(task, model):
+    return SUFFIX in registry.suffixes(task.name) and (model is None or task.supports_runtime_files(model))
 
 
-def write(job, variant):
-    directory = job.staging / DIRECTORY
-    directory.mkdir(exist_ok=True)
-    path = directory / artifact_filename(variant, SUFFIX)
-    float32 = directory / artifact_filename("float32", SUFFIX)
+def write(model, path, variant="float32", *, task=None, options=None, validation=None, name=None, version=None,
+          scratch=None):
+    """Write `model`'s runtime graph (any batch) as ONNX at `path`, with its sidecar beside it.
+
+    `dynamic_int8` is quantized from the float32 file beside `path`
+    (`model.onnx`), written first when it is not there.
+    """
+    from zoo.export.tasks import task_for
+
+    task = task or task_for(model)
+    options = options if options is not None else task.options(model)
+    if variant != "float32" and variant not in VARIANTS:
+        raise ExportError(f"variant: {NAME} has no {variant!r} variant; expected any of {['float32', *VARIANTS]}")
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     if variant == "float32":
-        _convert(job, path)
+        _convert(task.runtime_graph(model, TARGET, options), path)
     else:
-        # Quantized from the float32 file, which the loop always writes first.
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        root_logger = logging.getLogger()
-        level = root_logger.level
-        root_logger.setLevel(logging.ERROR)  # the quantizer logs a warning per tensor it leaves in float
-        try:
-            quantize_dynamic(str(float32), str(path), weight_type=QuantType.QInt8)
-        except Exception as error:  # noqa: BLE001 - any quantizer failure is one line
-            raise ConversionError(f"ONNX {variant}: {type(error).__name__}: {str(error).splitlines()[0][:300]}")
-        finally:
-            root_logger.setLevel(level)
+        float32 = path.parent / artifact_filename("float32", SUFFIX)
+        if not float32.exists():
+            _convert(task.runtime_graph(model, TARGET, options), float32)
+        _quantize(float32, path, variant)
     import onnx
 
-    model = onnx.load(str(path))
-    artifact = runtime_files.write_sidecar(
-        job, NAME, path, variant, file_signatures(path),
-        opset=max(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")),
-        ops=sorted({node.op_type for node in model.graph.node}),
+    graph = onnx.load(str(path))
+    signatures = file_signatures(path)
+    runtime_files.write_sidecar(path, task, name or model.name, variant, signatures,
+                                task.runtime_description(model, options))
+    return runtime_files.artifact_entry(
+        path, NAME, variant, signatures,
+        opset=max(entry.version for entry in graph.opset_import if entry.domain in ("", "ai.onnx")),
+        ops=sorted({node.op_type for node in graph.graph.node}),
     )
-    return path, artifact
 
 
-def run(job, path, variant):
-    return isolation.run_in_child(path, job.task.runtime_inputs(job), RUNTIMES, job.scratch)
+def run(path, variant, task, validation, scratch):
+    return isolation.run_in_child(path, task.probe_inputs(validation), RUNTIMES, scratch)
 
 
-def _convert(job, path):
+def _convert(graph, path):
     try:
         import tf2onnx
     except ImportError:
         raise ConversionError("the onnx format needs tf2onnx and onnxruntime (pip install tf2onnx onnxruntime)")
-    function, input_signature = job.task.token_ids_endpoint(job.model, batch_size=None)
+    (endpoint,) = graph.endpoints.values()
     try:
         tf2onnx.convert.from_function(
-            tf.function(function, input_signature=input_signature), input_signature=input_signature,
-            opset=OPSET, output_path=str(path),
+            tf.function(endpoint.function, input_signature=endpoint.input_signature),
+            input_signature=endpoint.input_signature, opset=OPSET, output_path=str(path),
         )
     except Exception as error:  # noqa: BLE001 - tf2onnx raises many types
         message = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
         raise ConversionError(f"ONNX conversion failed: {type(error).__name__}: {message}") from None
+
+
+def _quantize(float32, path, variant):
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root_logger = logging.getLogger()
+    level = root_logger.level
+    root_logger.setLevel(logging.ERROR)  # the quantizer logs a warning per tensor it leaves in float
+    try:
+        quantize_dynamic(str(float32), str(path), weight_type=QuantType.QInt8)
+    except Exception as error:  # noqa: BLE001 - any quantizer failure is one line
+        raise ConversionError(f"ONNX {variant}: {type(error).__name__}: {str(error).splitlines()[0][:300]}")
+    finally:
+        root_logger.setLevel(level)
 
 
 def file_signatures(path):

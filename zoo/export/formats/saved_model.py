@@ -1,71 +1,57 @@
 """TF Serving SavedModels: `<root>/<name>/<version>/` itself.
 
-The task supplies the graph (`task.saved_model_graph(job)`: endpoints,
-objects to track, warm-up requests); this module writes it with zoo's
-`ExportArchive` (weights frozen, each stored once), writes TF Serving's
-warm-up file, and reloads it for validation as TF Serving would.
+The task supplies its serving graph (raw inputs in: `task.serving_graph`);
+this module writes it with zoo's `ExportArchive` (weights frozen, each
+stored once), writes TF Serving's warm-up file from the graph's example
+inputs, and reloads it for validation as TF Serving would.
 """
 
-import dataclasses
 import pathlib
+import tempfile
 
 import tensorflow as tf
 
-from zoo.export.archive import ExportArchive
-
 NAME = "saved_model"
 DIRECTORY = ""
-TASKS = ("text-classification", "causal-lm")
-QUANTIZATIONS = ()
+SUFFIX = ""
+VARIANTS = {}
+EXACT_VARIANTS = ("float32",)
 WARMUP_FILENAME = "tf_serving_warmup_requests"
 # What a SavedModel consists of inside the version folder.
 _CONTENTS = ("saved_model.pb", "fingerprint.pb", "variables", "assets", "assets.extra")
 
 
-@dataclasses.dataclass
-class SavedModelGraph:
-    """What a task hands this format: endpoints `(signature, function, input_signature)`,
-    objects to track, TF Serving warm-up requests, custom ops the graph needs."""
-
-    endpoints: list
-    tracked: list
-    warmup_signature: str = None
-    warmup_batches: list = ()
-    custom_ops: tuple = ()
+def serves(task, model):
+    return True
 
 
-def artifact_key(variant):
-    return NAME
+def write(model, path, variant="float32", *, task=None, options=None, validation=None, name=None, version=None,
+          scratch=None):
+    """Write `model`'s serving graph as a SavedModel into the folder `path`; returns its manifest entry."""
+    from zoo.export.tasks import task_for
 
-
-def write(job, variant):
-    graph = job.task.saved_model_graph(job)
-    archive = ExportArchive()
-    for trackable in graph.tracked:
-        archive.track(trackable)
-    for signature, function, input_signature in graph.endpoints:
-        archive.add_endpoint(signature, function, input_signature=input_signature)
-    archive.write_out(str(job.staging), verbose=False)
-    if graph.warmup_batches:
-        write_warmup_requests(job.staging, job.name, graph.warmup_signature, graph.warmup_batches)
-    loaded = tf.saved_model.load(str(job.staging))
-    size = sum(path.stat().st_size for name in _CONTENTS for path in _files(job.staging / name))
-    artifact = {
+    task = task or task_for(model)
+    path = pathlib.Path(path)
+    with tempfile.TemporaryDirectory(prefix="zoo-saved-model-") as own_scratch:
+        graph = task.serving_graph(model, validation, pathlib.Path(scratch or own_scratch))
+        graph.write_saved_model(path)
+    for signature, batches in graph.examples.items():
+        write_warmup_requests(path, name or model.name, signature, batches)
+    loaded = tf.saved_model.load(str(path))
+    return {
         "format": NAME,
         "path": ".",
-        "signatures": {signature: signature_spec(loaded.signatures[signature])
-                       for signature, _, _ in graph.endpoints},
-        "assets": sorted(str(path.relative_to(job.staging)) for name in ("assets", "assets.extra")
-                         for path in _files(job.staging / name)),
+        "signatures": {signature: signature_spec(loaded.signatures[signature]) for signature in graph.endpoints},
+        "assets": sorted(str(file.relative_to(path)) for folder in ("assets", "assets.extra")
+                         for file in _files(path / folder)),
         "custom_ops": list(graph.custom_ops),
-        "bytes": size,
+        "bytes": sum(file.stat().st_size for item in _CONTENTS for file in _files(path / item)),
     }
-    return job.staging, artifact
 
 
-def run(job, path, variant):
+def run(path, variant, task, validation, scratch):
     """`{runtime: outputs}` from the reloaded SavedModel; the task names the runtimes (its signatures)."""
-    return job.task.saved_model_outputs(job, tf.saved_model.load(str(path)))
+    return task.serving_outputs(tf.saved_model.load(str(path)).signatures, validation)
 
 
 def _files(path):

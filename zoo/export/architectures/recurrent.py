@@ -1,8 +1,15 @@
-"""Recurrent classifiers as TFLite's fused sequence ops.
+"""The recurrent backbones' recipe: loops unrolled, or LSTMs as TFLite's fused sequence op.
 
-`zoo.export.text_classifier_export` uses this for the float32 and float16
-LiteRT files of LSTM and bidirectional LSTM classifiers; GRU and SimpleRNN
-have no fused builtin the converter produces, so they are unrolled.
+`RecurrentRecipe.features` traces `zoo.models.recurrent.RecurrentBackbone`
+for a runtime file in one of three ways:
+- fused (`target.sequence_ops`, every layer an LSTM): TFLite's
+  UNIDIRECTIONAL_SEQUENCE_LSTM, built as below;
+- unrolled (`target.unroll`): the Keras layers traced step by step over the
+  fixed window (TFLite has no fused GRU and its converter emits no fused
+  SimpleRNN; the alternative, a WHILE loop, is slower, and full-int8
+  calibration needs unrolled ops: TFLite's calibrator segfaults logging
+  WHILE outputs, tensorflow#75140);
+- else the Keras layers as they are (a generic loop).
 
 Keras 3 LSTM/GRU/SimpleRNN layers trace to a generic loop that the converter
 lowers to a builtin WHILE. TFLite has fused builtins for LSTM
@@ -40,16 +47,19 @@ text steps the feature is 0 and adds exactly -0.0 to the gate sums. 3e4 stays
 finite in float16 (0 * -inf would be NaN); int8 weight quantization of this
 kernel would however be ruined by the outlier row.
 
-Everything else (embedding, pooling, head, Naive Bayes branch) calls the
-trained Keras 3 layers, so only the recurrence is rewritten.
+Everything else (embedding, pooling) calls the trained Keras 3 layers, so
+only the recurrence is rewritten.
 """
 
+import contextlib
 import uuid
 
 import keras
 import tensorflow as tf
 
+from zoo.export.architectures import Recipe, register_recipe
 from zoo.export.errors import ExportError
+from zoo.models.recurrent import RecurrentBackbone
 
 # Cells with a fused TFLite builtin the converter can produce.
 FUSABLE_CELLS = (keras.layers.LSTM,)
@@ -169,31 +179,20 @@ def fused_recurrent(layer, inputs, mask, lengths):
     return sequence if layer.return_sequences else _last_step(layer, sequence, lengths)
 
 
-def fused_forward(classifier, token_ids):
-    """The classifier's inference on int32 token ids, recurrent layers fused."""
-    backbone = classifier.backbone
+def fused_features(backbone, token_ids):
+    """The backbone's inference on int32 token ids `[batch, length]` (static batch), LSTMs fused."""
     mask = tf.not_equal(token_ids, 0)
     lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
     x = backbone.token_embedding(token_ids)
     for layer in backbone.recurrent_layers:
         x = fused_recurrent(layer, x, mask, lengths)
-    if backbone.pooler is not None:
-        x = tf.reduce_max(x, axis=1)
-    outputs = classifier.output_dense(x)
-    if classifier.naive_bayes is not None:
-        outputs = classifier.output_activation(
-            classifier.wide_and_deep([outputs, classifier.naive_bayes(token_ids)])
-        )
-    return outputs
+    # The pool takes every step: the masked ones hold what Keras gives them (see `_run_direction`).
+    return backbone.pooler(x) if backbone.pooler is not None else x
 
 
-def can_fuse(classifier):
-    """Whether every recurrent layer of `classifier` has a fused TFLite op."""
-    backbone = getattr(classifier, "backbone", None)
-    layers = getattr(backbone, "recurrent_layers", None)
-    if not layers:
-        return False
-    for layer in layers:
+def can_fuse(backbone):
+    """Whether every recurrent layer of `backbone` has a fused TFLite op."""
+    for layer in backbone.recurrent_layers:
         directions = (
             (layer.forward_layer, layer.backward_layer) if isinstance(layer, keras.layers.Bidirectional) else (layer,)
         )
@@ -203,3 +202,40 @@ def can_fuse(classifier):
             except ExportError:
                 return False
     return True
+
+
+@contextlib.contextmanager
+def unrolled(backbone):
+    """Trace every recurrent layer of `backbone` as unrolled steps."""
+    recurrent = [layer for layer in backbone._flatten_layers() if isinstance(layer, keras.layers.RNN)]
+    saved = [(layer.unroll, layer.zero_output_for_mask) for layer in recurrent]
+    try:
+        for layer in recurrent:
+            layer.unroll = True
+            if layer.go_backwards:
+                # Keras 3.15's unrolled rnn() zeroes masked outputs with the
+                # mask in input order while the outputs are in (reversed)
+                # processing order, so a Bidirectional layer's backward half
+                # zeroes real steps and keeps padded ones (max |diff| 0.02).
+                # zoo pads at the end, so a backward pass meets the padding
+                # first and, without the zeroing, outputs the zeros it starts
+                # from there: exactly what the WHILE loop gives.
+                layer.zero_output_for_mask = False
+        yield
+    finally:
+        for layer, (unroll, zero_output_for_mask) in zip(recurrent, saved):
+            layer.unroll = unroll
+            layer.zero_output_for_mask = zero_output_for_mask
+
+
+@register_recipe(RecurrentBackbone)
+class RecurrentRecipe(Recipe):
+    def fuses(self, backbone, target):
+        return target.sequence_ops and can_fuse(backbone)
+
+    def features(self, backbone, token_ids, target):
+        if self.fuses(backbone, target):
+            return fused_features(backbone, token_ids)
+        # Inside the traced function, so every trace of it (the converter's too) sees the unrolled layers.
+        with unrolled(backbone) if target.unroll else contextlib.nullcontext():
+            return backbone(token_ids, training=False)
