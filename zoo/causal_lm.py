@@ -1,10 +1,11 @@
-"""Fine-tune and sample registered causal language models (GPT-2).
+"""Train, fine-tune and sample registered causal language models (every `causal-lm` family).
 
 `train_causal_lm` packs a corpus into fixed windows (documents joined by
 `<|endoftext|>`, no padding), holds out a validation part, and trains with
 AdamW (linear warmup, cosine decay, gradient clipping), XLA on by default,
 a checkpoint every epoch and `BackupAndRestore` so a killed run resumes where
-it stopped. `generate` samples with keras-hub's samplers.
+it stopped. `generate` samples with keras-hub's samplers. Both work on any
+keras-hub `CausalLM` the registry builds (GPT-2, the LSTM language model).
 
 Example:
 >>> result = train_causal_lm("gpt2_tiny", epochs=1, out_dir="saved_models/gpt2_tiny")
@@ -143,8 +144,8 @@ def build_trainer(model, steps, learning_rate=5e-4, warmup_fraction=0.1, weight_
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay, global_clipnorm=clipnorm)
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "embeddings"])
     # The windows are ids already: train the task without its preprocessor
-    # (weights shared with `model`).
-    trainer = keras_hub.models.GPT2CausalLM(backbone=model.backbone, preprocessor=None)
+    # (the same network, weights shared with `model`).
+    trainer = type(model)(backbone=model.backbone, preprocessor=None)
     trainer.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -161,7 +162,7 @@ def train_causal_lm(
     out_dir=None,
     epochs=1,
     batch_size=8,
-    learning_rate=5e-4,
+    learning_rate=None,
     warmup_fraction=0.1,
     weight_decay=0.01,
     clipnorm=1.0,
@@ -183,7 +184,11 @@ def train_causal_lm(
         data: `.txt`, `.jsonl` or folder of `.txt` (default tinyshakespeare).
         out_dir: default `saved_models/<name>`; holds `model.keras`,
             `train_report.json`, per-epoch checkpoints and the resume backup.
-        lora_rank: train only rank-`r` LoRA adapters of the backbone.
+        learning_rate: AdamW's peak rate; default the model's `learning_rate`
+            setting where it has one (families trained from scratch), else 5e-4
+            (GPT-2 fine-tuning).
+        lora_rank: train only rank-`r` LoRA adapters of the backbone (GPT-2's
+            attention; a backbone without LoRA layers refuses it).
         max_train_windows: cap the number of training windows (quick runs).
         callbacks: extra Keras callbacks, run after zoo's own (not with `strategy`).
         strategy: "auto", "mirrored", "multi_worker" or a
@@ -197,6 +202,8 @@ def train_causal_lm(
     if spec.task != "causal-lm":
         raise ValueError(f"{name} is a {spec.task} model; train it with `zoo train` / train_classifier")
     check_training_arguments(epochs=epochs, batch_size=batch_size)
+    if learning_rate is None:
+        learning_rate = spec.default_config.get("learning_rate", 5e-4)
     cluster = None
     if strategy is not None:
         from zoo import distributed
@@ -227,6 +234,8 @@ def train_causal_lm(
 
     with scope():
         model = models.create_model(name, **overrides)
+        if lora_rank:
+            enable_lora(model, int(lora_rank))
     tokenizer = model.preprocessor.tokenizer
     sequence_length = model.preprocessor.sequence_length
 
@@ -242,13 +251,12 @@ def train_causal_lm(
 
     steps = epochs * (len(train_windows) // batch_size)
     with scope():
-        if lora_rank:
-            model.backbone.enable_lora(int(lora_rank))
         trainer = build_trainer(model, steps, learning_rate, warmup_fraction, weight_decay, clipnorm,
                                 jit_compile and cluster is None)
     facts = dict(name=name, corpus=corpus, overrides=overrides, train_windows=train_windows,
                  validation_windows=validation_windows, validation_fraction=validation_fraction, seed=seed,
-                 sequence_length=sequence_length, batch_size=batch_size, lora_rank=lora_rank)
+                 sequence_length=sequence_length, batch_size=batch_size, learning_rate=learning_rate,
+                 lora_rank=lora_rank)
     if cluster is not None:
         return _train_distributed(model, trainer, cluster, out_dir, epochs, verbose, facts)
     initial = trainer.evaluate(validation_data, verbose=0, return_dict=True)
@@ -269,6 +277,16 @@ def train_causal_lm(
     report = _report(facts, history.history, seconds, initial["loss"], final["loss"],
                      jit_compile=jit_compile, tokens_per_second=history.history.get("tokens_per_second", [None])[-1])
     return _save(model, out_dir, report)
+
+
+def enable_lora(model, rank):
+    """Freeze the backbone but for rank-`rank` LoRA adapters; a clear error where it has no LoRA layers."""
+    model.backbone.enable_lora(rank)
+    # keras-hub freezes every layer, then unfreezes those it names (attention
+    # queries and values): nothing left to train means there were none.
+    if not model.backbone.trainable_weights:
+        raise ValueError(f"lora_rank: {type(model.backbone).__name__} has no LoRA layers "
+                         f"({', '.join(model.backbone.default_lora_layer_names())}); train without lora_rank")
 
 
 def _train_distributed(model, trainer, cluster, out_dir, epochs, verbose, facts):
@@ -300,6 +318,7 @@ def _report(facts, history, seconds, loss_before, loss_after, *, jit_compile, to
                  "validation_fraction": facts["validation_fraction"], "seed": facts["seed"]},
         "sequence_length": facts["sequence_length"],
         "batch_size": facts["batch_size"],
+        "learning_rate": facts["learning_rate"],
         "epochs_run": len(history.get("loss", [])),
         "lora_rank": facts["lora_rank"],
         "jit_compile": jit_compile,
@@ -338,16 +357,18 @@ def generate(model, prompts, *, max_length=64, sampler="greedy", seed=None, **sa
     """Continue each prompt; stops at `<|endoftext|>` or `max_length` tokens.
 
     Args:
-        model: a `GPT2CausalLM` with its preprocessor.
+        model: a keras-hub `CausalLM` with its preprocessor (e.g. `GPT2CausalLM`, `LSTMCausalLM`).
         prompts: a string or a list of strings (one batch).
-        max_length: total length in tokens, prompt included.
+        max_length: total length in tokens, prompt included (at most the
+            backbone's `max_sequence_length` where it has one).
         sampler: "greedy", "top_k", "top_p" or "beam".
         seed: makes the stochastic samplers reproducible.
     """
     runtime_generator.check_generation_arguments(sampler, max_length, samplers=SAMPLERS,
                                                  vocabulary_size=model.backbone.vocabulary_size, **sampler_args)
-    limit = model.backbone.max_sequence_length
-    if max_length > limit:
+    # A transformer's position embedding bounds its context; a recurrence has no bound.
+    limit = getattr(model.backbone, "max_sequence_length", None)
+    if limit is not None and max_length > limit:
         raise ValueError(f"max_length {max_length} is past the model's context (max_sequence_length {limit})")
     single = isinstance(prompts, str)
     prompts = [prompts] if single else list(prompts)

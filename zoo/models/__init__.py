@@ -21,6 +21,7 @@ if keras.config.backend() != "tensorflow":
     raise ImportError(f"zoo needs the TensorFlow Keras backend; KERAS_BACKEND is {keras.config.backend()!r}")
 
 from zoo.models import cnn, gpt2, recurrent, transformer  # noqa: F401  (each registers its models)
+from zoo.models import lstm_lm  # noqa: F401  (registers the LSTM language models)
 from zoo.models.cnn import CNNBackbone
 from zoo.models.recurrent import RecurrentBackbone
 from zoo.models.text_classifier import TextClassifier
