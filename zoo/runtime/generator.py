@@ -280,3 +280,21 @@ def check_sidecar(field, spec):
     for key in ("start_token_id", "end_token_id"):
         field.get(f"generation.{key}", lambda v: is_int(v, 0) and v < len(vocabulary),
                   f"a token id in [0, {len(vocabulary)})")
+
+
+@registry.sidecar_fits_model(TASK)
+def check_against_model(spec, shapes, sidecar):
+    """A KV cache holds `cache_length` positions; prefill takes `prefill_length` ids; one logit per token."""
+    generation = spec["generation"]
+    if generation.get("cache_update", "rows") == "rows":
+        cache = shapes[("decode", generation["cache_inputs"][0][0])]
+        layout = generation.get("cache_layout")
+        position_axis = layout.index("position") if isinstance(layout, list) and "position" in layout else -2
+        verification.same_dimension(sidecar, "generation.cache_length", generation["cache_length"],
+                                    cache[position_axis:][:1], "the model file's cache holds {} positions")
+    verification.same_dimension(sidecar, "generation.prefill_length", generation["prefill_length"],
+                                shapes.get(("prefill", "token_ids"), [])[-1:],
+                                "the model file's prefill takes {} token ids")
+    verification.same_dimension(sidecar, "tokenizer.vocabulary", len(spec["tokenizer"]["vocabulary"]),
+                                shapes.get(("decode", "logits"), [])[-1:], "the model file has {} logits",
+                                "{} tokens")

@@ -9,7 +9,10 @@ Besides running files for users, a runner class gives:
     RUNTIMES: {suffix: runtimes}, the runtimes `probe` takes per suffix.
 
 The task's sidecar fields are checked by a function registered with
-`@sidecar_fields(task)`: `check(field, spec)`, `field` a `sidecar.Fields`.
+`@sidecar_fields(task)`: `check(field, spec)`, `field` a `sidecar.Fields`;
+and against the model file's tensors by one registered with
+`@sidecar_fits_model(task)`: `check(spec, shapes, sidecar_path)`, `shapes`
+`{(signature, tensor name): shape}` as the file declares them.
 
 A file that carries everything itself (a `.litertlm` bundle) has no sidecar:
 its runner registers with `sidecar=False`, and its suffix alone names the task.
@@ -18,6 +21,7 @@ its runner registers with `sidecar=False`, and its suffix alone names the task.
 _RUNNERS = {}  # task -> {suffix: runner class}
 _SELF_CONTAINED = {}  # suffix -> task
 _SIDECAR_CHECKS = {}  # task -> check(field, spec)
+_MODEL_CHECKS = {}  # task -> check(spec, shapes, sidecar_path)
 
 
 def register_runner(task, suffixes, sidecar=True):
@@ -67,3 +71,17 @@ def sidecar_fields(task):
 
 def sidecar_check(task):
     return _SIDECAR_CHECKS[task]
+
+
+def sidecar_fits_model(task):
+    """Decorator: `check(spec, shapes, sidecar_path)` checks `task`'s sidecar fields against the model file."""
+
+    def decorator(check):
+        _MODEL_CHECKS[task] = check
+        return check
+
+    return decorator
+
+
+def sidecar_fits_model_check(task):
+    return _MODEL_CHECKS[task]

@@ -89,3 +89,14 @@ class TextClassifierRunner:
 def check_sidecar(field, spec):
     check_one_tensor_signature(field, spec)
     check_word_tokenizer_fields(field, spec)
+
+
+@registry.sidecar_fits_model(TASK)
+def check_against_model(spec, shapes, sidecar):
+    """The window the tokenizer pads to and the number of labels are the file's input and output sizes."""
+    (signature,) = spec["signatures"].values()
+    window, classes = signature["inputs"][0]["shape"][-1:], signature["outputs"][0]["shape"][-1:]
+    verification.same_dimension(sidecar, "tokenizer.sequence_length", spec["tokenizer"]["sequence_length"], window,
+                                "the model file takes {} token ids")
+    verification.same_dimension(sidecar, "labels", len(spec["labels"]), classes, "the model file outputs {} classes",
+                                "{} labels")

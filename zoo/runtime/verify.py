@@ -12,6 +12,8 @@ import hashlib
 import json
 import pathlib
 
+from zoo.runtime import registry
+
 MANIFEST_FILENAME = "manifest.json"
 
 
@@ -71,7 +73,8 @@ def verify_model_file(model_path):
 
 
 def check_sidecar_against_model(spec, model, sidecar):
-    """The sidecar's tensors, window length, labels and cache must be the model file's own."""
+    """The sidecar's tensors must be the model file's own, and what its task's fields say of their
+    dimensions (window length, labels, cache) too (the check its runner module registers)."""
     for signature, expected in spec["signatures"].items():
         try:
             runner = model.signature_details(signature)
@@ -88,28 +91,12 @@ def check_sidecar_against_model(spec, model, sidecar):
                 if [d if d is not None and d >= 0 else None for d in shape] != list(tensor["shape"]):
                     raise VerificationError(f"{sidecar}: field 'signatures.{signature}.{kind}': {tensor['name']} "
                                             f"is {list(shape)} in the model file, {tensor['shape']} in the sidecar")
-    if spec["task"] == "text-classification":
-        (signature,) = spec["signatures"].values()
-        window, classes = signature["inputs"][0]["shape"][-1:], signature["outputs"][0]["shape"][-1:]
-        _same(sidecar, "tokenizer.sequence_length", spec["tokenizer"]["sequence_length"], window,
-              "the model file takes {} token ids")
-        _same(sidecar, "labels", len(spec["labels"]), classes, "the model file outputs {} classes", "{} labels")
-    else:
-        generation = spec["generation"]
-        shapes = {(name, tensor["name"]): tensor["shape"] for name, signature in spec["signatures"].items()
-                  for tensor in signature["inputs"] + signature["outputs"]}
-        cache = shapes[("decode", generation["cache_inputs"][0][0])]
-        layout = generation.get("cache_layout")
-        position_axis = layout.index("position") if isinstance(layout, list) and "position" in layout else -2
-        _same(sidecar, "generation.cache_length", generation["cache_length"], cache[position_axis:][:1],
-              "the model file's cache holds {} positions")
-        _same(sidecar, "generation.prefill_length", generation["prefill_length"],
-              shapes.get(("prefill", "token_ids"), [])[-1:], "the model file's prefill takes {} token ids")
-        _same(sidecar, "tokenizer.vocabulary", len(spec["tokenizer"]["vocabulary"]),
-              shapes.get(("decode", "logits"), [])[-1:], "the model file has {} logits", "{} tokens")
+    shapes = {(name, tensor["name"]): tensor["shape"] for name, signature in spec["signatures"].items()
+              for tensor in signature["inputs"] + signature["outputs"]}
+    registry.sidecar_fits_model_check(spec["task"])(spec, shapes, sidecar)
 
 
-def _same(sidecar, field, value, model_dims, model_says, sidecar_says="{}"):
+def same_dimension(sidecar, field, value, model_dims, model_says, sidecar_says="{}"):
     """`value` must be the model file's one dimension `model_dims` (a list of one size or None)."""
     if list(model_dims) != [value] and model_dims != [None]:
         shown = model_dims[0] if model_dims else "no such dimension"
