@@ -209,3 +209,130 @@ class NaiveBayesNgramLogits(keras.layers.Layer):
             }
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class OneVsRestNaiveBayesLogits(NaiveBayesNgramLogits):
+    """Per-label Naive Bayes log-odds of the n-grams present, for labels that are not exclusive.
+
+    The multi-label form of NBSVM (Wang & Manning 2012): each label is its own
+    two-class problem, texts with the label against texts without, so its
+    table column is that label's log-count ratio r and its output is
+    `scale * (features present . r) + log prior odds`: `[batch, num_labels]`
+    logits for a sigmoid. The features, their binarization and the
+    leave-one-out training of `NaiveBayesNgramLogits` are shared; only the
+    counts (positive and negative texts per label) and the scores differ.
+
+    Args:
+        vocabulary_size: int. Size of the token vocabulary (at most 46340).
+        num_classes: int. Number of labels.
+        bigram_buckets: int. Hashed bigram slots.
+        alpha: float. Additive smoothing of the feature counts and of the
+            prior's text counts.
+
+    Example:
+    >>> layer = OneVsRestNaiveBayesLogits(10, 3, bigram_buckets=16)
+    >>> layer.fit(np.array([[2, 3, 0], [4, 3, 0]]), np.array([[1, 0, 1], [0, 0, 1]]))
+    >>> layer(np.array([[2, 3, 0]], "int32")).shape
+    TensorShape([1, 3])
+    """
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        # Texts containing each feature and texts carrying each label (`counts`
+        # holds the texts containing a feature that carry the label): the
+        # negative side of every label is what the totals leave.
+        self.feature_counts = self.add_weight(
+            shape=(self.num_features,), initializer="zeros", trainable=False, name="feature_counts"
+        )
+        self.label_counts = self.add_weight(
+            shape=(self.num_classes,), initializer="zeros", trainable=False, name="label_counts"
+        )
+        self.num_texts = self.add_weight(shape=(), initializer="zeros", trainable=False, name="num_texts")
+        # Log prior odds of each label; the deep head beside it learns its own bias.
+        self.bias = self.add_weight(shape=(self.num_classes,), initializer="zeros", trainable=False, name="bias")
+
+    def call(self, token_ids, training=None):
+        feature_ids, present = self.features(token_ids)
+        present = keras.ops.cast(present, self.compute_dtype)
+        if training and self._held_out_labels is not None:
+            ratios, bias = self._leave_one_out_ratios(feature_ids, present, self._held_out_labels)
+        else:
+            ratios, bias = keras.ops.take(self.table, feature_ids, axis=0), self.bias
+        return self.scale * keras.ops.sum(ratios * present[:, :, None], axis=1) + bias
+
+    def _log_count_ratios(self, positive, feature_totals, positive_totals, negative_totals):
+        """r per (feature, label) from counts of texts with the label (`positive`) and with the feature."""
+        negative = feature_totals - positive
+        normalizer = self.alpha * self.num_features
+        ratios = (keras.ops.log(positive + self.alpha) - keras.ops.log(positive_totals + normalizer)
+                  - keras.ops.log(negative + self.alpha) + keras.ops.log(negative_totals + normalizer))
+        # Features never seen in training do not vote (the hashed slots of unseen bigrams above all).
+        return keras.ops.where(feature_totals > 0, ratios, 0.0)
+
+    def _prior(self, label_counts, num_texts):
+        return keras.ops.log(label_counts + self.alpha) - keras.ops.log(num_texts - label_counts + self.alpha)
+
+    def _leave_one_out_ratios(self, feature_ids, present, labels):
+        # Counts are clamped at 0 so that texts `fit` did not see (or an unfitted layer, whose
+        # counts are all 0) score as unseen features instead of taking logs of negative counts.
+        labels = keras.ops.cast(labels, self.compute_dtype)
+        own = labels[:, None, :] * present[:, :, None]  # [batch, features, labels]: this text's positive counts
+        positive = keras.ops.maximum(keras.ops.take(self.counts, feature_ids, axis=0) - own, 0.0)
+        feature_totals = keras.ops.maximum(keras.ops.take(self.feature_counts, feature_ids, axis=0) - present, 0.0)
+        feature_totals = keras.ops.maximum(feature_totals[:, :, None], positive)
+        # Each label's feature totals over its positive (negative) texts, without this text's features.
+        positive_sums = keras.ops.sum(self.counts, axis=0)
+        negative_sums = keras.ops.sum(self.feature_counts) - positive_sums
+        text_size = keras.ops.sum(present, axis=1, keepdims=True)
+        positive_totals = (positive_sums - labels * text_size)[:, None, :]
+        negative_totals = (negative_sums - (1.0 - labels) * text_size)[:, None, :]
+        ratios = self._log_count_ratios(positive, feature_totals, positive_totals, negative_totals)
+        prior = self._prior(keras.ops.maximum(self.label_counts - labels, 0.0), self.num_texts - 1.0)
+        # An unfitted layer has no prior (its `bias` is 0 at inference too).
+        return ratios, keras.ops.where(self.num_texts > 0, prior, 0.0)
+
+    def fit(self, token_ids, labels, batch_size=1024):
+        """Count features in training token ids `[n, length]` with multi-hot labels `[n, num_labels]`."""
+        token_ids = np.asarray(token_ids, dtype="int32")
+        labels = np.asarray(labels, dtype="float64")
+        if labels.shape != (len(token_ids), self.num_classes):
+            raise ValueError(f"labels must be multi-hot of shape {(len(token_ids), self.num_classes)}, "
+                             f"got {labels.shape}")
+        if not self.built:
+            self.build(token_ids.shape)
+        counts = np.zeros((self.num_features, self.num_classes))
+        feature_counts = np.zeros(self.num_features)
+        for start in range(0, len(token_ids), batch_size):
+            feature_ids, present = (
+                keras.ops.convert_to_numpy(x) for x in self.features(token_ids[start : start + batch_size])
+            )
+            rows = np.broadcast_to(np.arange(len(feature_ids))[:, None], feature_ids.shape)
+            np.add.at(counts, feature_ids[present], labels[start : start + batch_size][rows[present]])
+            np.add.at(feature_counts, feature_ids[present], 1)
+        positive_sums = counts.sum(axis=0)
+        table = self._log_count_ratios(counts, feature_counts[:, None], positive_sums,
+                                       feature_counts.sum() - positive_sums)
+        self.counts.assign(counts.astype(self.counts.dtype))
+        self.feature_counts.assign(feature_counts.astype(self.feature_counts.dtype))
+        self.label_counts.assign(labels.sum(axis=0).astype(self.label_counts.dtype))
+        self.num_texts.assign(float(len(token_ids)))
+        self.table.assign(keras.ops.cast(table, self.table.dtype))
+        self.bias.assign(keras.ops.cast(self._prior(labels.sum(axis=0), float(len(token_ids))), self.bias.dtype))
+        self.scale.assign(self._calibrated_scale(token_ids, labels, batch_size))
+
+    def _calibrated_scale(self, token_ids, labels, batch_size):
+        """The scale that maximizes the leave-one-out likelihood of every (text, label) decision."""
+        evidence, priors = [], []
+        for start in range(0, len(token_ids), batch_size):
+            feature_ids, present = self.features(token_ids[start : start + batch_size])
+            present = keras.ops.cast(present, self.compute_dtype)
+            ratios, prior = self._leave_one_out_ratios(feature_ids, present, labels[start : start + batch_size])
+            evidence.append(keras.ops.convert_to_numpy(keras.ops.sum(ratios * present[:, :, None], axis=1)))
+            priors.append(keras.ops.convert_to_numpy(prior))
+        evidence, priors = np.concatenate(evidence), np.concatenate(priors)
+        signs = 2.0 * labels - 1.0
+        candidates = np.geomspace(0.01, 2.0, 64)
+        # log sigmoid(sign * logit), summed over labels, averaged over texts.
+        log_likelihoods = [-np.mean(np.logaddexp(0.0, -signs * (scale * evidence + priors))) for scale in candidates]
+        return candidates[int(np.argmax(log_likelihoods))]
