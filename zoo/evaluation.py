@@ -31,14 +31,11 @@ class ClassificationReport:
         return float(np.trace(self.confusion) / total) if total else 0.0
 
     def per_class(self):
-        true_positives = np.diag(self.confusion).astype(float)
+        true_positives = np.diag(self.confusion)
         predicted = self.confusion.sum(axis=0)
         actual = self.confusion.sum(axis=1)
-        # A class never predicted (or never present) scores 0, not NaN.
-        precision = np.divide(true_positives, predicted, out=np.zeros_like(true_positives), where=predicted > 0)
-        recall = np.divide(true_positives, actual, out=np.zeros_like(true_positives), where=actual > 0)
-        total = precision + recall
-        f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+        precision, recall = _ratio(true_positives, predicted), _ratio(true_positives, actual)
+        f1 = _f1(true_positives, predicted - true_positives, actual - true_positives)
         return {
             name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for name, p, r, f, s in zip(self.class_names, precision, recall, f1, actual)
@@ -68,6 +65,9 @@ class ClassificationReport:
         for name, row in zip(self.class_names, self.confusion):
             lines.append(f"{name:<{width}}  " + "  ".join(f"{count:>{width}d}" for count in row))
         return "\n".join(lines)
+
+
+# A class (label) never predicted, or never present, scores 0, not NaN.
 
 
 def _f1(true_positives, false_positives, false_negatives):
@@ -190,20 +190,22 @@ def best_f1_thresholds(labels, scores, default=DEFAULT_THRESHOLD):
 
     Cutting a label's texts sorted by score after each distinct score gives
     every F1 a threshold can reach; the threshold is placed midway between the
-    lowest score kept and the highest score dropped (0 below the lowest), so a
-    new text scoring between two held-out ones is not decided by which of them
-    it happens to equal. Ties in F1 go to the highest threshold (fewer labels
-    predicted when the held-out texts cannot tell the cuts apart). A label
-    with no positive held-out text keeps `default`: F1 is 0 (or undefined)
-    at every threshold, so the held-out texts say nothing about where it goes.
+    lowest score kept and the highest score dropped (at the lowest score when
+    every text is kept), so a new text scoring between two held-out ones is
+    not decided by which of them it happens to equal. Ties in F1 go to the
+    highest threshold (fewer labels predicted when the held-out texts cannot
+    tell the cuts apart). A label with no positive held-out text keeps
+    `default`: F1 is 0 (or undefined) at every threshold, so the held-out
+    texts say nothing about where it goes.
 
     Args:
         labels: multi-hot `[examples, labels]`.
-        scores: `[examples, labels]`, e.g. sigmoid outputs.
+        scores: `[examples, labels]`, e.g. sigmoid outputs (any real scores:
+            `default` is then the untuned decision value).
 
     Example:
-    >>> best_f1_thresholds([[1], [0], [1]], [[0.9], [0.6], [0.3]])
-    [0.15]
+    >>> best_f1_thresholds([[1], [0], [0]], [[0.9], [0.6], [0.3]])
+    [0.75]
     """
     labels, scores = np.asarray(labels).astype(bool), np.asarray(scores, dtype=np.float64)
     if labels.shape != scores.shape or labels.ndim != 2:
@@ -221,7 +223,7 @@ def best_f1_thresholds(labels, scores, default=DEFAULT_THRESHOLD):
         kept = cuts + 1
         f1 = 2 * true_positives / (kept + positive.sum())
         best = cuts[int(np.argmax(f1))]  # argmax takes the first maximum: the highest threshold
-        below = score[best + 1] if best + 1 < len(score) else 0.0
+        below = score[best + 1] if best + 1 < len(score) else score[best]
         thresholds.append(float((score[best] + below) / 2))
     return thresholds
 

@@ -211,24 +211,31 @@ class NaiveBayesNgramLogits(keras.layers.Layer):
         return config
 
 
+
 @keras.saving.register_keras_serializable(package="zoo")
 class OneVsRestNaiveBayesLogits(NaiveBayesNgramLogits):
     """Per-label Naive Bayes log-odds of the n-grams present, for labels that are not exclusive.
 
-    The multi-label form of NBSVM (Wang & Manning 2012): each label is its own
-    two-class problem, texts with the label against texts without, so its
-    table column is that label's log-count ratio r and its output is
-    `scale * (features present . r) + log prior odds`: `[batch, num_labels]`
-    logits for a sigmoid. The features, their binarization and the
-    leave-one-out training of `NaiveBayesNgramLogits` are shared; only the
-    counts (positive and negative texts per label) and the scores differ.
+    NBSVM's log-count ratios (Wang & Manning 2012) one label at a time: texts
+    with the label against texts without. Each label's table column holds, per
+    feature, r = log P(present | label) - log P(present | not label), and its
+    output is `scale * (sum of r over the features present) + log prior odds`:
+    `[batch, num_labels]` logits for a sigmoid. The features, their
+    binarization and leave-one-out training are `NaiveBayesNgramLogits`'.
+
+    The presence rates are m-estimates: a label's rate of a feature counts
+    `alpha` more texts showing it at its rate over all training texts, so a
+    feature seen once says little either way. A rare label has few texts: the
+    single-label layer's additive smoothing of multinomial counts (or
+    Laplace's of presence counts) swamps them and ranks texts little better
+    than chance (`benchmarks/multi_label_accuracy.py` compares).
 
     Args:
         vocabulary_size: int. Size of the token vocabulary (at most 46340).
         num_classes: int. Number of labels.
         bigram_buckets: int. Hashed bigram slots.
-        alpha: float. Additive smoothing of the feature counts and of the
-            prior's text counts.
+        alpha: float. Weight, in texts, of each feature's overall presence
+            rate in its per-label rates.
 
     Example:
     >>> layer = OneVsRestNaiveBayesLogits(10, 3, bigram_buckets=16)
@@ -237,11 +244,14 @@ class OneVsRestNaiveBayesLogits(NaiveBayesNgramLogits):
     TensorShape([1, 3])
     """
 
+    def __init__(self, vocabulary_size, num_classes, bigram_buckets=2**18, alpha=100.0, **kwargs):
+        super().__init__(vocabulary_size, num_classes, bigram_buckets=bigram_buckets, alpha=alpha, **kwargs)
+
     def build(self, input_shape):
         super().build(input_shape)
-        # Texts containing each feature and texts carrying each label (`counts`
-        # holds the texts containing a feature that carry the label): the
-        # negative side of every label is what the totals leave.
+        # `counts` holds, per feature and label, the texts with both; the
+        # texts with the feature, the texts with the label and all texts
+        # complete what leave-one-out needs.
         self.feature_counts = self.add_weight(
             shape=(self.num_features,), initializer="zeros", trainable=False, name="feature_counts"
         )
@@ -261,36 +271,34 @@ class OneVsRestNaiveBayesLogits(NaiveBayesNgramLogits):
             ratios, bias = keras.ops.take(self.table, feature_ids, axis=0), self.bias
         return self.scale * keras.ops.sum(ratios * present[:, :, None], axis=1) + bias
 
-    def _log_count_ratios(self, positive, feature_totals, positive_totals, negative_totals):
-        """r per (feature, label) from counts of texts with the label (`positive`) and with the feature."""
-        negative = feature_totals - positive
-        normalizer = self.alpha * self.num_features
-        ratios = (keras.ops.log(positive + self.alpha) - keras.ops.log(positive_totals + normalizer)
-                  - keras.ops.log(negative + self.alpha) + keras.ops.log(negative_totals + normalizer))
-        # Features never seen in training do not vote (the hashed slots of unseen bigrams above all).
-        return keras.ops.where(feature_totals > 0, ratios, 0.0)
+    def _log_ratios(self, with_label, with_feature, label_counts, num_texts):
+        """r and the log prior odds from counts: texts with feature and label, with the feature, with the label, all.
 
-    def _prior(self, label_counts, num_texts):
-        return keras.ops.log(label_counts + self.alpha) - keras.ops.log(num_texts - label_counts + self.alpha)
+        `with_feature` and `num_texts` broadcast against `with_label`, `label_counts` against its last axis.
+        """
+        rate = self.alpha * with_feature / keras.ops.maximum(num_texts, 1.0)
+        without_label = with_feature - with_label
+        ratios = (keras.ops.log(with_label + rate) - keras.ops.log(label_counts + self.alpha)
+                  - keras.ops.log(without_label + rate) + keras.ops.log(num_texts - label_counts + self.alpha))
+        # Features never seen in training do not vote (the hashed slots of unseen bigrams above all).
+        ratios = keras.ops.where(with_feature > 0, ratios, 0.0)
+        # The prior is smoothed by one text each way, so a label on every text (or none) stays finite.
+        prior = keras.ops.log(label_counts + 1.0) - keras.ops.log(num_texts - label_counts + 1.0)
+        return ratios, prior
 
     def _leave_one_out_ratios(self, feature_ids, present, labels):
-        # Counts are clamped at 0 so that texts `fit` did not see (or an unfitted layer, whose
-        # counts are all 0) score as unseen features instead of taking logs of negative counts.
+        # Counts are clamped at 0 so that texts `fit` did not see (or an
+        # unfitted layer's, all 0) score as unseen features instead of taking
+        # logs of negative counts; an unfitted layer has no prior either.
         labels = keras.ops.cast(labels, self.compute_dtype)
-        own = labels[:, None, :] * present[:, :, None]  # [batch, features, labels]: this text's positive counts
-        positive = keras.ops.maximum(keras.ops.take(self.counts, feature_ids, axis=0) - own, 0.0)
-        feature_totals = keras.ops.maximum(keras.ops.take(self.feature_counts, feature_ids, axis=0) - present, 0.0)
-        feature_totals = keras.ops.maximum(feature_totals[:, :, None], positive)
-        # Each label's feature totals over its positive (negative) texts, without this text's features.
-        positive_sums = keras.ops.sum(self.counts, axis=0)
-        negative_sums = keras.ops.sum(self.feature_counts) - positive_sums
-        text_size = keras.ops.sum(present, axis=1, keepdims=True)
-        positive_totals = (positive_sums - labels * text_size)[:, None, :]
-        negative_totals = (negative_sums - (1.0 - labels) * text_size)[:, None, :]
-        ratios = self._log_count_ratios(positive, feature_totals, positive_totals, negative_totals)
-        prior = self._prior(keras.ops.maximum(self.label_counts - labels, 0.0), self.num_texts - 1.0)
-        # An unfitted layer has no prior (its `bias` is 0 at inference too).
-        return ratios, keras.ops.where(self.num_texts > 0, prior, 0.0)
+        with_label = keras.ops.take(self.counts, feature_ids, axis=0) - labels[:, None, :] * present[:, :, None]
+        with_feature = keras.ops.take(self.feature_counts, feature_ids, axis=0) - present
+        label_counts = keras.ops.maximum(self.label_counts - labels, 0.0)
+        num_texts = keras.ops.maximum(self.num_texts - 1.0, 0.0)
+        with_feature = keras.ops.maximum(with_feature, 0.0)[:, :, None]
+        with_label = keras.ops.minimum(keras.ops.maximum(with_label, 0.0), with_feature)
+        ratios, prior = self._log_ratios(with_label, with_feature, label_counts[:, None, :], num_texts)
+        return ratios, keras.ops.where(self.num_texts > 0, prior[:, 0, :], 0.0)
 
     def fit(self, token_ids, labels, batch_size=1024):
         """Count features in training token ids `[n, length]` with multi-hot labels `[n, num_labels]`."""
@@ -310,15 +318,15 @@ class OneVsRestNaiveBayesLogits(NaiveBayesNgramLogits):
             rows = np.broadcast_to(np.arange(len(feature_ids))[:, None], feature_ids.shape)
             np.add.at(counts, feature_ids[present], labels[start : start + batch_size][rows[present]])
             np.add.at(feature_counts, feature_ids[present], 1)
-        positive_sums = counts.sum(axis=0)
-        table = self._log_count_ratios(counts, feature_counts[:, None], positive_sums,
-                                       feature_counts.sum() - positive_sums)
+        counts, feature_counts = counts.astype("float32"), feature_counts.astype("float32")
+        label_counts, num_texts = labels.sum(axis=0).astype("float32"), np.float32(len(token_ids))
+        table, bias = self._log_ratios(counts, feature_counts[:, None], label_counts, num_texts)
         self.counts.assign(counts.astype(self.counts.dtype))
         self.feature_counts.assign(feature_counts.astype(self.feature_counts.dtype))
-        self.label_counts.assign(labels.sum(axis=0).astype(self.label_counts.dtype))
-        self.num_texts.assign(float(len(token_ids)))
+        self.label_counts.assign(label_counts.astype(self.label_counts.dtype))
+        self.num_texts.assign(num_texts)
         self.table.assign(keras.ops.cast(table, self.table.dtype))
-        self.bias.assign(keras.ops.cast(self._prior(labels.sum(axis=0), float(len(token_ids))), self.bias.dtype))
+        self.bias.assign(keras.ops.cast(bias, self.bias.dtype))
         self.scale.assign(self._calibrated_scale(token_ids, labels, batch_size))
 
     def _calibrated_scale(self, token_ids, labels, batch_size):
@@ -334,5 +342,6 @@ class OneVsRestNaiveBayesLogits(NaiveBayesNgramLogits):
         signs = 2.0 * labels - 1.0
         candidates = np.geomspace(0.01, 2.0, 64)
         # log sigmoid(sign * logit), summed over labels, averaged over texts.
-        log_likelihoods = [-np.mean(np.logaddexp(0.0, -signs * (scale * evidence + priors))) for scale in candidates]
+        log_likelihoods = [-np.mean(np.sum(np.logaddexp(0.0, -signs * (scale * evidence + priors)), axis=1))
+                           for scale in candidates]
         return candidates[int(np.argmax(log_likelihoods))]

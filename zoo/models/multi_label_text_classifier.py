@@ -57,9 +57,13 @@ class MultiLabelTextClassifier(keras_hub.models.TextClassifier):
 
     Example:
     >>> tagger = zoo.create_model("lstm_multi_label_classifier", num_classes=2, class_names=["ROMEO", "JULIET"])
-    >>> tagger.adapt(["o romeo", "o juliet", "o romeo and juliet"], [[1, 0], [0, 1], [1, 1]])
-    >>> tagger.predict_labels(["romeo"])  # every label at or above its threshold, best first
-    [[('ROMEO', 0.51...)]]
+    >>> texts, labels = ["o romeo", "o juliet", "o romeo and juliet", "a street"], [[1, 0], [0, 1], [1, 1], [0, 0]]
+    >>> tagger.adapt(texts, labels)
+    >>> tagger.fit(texts, labels, epochs=2, verbose=0)
+    >>> tagger.predict(["romeo, romeo"]).shape  # one independent score per label
+    (1, 2)
+    >>> tagger.choose_thresholds(texts, labels)  # on held-out texts in practice
+    >>> tagger.predict_labels(["romeo, romeo"])  # [[(label, score), ...]]: labels over their thresholds, best first
     """
 
     # How zoo's training treats this task (`zoo.training`): labels are sets of
@@ -163,13 +167,21 @@ class MultiLabelTextClassifier(keras_hub.models.TextClassifier):
         """Learn the tokenizer's vocabulary from Python strings.
 
         With `labels` (multi-hot, `[len(texts), num_classes]`) also fit the
-        Naive Bayes branch, if the model has one; without, that branch
-        scores zero.
+        Naive Bayes branch, whose bias is each label's log prior odds; a model
+        without the branch starts its output bias there instead. Without
+        labels the branch scores zero.
         """
         texts = list(texts)
         self.preprocessor.tokenizer.adapt(texts)
-        if labels is not None and self.naive_bayes is not None:
+        if labels is None:
+            return
+        if self.naive_bayes is not None:
             self.naive_bayes.fit(keras.ops.convert_to_numpy(self.preprocessor(texts)), labels)
+        else:
+            # At 0 every label starts at 0.5, and rare labels spend the first epochs learning how rare they are.
+            labels = np.asarray(labels, dtype="float64")
+            rates = (labels.sum(axis=0) + 1.0) / (len(labels) + 2.0)
+            self.output_dense.bias.assign(np.log(rates / (1.0 - rates)).astype("float32"))
 
     def fit(self, *args, **kwargs):
         # Unadapted, every word is the OOV id: training would run and learn nothing.
