@@ -47,26 +47,34 @@ EXAMPLES = {TEXTS[LABELS.tolist().index([int(tag in tags) for tag in TAGS])]: ta
 
 
 class MultiLabelCase:
-    """`tests.helpers`' per-task case for multi-label models (run_model_saving_test, run_config_test use it)."""
+    """`tests.helpers`' per-task case for multi-label models (run_model_saving_test, run_config_test use it).
+
+    The registered test_config has three labels, the tags here; named or not (then "0", "1", "2").
+    """
+
+    # What `fit` takes: raw texts and their multi-hot labels.
+    TRAIN_DATA = (TEXTS, LABELS)
 
     @staticmethod
     def prepare(model):
         model.adapt(TEXTS)
 
-    @staticmethod
-    def loss(model):
-        return model.evaluate(TEXTS, LABELS, verbose=0, return_dict=True)["loss"]
+    @classmethod
+    def loss(cls, model):
+        return model.evaluate(*cls.TRAIN_DATA, verbose=0, return_dict=True)["loss"]
 
-    @staticmethod
-    def fit(model):
-        model.fit(TEXTS, LABELS, epochs=30, batch_size=8, verbose=0)
+    @classmethod
+    def fit(cls, model):
+        model.fit(*cls.TRAIN_DATA, epochs=30, batch_size=8, verbose=0)
 
     @staticmethod
     def check_predictions(model):
         scores = model.predict(helpers.UNSEEN, verbose=0)
         assert scores.shape == (len(helpers.UNSEEN), len(TAGS)) and np.all((scores >= 0) & (scores <= 1))
         predicted = model.predict_labels(list(EXAMPLES))
-        assert [sorted(label for label, _ in row) for row in predicted] == list(EXAMPLES.values())
+        names = dict(zip(TAGS, model.class_names))
+        assert [sorted(label for label, _ in row) for row in predicted] == \
+            [sorted(names[tag] for tag in tags) for tags in EXAMPLES.values()]
         assert all(row == sorted(row, key=lambda pair: -pair[1]) for row in predicted)
 
     @staticmethod
@@ -106,7 +114,7 @@ def test_variants_are_registered_for_every_backbone_family():
 
 @pytest.mark.parametrize("name", MODELS)
 def test_model_learns_tags_and_round_trips(name, tmp_path):
-    model = helpers.build_tiny(name, num_classes=len(TAGS), class_names=TAGS)
+    model = helpers.build_tiny(name, class_names=TAGS)
     assert isinstance(model, keras_hub.models.TextClassifier) and not isinstance(model, zoo.TextClassifier)
     assert model.get_layer("probabilities").activation is keras.activations.sigmoid
     loss_before, f1_before = MultiLabelCase.loss(model), micro_f1(model)
@@ -124,7 +132,7 @@ def test_model_learns_tags_and_round_trips(name, tmp_path):
 
 
 def test_empty_and_string_inputs():
-    model = helpers.build_tiny("lstm_multi_label_classifier", num_classes=len(TAGS), class_names=TAGS)
+    model = helpers.build_tiny("lstm_multi_label_classifier", class_names=TAGS)
     assert model.predict([]).shape == (0, len(TAGS))
     assert model.predict_labels([]) == []
     with pytest.raises(TypeError, match="list of strings"):
@@ -134,8 +142,7 @@ def test_empty_and_string_inputs():
 
 
 def test_adapt_starts_each_label_at_its_prior():
-    model = helpers.build_tiny("lstm_multi_label_classifier", num_classes=len(TAGS), class_names=TAGS,
-                               naive_bayes_buckets=0)
+    model = helpers.build_tiny("lstm_multi_label_classifier", class_names=TAGS, naive_bayes_buckets=0)
     rare = LABELS * (np.arange(len(LABELS)) % 4 == 0)[:, None]  # each tag on about one text in eight
     model.adapt(TEXTS, rare)
     rates = (rare.sum(axis=0) + 1) / (len(rare) + 2)
@@ -210,7 +217,7 @@ def test_one_vs_rest_layer_config_round_trip():
 
 
 def test_naive_bayes_branch_alone_tags_the_texts_it_was_fitted_on():
-    model = helpers.build_tiny("cnn_multi_label_classifier", num_classes=len(TAGS), class_names=TAGS)
+    model = helpers.build_tiny("cnn_multi_label_classifier", class_names=TAGS)
     untrained = micro_f1(model)
     model.adapt(TEXTS, LABELS)
     # Before any training: the deep half is random, the Naive Bayes half already knows the topic words.
@@ -302,11 +309,16 @@ def write_jsonl(path, texts, labels, names=TAGS):
     return path
 
 
+def tiny_config_without_labels(name):
+    """The registered test_config less what training takes from the data."""
+    return {key: value for key, value in zoo.model_info(name).test_config.items() if key != "num_classes"}
+
+
 def test_train_classifier_chooses_thresholds_on_validation_and_reports_f1(tmp_path):
     data = write_jsonl(tmp_path / "tags.jsonl", TEXTS * 2, np.concatenate([LABELS, LABELS]))
     result = train_classifier("lstm_multi_label_classifier", data, out_dir=tmp_path / "model", label_column="tags",
                               epochs=6, batch_size=8, patience=2, verbose=0, validation_fraction=0.25,
-                              **zoo.model_info("lstm_multi_label_classifier").test_config)
+                              **tiny_config_without_labels("lstm_multi_label_classifier"))
     report = json.loads((tmp_path / "model" / "train_report.json").read_text())
     assert report["data"]["class_names"] == TAGS and report["data"]["multi_label"] is True
     assert report["monitor"] == "val_loss"

@@ -275,10 +275,11 @@ MULTI_LABEL_DEFAULTS = dict(
     naive_bayes_buckets=2**18,
 )
 
-# Small enough to build, fit and save in seconds.
+# Small enough to build, fit and save in seconds; three labels, as the shared
+# tests' tagged texts have (tests/models/test_multi_label.py).
 MULTI_LABEL_TEST_CONFIG = dict(
-    vocabulary_size=64, sequence_length=12, embedding_dim=8, hidden_dim=8, learning_rate=1e-2, dropout=0.0,
-    naive_bayes_buckets=32,
+    vocabulary_size=64, sequence_length=12, num_classes=3, embedding_dim=8, hidden_dim=8, learning_rate=1e-2,
+    dropout=0.0, naive_bayes_buckets=32,
 )
 
 
