@@ -8,6 +8,7 @@ prediction looks like, and how an exported file is run.
 """
 
 import functools
+import itertools
 import json
 import tempfile
 
@@ -32,6 +33,31 @@ CORPUS = "\n".join(
     for other in ("day", "sun")
 )
 PROMPTS = ["ROMEO: the", "JULIET:", "the rose is"]
+
+# Three topics, each text naming any subset of them (the empty one too) with
+# a word of each among filler words, in six seeded wordings per subset.
+TAGS = ["politics", "sports", "weather"]
+TOPIC_WORDS = {"politics": ["vote", "senate", "election"], "sports": ["goal", "match", "team"],
+               "weather": ["rain", "storm", "sunny"]}
+FILLER_WORDS = ["the", "news", "today", "a", "long", "day", "we", "heard", "that"]
+
+
+def tagged_texts(wordings=6, seed=0):
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for size in range(len(TAGS) + 1):
+        for subset in itertools.combinations(TAGS, size):
+            for _ in range(wordings):
+                words = [*rng.choice(FILLER_WORDS, 3, replace=False), *(rng.choice(TOPIC_WORDS[tag]) for tag in subset)]
+                texts.append(" ".join(rng.permutation(words)))
+                labels.append([int(tag in subset) for tag in TAGS])
+    return texts, np.array(labels, dtype="int32")
+
+
+TAGGED_TEXTS, TAGGED_LABELS = tagged_texts()
+# A text of each kind (one tag, two tags, none), with the tags a trained model gives it.
+TAGGED_EXAMPLES = {TAGGED_TEXTS[TAGGED_LABELS.tolist().index([int(tag in tags) for tag in TAGS])]: tags
+                   for tags in (["politics"], ["politics", "weather"], [])}
 
 
 def tiny_config(name, **overrides):
@@ -61,7 +87,8 @@ def build_tiny(name, **overrides):
 
 
 def case_for(name):
-    return {"text-classification": ClassifierCase, "causal-lm": CausalLMCase}[zoo.model_info(name).task]
+    return {"text-classification": ClassifierCase, "causal-lm": CausalLMCase,
+            "multi-label-classification": MultiLabelCase}[zoo.model_info(name).task]
 
 
 class ClassifierCase:
@@ -101,6 +128,60 @@ class ClassifierCase:
     def check_restored(restored, model):
         assert restored.class_names == model.class_names
         assert restored.preprocessor.tokenizer.get_vocabulary() == model.preprocessor.tokenizer.get_vocabulary()
+
+    @staticmethod
+    def check_served_decisions(model, outputs, keras_probabilities):
+        """A served classifier answers the best class's id and name."""
+        expected_ids = keras_probabilities.argmax(axis=-1)
+        np.testing.assert_array_equal(outputs["class_id"].numpy(), expected_ids)
+        assert [label.decode() for label in outputs["label"].numpy()] == [model.class_names[i] for i in expected_ids]
+
+
+class MultiLabelCase:
+    """Multi-label classifiers: the registered test_config has three labels, `TAGS` (named, or "0", "1", "2")."""
+
+    # What `fit` takes: raw texts and their multi-hot labels.
+    TRAIN_DATA = (TAGGED_TEXTS, TAGGED_LABELS)
+
+    @staticmethod
+    def prepare(model):
+        model.adapt(TAGGED_TEXTS)
+
+    @classmethod
+    def loss(cls, model):
+        return model.evaluate(*cls.TRAIN_DATA, verbose=0, return_dict=True)["loss"]
+
+    @classmethod
+    def fit(cls, model):
+        model.fit(*cls.TRAIN_DATA, epochs=30, batch_size=8, verbose=0)
+
+    @staticmethod
+    def check_predictions(model):
+        scores = model.predict(UNSEEN, verbose=0)
+        assert scores.shape == (len(UNSEEN), len(TAGS)) and np.all((scores >= 0) & (scores <= 1))
+        predicted = model.predict_labels(list(TAGGED_EXAMPLES))
+        names = dict(zip(TAGS, model.class_names))
+        assert [sorted(label for label, _ in row) for row in predicted] == \
+            [sorted(names[tag] for tag in tags) for tags in TAGGED_EXAMPLES.values()]
+        assert all(row == sorted(row, key=lambda pair: -pair[1]) for row in predicted)
+
+    @staticmethod
+    def outputs(model):
+        return model.predict(UNSEEN + TAGGED_TEXTS, verbose=0)
+
+    @staticmethod
+    def backbone_inputs(model):
+        return model.preprocessor(TAGGED_TEXTS)
+
+    @staticmethod
+    def check_restored(restored, model):
+        assert restored.class_names == model.class_names and restored.thresholds == model.thresholds
+        assert restored.preprocessor.tokenizer.get_vocabulary() == model.preprocessor.tokenizer.get_vocabulary()
+
+    @staticmethod
+    def check_served_decisions(model, outputs, keras_probabilities):
+        """A served tagger answers each label's decision at its threshold."""
+        np.testing.assert_array_equal(outputs["predicted"].numpy(), keras_probabilities >= np.array(model.thresholds))
 
 
 class CausalLMCase:
@@ -144,6 +225,8 @@ def run_model_test(name):
     """Build from the registry, learn on tiny data, predict from raw strings."""
     case = case_for(name)
     model = build_tiny(name, **({"class_names": ["negative", "positive"]} if case is ClassifierCase else {}))
+    # The class the registry says the builder returns (training reads the task's rules from it).
+    assert type(model) is zoo.model_info(name).model_class
     loss_before = case.loss(model)
     case.fit(model)
     loss_after = case.loss(model)
@@ -197,25 +280,26 @@ def run_export_test(model, tmp_path):
 
 
 def _run_classifier_export_test(model, tmp_path):
+    """Single- and multi-label classifiers: the case says what a server's decisions are."""
+    import zoo.runtime
     from zoo.export import FORMATS, export
     from zoo.export.formats import artifact_key, litert, relative_path
-    from zoo.runtime import TextClassifierRunner
 
-    result = export(model, root=tmp_path / "serving", validation_data=(TEXTS, LABELS))
+    case = case_for(model.name)
+    texts, labels = case.TRAIN_DATA
+    result = export(model, root=tmp_path / "serving", validation_data=(texts, labels))
     assert result.path == tmp_path / "serving" / model.name / "1"
-    keras_probabilities = model.predict(UNSEEN + TEXTS, verbose=0)
+    keras_probabilities = model.predict(UNSEEN + texts, verbose=0)
 
     # The SavedModel takes raw strings and tokenizes with its own asset.
     assert (result.path / "assets" / "vocabulary.txt").read_text(encoding="utf-8").split("\n") == (
         model.preprocessor.tokenizer.get_vocabulary()
     )
     served = tf.saved_model.load(str(result.path)).signatures
-    outputs = served["serving_default"](text=tf.constant(UNSEEN + TEXTS))
+    outputs = served["serving_default"](text=tf.constant(UNSEEN + texts))
     np.testing.assert_allclose(outputs["probabilities"].numpy(), keras_probabilities, atol=1e-5)
-    expected_ids = keras_probabilities.argmax(axis=-1)
-    np.testing.assert_array_equal(outputs["class_id"].numpy(), expected_ids)
-    assert [label.decode() for label in outputs["label"].numpy()] == [model.class_names[i] for i in expected_ids]
-    token_ids = model.preprocessor.reference().encode(UNSEEN + TEXTS)
+    case.check_served_decisions(model, outputs, keras_probabilities)
+    token_ids = model.preprocessor.reference().encode(UNSEEN + texts)
     by_ids = served["predict_token_ids"](token_ids=tf.constant(token_ids))["probabilities"].numpy()
     np.testing.assert_allclose(by_ids, keras_probabilities, atol=1e-5)
 
@@ -246,38 +330,44 @@ def _run_classifier_export_test(model, tmp_path):
                     assert ("UNIDIRECTIONAL_SEQUENCE_LSTM" in ops) == (variant in ("float32", "float16")), ops
                 # Both runtimes an app meets: the builtin kernels alone, and LiteRT's
                 # default XNNPACK delegate (which refuses some int8 scales outright).
-                assert figures["examples"] == figures["xnnpack"]["examples"] == len(TEXTS)
+                assert figures["examples"] == figures["xnnpack"]["examples"] == len(texts)
                 if litert.target(variant).batch_size != 1:
                     # The server file: a static batch of 32; MediaPipe takes one text, so it is not run there.
                     assert "mediapipe" not in figures
-                    assert TextClassifierRunner(path).model.batch_size("serving_default", "token_ids") == 32
+                    assert zoo.runtime.load(path).model.batch_size("serving_default", "token_ids") == 32
                 else:
                     # And MediaPipe Tasks' TextClassifier, from the file's own metadata (tests/export/test_app_runtimes.py).
-                    assert figures["mediapipe"]["examples"] == len(TEXTS)
+                    assert figures["mediapipe"]["examples"] == len(texts)
                     assert figures["mediapipe"]["label_agreement_vs_runner"] == 1.0
-                runners = [TextClassifierRunner(path, delegates=delegates) for delegates in (False, True)]
+                runners = [zoo.runtime.load(path, delegates=delegates) for delegates in (False, True)]
                 runtime_figures = [figures, figures["xnnpack"]]
             else:
-                assert figures["runtime"] == "cpu" and figures["examples"] == len(TEXTS)
-                runners, runtime_figures = [TextClassifierRunner(path)], [figures]
+                assert figures["runtime"] == "cpu" and figures["examples"] == len(texts)
+                runners, runtime_figures = [zoo.runtime.load(path)], [figures]
             for runner in runners:
-                probabilities = runner.predict(UNSEEN + TEXTS)
+                probabilities = runner.predict(UNSEEN + texts)
                 assert probabilities.shape == keras_probabilities.shape and np.all(np.isfinite(probabilities))
                 if variant in ("float32", "batch32"):
                     np.testing.assert_allclose(probabilities, keras_probabilities, atol=1e-5)
+                    assert _label_names(runner.predict_labels(texts)) == _label_names(model.predict_labels(texts))
                 elif variant in ("float16", "dynamic_int8"):
                     np.testing.assert_allclose(probabilities, keras_probabilities, atol=0.05)
             if variant in ("float32", "batch32"):
                 assert max(row["max_abs_diff"] for row in runtime_figures) <= 1e-4
                 assert all(row["label_agreement"] == 1.0 for row in runtime_figures)
     # ONNX takes any batch size: one call for the whole batch.
-    onnx_runner = TextClassifierRunner(result.path / "onnx" / "model.onnx")
+    onnx_runner = zoo.runtime.load(result.path / "onnx" / "model.onnx")
     assert onnx_runner.model.batch_size("serving_default", "token_ids") is None
     assert manifest["labels"] == model.class_names and manifest["name"] == model.name
     assert set(manifest["artifacts"]) | set(report["skipped"]) == expected_keys
     assert all(manifest["files"][path] for path in ["saved_model.pb", "litert/model.tflite", "litert/model.json",
                                                     "onnx/model.onnx", "onnx/model.json"])
     return result
+
+
+def _label_names(predictions):
+    """`predict_labels` output without the scores: a name per text, or a list of names per text."""
+    return [[name for name, _ in row] if isinstance(row, list) else row[0] for row in predictions]
 
 
 def _run_causal_lm_export_test(model, tmp_path):

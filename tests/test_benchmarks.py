@@ -57,9 +57,12 @@ def test_results_json(quick_run):
     assert rows["litert batch32", 32]["invokes_per_batch"] == rows["litert batch32", 1]["invokes_per_batch"] == 1
     assert len(entry["ratios"]["litert_batch32_vs_onnxruntime_batch_32"]) == 2 and min(entry["ratios"]["litert_batch32_vs_onnxruntime_batch_32"]) > 0
 
-    for artifact in ("keras", "saved_model (text)", "litert float32", "litert int8", "onnxruntime float32"):
+    keras_accuracy = entry["artifacts"]["keras"]["accuracy"]
+    # float32 files decide as Keras does (the export checked them to 1e-4); int8 may flip a near tie or two.
+    for artifact in ("keras", "saved_model (text)", "litert float32", "onnxruntime float32"):
         figures = entry["artifacts"][artifact]
-        assert figures["bytes"] > 0 and 0.0 <= figures["accuracy"] <= 1.0, (artifact, figures)
+        assert figures["bytes"] > 0 and figures["accuracy"] == keras_accuracy, (artifact, figures)
+    assert abs(entry["artifacts"]["litert int8"]["accuracy"] - keras_accuracy) <= 0.1
     assert len(entry["ratios"]["litert_float32_vs_onnxruntime_batch_1"]) == 2 and min(entry["ratios"]["litert_float32_vs_onnxruntime_batch_1"]) > 0
     assert len(entry["ratios"]["saved_model_text_vs_token_ids_batch_1"]) == 2 and min(entry["ratios"]["saved_model_text_vs_token_ids_batch_1"]) > 0
     assert entry["training"]["examples_per_second"] > 0

@@ -53,7 +53,9 @@ def test_train_evaluate_predict(tiny_csv, tmp_path):
     assert (out / "model.keras").is_file()
     report = json.loads((out / "train_report.json").read_text())
     assert report["data"]["class_names"] == ["negative", "positive"]
-    assert report["epochs_run"] >= 1 and 0 <= report["validation"]["accuracy"] <= 1
+    confusion = report["validation"]["confusion_matrix"]
+    assert report["epochs_run"] >= 1 and sum(map(sum, confusion)) == report["data"]["validation_examples"]
+    assert report["validation"]["accuracy"] == sum(confusion[i][i] for i in range(2)) / sum(map(sum, confusion))
 
     evaluate = run_zoo("evaluate", out, "--data", tiny_csv, "--json")
     assert evaluate.returncode == 0, evaluate.stderr

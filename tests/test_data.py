@@ -147,3 +147,76 @@ def test_unsupported_suffix(tmp_path):
 def test_labels_are_int32_array(tmp_path):
     dataset = load_texts(write(tmp_path / "d.csv", "text,label\na,x\nb,y\n"))
     assert isinstance(dataset.labels, np.ndarray) and dataset.labels.dtype == np.int32
+
+
+# === Multi-label data: a list of labels per text ===
+
+TAGS_CSV = 'text,labels\n"o romeo, romeo",ROMEO\nthe nurse calls,NURSE|JULIET\na quiet street,\n" both "," ROMEO | JULIET "\n'
+
+
+def test_multi_label_csv_lists_labels_with_a_separator(tmp_path):
+    dataset = load_texts(write(tmp_path / "d.csv", TAGS_CSV), label_column="labels", multi_label=True)
+    assert dataset.multi_label and dataset.class_names == ("JULIET", "NURSE", "ROMEO")
+    assert dataset.texts == ("o romeo, romeo", "the nurse calls", "a quiet street", " both ")
+    # An empty field is a text with no label; names are stripped.
+    assert dataset.labels.tolist() == [[0, 0, 1], [1, 1, 0], [0, 0, 0], [1, 0, 1]]
+    assert dataset.labels.dtype == np.int32
+    assert dataset.class_counts() == {"JULIET": 2, "NURSE": 1, "ROMEO": 2}
+
+
+def test_multi_label_tsv_with_a_custom_separator_and_fixed_names(tmp_path):
+    path = write(tmp_path / "d.tsv", "text\ttags\ngood|bad\tpos;neg\nfine\tpos\n")
+    dataset = load_texts(path, label_column="tags", multi_label=True, label_separator=";",
+                         class_names=["pos", "neg", "meh"])
+    assert dataset.texts == ("good|bad", "fine") and dataset.class_names == ("pos", "neg", "meh")
+    assert dataset.labels.tolist() == [[1, 1, 0], [1, 0, 0]]
+
+
+def test_multi_label_jsonl_lists(tmp_path):
+    lines = [{"text": "a", "tags": ["x", "y"]}, {"text": "b", "tags": []}, {"text": "c", "tags": [" y "]}]
+    dataset = load_texts(write(tmp_path / "d.jsonl", "\n".join(map(json.dumps, lines))), label_column="tags",
+                         multi_label=True)
+    assert dataset.class_names == ("x", "y") and dataset.labels.tolist() == [[1, 1], [0, 0], [0, 1]]
+
+
+def test_multi_label_split_and_tf_dataset(tmp_path):
+    rows = "".join(f"t{i},a{'|b' * (i % 2)}{'|c' * (i % 3 == 0)}\n" for i in range(40))
+    path = write(tmp_path / "d.csv", "text,label\n" + rows)
+    dataset = load_texts(path, multi_label=True)
+    train, validation = dataset.split(0.25, seed=3)
+    # The same seeded split as single-label data: the same texts on each side, labels kept with their texts.
+    single_train, single_validation = load_texts(path).split(0.25, seed=3)
+    assert validation.texts == single_validation.texts and train.texts == single_train.texts
+    by_text = dict(zip(dataset.texts, dataset.labels.tolist()))
+    assert [by_text[text] for text in validation.texts] == validation.labels.tolist()
+    batches = list(train.to_tf_dataset(batch_size=8))
+    assert [tuple(labels.shape) for _, labels in batches] == [(8, 3)] * 3 + [(6, 3)]
+    assert batches[0][1].dtype.name == "int32" and batches[0][0].dtype.name == "string"
+
+
+@pytest.mark.parametrize(
+    "file_name, content, match",
+    [
+        ("d.jsonl", '{"text":"a","labels":["x"]}\n{"text":"b","labels":"x|y"}\n',
+         r"d\.jsonl:2: field 'labels': expected a JSON list of label names .* got \"x\|y\""),
+        ("d.jsonl", '{"text":"a","labels":["x", 3]}\n', r"d\.jsonl:1: field 'labels': expected a JSON list .* got \[\"x\", 3\]"),
+        ("d.jsonl", '{"text":"a","labels":null}\n', r"d\.jsonl:1: field 'labels': expected a JSON list .* got null"),
+        ("d.jsonl", '{"text":"a","labels":[["x"]]}\n', r"d\.jsonl:1: field 'labels': expected a JSON list"),
+        ("d.jsonl", '{"text":"a","labels":["x", " "]}\n', r"d\.jsonl:1: field 'labels': expected a JSON list"),
+        ("d.csv", "text,labels\na,x|y\nb,x||y\n", r"d\.csv:3: field 'labels': empty label name in 'x\|\|y'"),
+        ("d.csv", "text,labels\na,x\nb,x\n", r"d\.csv: only 1 label name\(s\) \('x'\) found"),
+        ("d.txt", "a", r"d\.txt: multi-label data must be a \.csv, \.tsv or \.jsonl file"),
+    ],
+)
+def test_multi_label_bad_rows_are_one_line_errors(tmp_path, file_name, content, match):
+    assert_one_line_error(match, write(tmp_path / file_name, content), label_column="labels", multi_label=True)
+
+
+def test_multi_label_unknown_label_and_folders(tmp_path):
+    path = write(tmp_path / "d.csv", "text,labels\na,x|y\nb,z\n")
+    assert_one_line_error(r"d\.csv:3: field 'labels': unknown label 'z'; expected some of \['x', 'y'\]", path,
+                          label_column="labels", multi_label=True, class_names=["x", "y"])
+    assert_one_line_error(r"label_separator must be a non-blank string", path, label_column="labels",
+                          multi_label=True, label_separator=" ")
+    write(tmp_path / "folder" / "pos" / "1.txt", "good")
+    assert_one_line_error(r"folder: multi-label data must be", tmp_path / "folder", multi_label=True)

@@ -12,7 +12,8 @@ from zoo.registry import ModelSpec
 
 
 def test_list_models_patterns_and_task():
-    assert zoo.list_models("*lstm*") == ["bilstm_classifier", "lstm_classifier"]
+    assert zoo.list_models("*lstm_classifier") == ["bilstm_classifier", "lstm_classifier"]
+    assert zoo.list_models("lstm_lm*") == ["lstm_lm", "lstm_lm_large", "lstm_lm_medium", "lstm_lm_small"]
     everything = zoo.list_models()
     assert everything == sorted(everything)
     assert zoo.list_models(task="text-classification") == [n for n in everything if zoo.model_info(n).task == "text-classification"]

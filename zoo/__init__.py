@@ -7,8 +7,8 @@ on first use; the registry's functions resolve through `zoo.models`, which
 imports (and so registers) every model family.
 
 >>> import zoo
->>> zoo.list_models("*lstm*")
-['bilstm_classifier', 'lstm_classifier']
+>>> zoo.list_models("*gru*")
+['bigru_classifier', 'gru_classifier']
 """
 
 import importlib

@@ -71,6 +71,7 @@ def _build_parser():
     )
     command.add_argument("name")
     _add_data_arguments(command)
+    _add_label_separator_argument(command)
     command.add_argument("--epochs", type=int, help="default 10 for classifiers, 1 for language models")
     command.add_argument("--batch-size", type=int, help="default 32 for classifiers, 8 for language models")
     command.add_argument("--patience", type=int, default=3, help="epochs without improvement before stopping")
@@ -82,9 +83,12 @@ def _build_parser():
                          help="train with tf.distribute (multi_worker reads TF_CONFIG); --batch-size is the global batch")
     command.set_defaults(run=_train)
 
-    command = commands.add_parser("evaluate", help="accuracy, per-class P/R/F1 and confusion matrix")
+    command = commands.add_parser(
+        "evaluate", help="accuracy, per-class P/R/F1 and confusion matrix (multi-label: micro/macro F1, per-label P/R/F1)"
+    )
     command.add_argument("model", help=".keras file, its folder, or a registered name trained into saved_models/")
     _add_data_arguments(command)
+    _add_label_separator_argument(command)
     command.add_argument(
         "--split", choices=("all", "train", "validation"), default="all", help="which part of the seeded split to use"
     )
@@ -131,7 +135,9 @@ def _build_parser():
     command.add_argument("--json", action="store_true", help="one JSON object per prompt")
     command.set_defaults(run=_generate)
 
-    command = commands.add_parser("predict", help="label and probability for each text")
+    command = commands.add_parser(
+        "predict", help="label and probability for each text (multi-label: every label over its threshold)"
+    )
     command.add_argument(
         "model", help=".keras file, its folder, a registered name trained into saved_models/, or an exported "
                       ".tflite or .onnx file"
@@ -160,6 +166,13 @@ def _add_data_arguments(command, default_help="rt-polarity in ../shared/data"):
     command.add_argument("--encoding", help="file encoding (default: try utf-8, cp1252, latin-1)")
     command.add_argument("--validation-fraction", type=float, default=0.1)
     command.add_argument("--seed", type=int, default=1337)
+
+
+def _add_label_separator_argument(command):
+    from zoo.data import LABEL_SEPARATOR
+
+    command.add_argument("--label-separator", default=LABEL_SEPARATOR,
+                         help=f"multi-label models: what separates a CSV/TSV field's labels (default {LABEL_SEPARATOR!r})")
 
 
 def _list(args):
@@ -206,6 +219,7 @@ def _train(args):
         out_dir=args.out,
         text_column=args.text_column,
         label_column=args.label_column,
+        label_separator=args.label_separator,
         encoding=args.encoding,
         epochs=10 if args.epochs is None else args.epochs,
         batch_size=32 if args.batch_size is None else args.batch_size,
@@ -220,20 +234,22 @@ def _train(args):
         return
     report, history = result.report, result.history
     best = result.best_epoch - 1
+    # The figures the model was compiled with (accuracy; micro and macro F1 at 0.5 for multi-label models).
+    figures = ["loss"] + [key for key in history if key != "loss" and f"val_{key}" in history]
     print()
     print(f"data        {report['data']['source']} ({report['data']['encoding']}, "
           f"{report['data']['train_examples']} train / {report['data']['validation_examples']} validation)")
-    print(f"epochs      {report['epochs_run']} run, best {result.best_epoch}")
-    print(f"{'':12}{'loss':>8}  {'accuracy':>8}")
-    print(f"{'train':12}{history['loss'][best]:8.4f}  {history['accuracy'][best]:8.4f}")
-    print(f"{'validation':12}{history['val_loss'][best]:8.4f}  {history['val_accuracy'][best]:8.4f}")
+    print(f"epochs      {report['epochs_run']} run, best {result.best_epoch} (by {report['monitor']})")
+    print(f"{'':12}" + "  ".join(f"{key:>8}" for key in figures))
+    print(f"{'train':12}" + "  ".join(f"{history[key][best]:8.4f}" for key in figures))
+    print(f"{'validation':12}" + "  ".join(f"{history['val_' + key][best]:8.4f}" for key in figures))
     print(f"time        {result.seconds:.1f} s ({report['train_examples_per_second']:.0f} examples/s)")
     if "distributed" in report:
         _print_layout(report["distributed"])
     print(f"saved       {result.model_path}")
     print()
     print(result.validation.format())
-    print(f"\nvalidation accuracy: {result.validation.accuracy:.4f}")
+    print(f"\nvalidation {result.validation.headline()}")
 
 
 def _print_layout(layout):
@@ -344,7 +360,8 @@ def _evaluate(args):
     classifier = _load_classifier(args.model)
     dataset = load_texts(
         args.data, text_column=args.text_column, label_column=args.label_column, encoding=args.encoding,
-        class_names=classifier.class_names,
+        class_names=classifier.class_names, multi_label=getattr(classifier, "multi_label", False),
+        label_separator=args.label_separator,
     )
     if args.split != "all":
         train, validation = dataset.split(args.validation_fraction, args.seed)
@@ -367,11 +384,21 @@ def _predict(args):
         classifier = TextClassifierRunner(args.model)
     else:
         classifier = _load_classifier(args.model)
-    for text, (label, probability) in zip(args.texts, classifier.predict_labels(args.texts)):
-        if args.json:
-            print(json.dumps({"text": text, "label": label, "probability": round(probability, 6)}))
+    for text, prediction in zip(args.texts, classifier.predict_labels(args.texts)):
+        if isinstance(prediction, list):
+            # A multi-label model's prediction: every (label, score) over its label's threshold.
+            if args.json:
+                print(json.dumps({"text": text, "labels": [{"label": label, "score": round(score, 6)}
+                                                           for label, score in prediction]}))
+            else:
+                labels = ", ".join(f"{label} {score:.4f}" for label, score in prediction)
+                print(f"{labels or '(no label over its threshold)'}\t{text}")
         else:
-            print(f"{label}\t{probability:.4f}\t{text}")
+            label, probability = prediction
+            if args.json:
+                print(json.dumps({"text": text, "label": label, "probability": round(probability, 6)}))
+            else:
+                print(f"{label}\t{probability:.4f}\t{text}")
 
 
 def _verify(args):

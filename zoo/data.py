@@ -12,6 +12,12 @@ Labels may be integer class ids or class names. Text files that are not
 UTF-8 are decoded as cp1252, then Latin-1, and the encoding used is recorded.
 Every problem is reported as one `DataError` line naming file, line and field.
 
+Multi-label data (`multi_label=True`: each text has a set of labels, maybe
+none) is a CSV/TSV file whose label column lists the labels with a separator
+(`ROMEO|JULIET`; an empty field is a text with no label) or a JSONL file whose
+label field is a JSON list of label names (`["ROMEO", "JULIET"]`, or `[]`).
+The labels become a multi-hot matrix over the sorted label names.
+
 Example:
 >>> dataset = load_texts()            # rt-polarity from ../shared/data
 >>> train, validation = dataset.split(validation_fraction=0.1, seed=1337)
@@ -54,9 +60,21 @@ def default_dataset_path():
     return default_data_dir() / DEFAULT_DATASET
 
 
+# The default separator of label lists in CSV/TSV fields: commas and tabs
+# delimit the fields themselves (a comma would force quoting every list),
+# semicolons are the field delimiter of CSV exports in decimal-comma locales,
+# label names contain spaces ("KING RICHARD III"), and "|" is what existing
+# multi-label CSVs use (MovieLens's "Adventure|Comedy" genres).
+LABEL_SEPARATOR = "|"
+
+
 @dataclasses.dataclass(frozen=True)
 class TextDataset:
-    """Texts with integer labels and the class names those labels index."""
+    """Texts with their labels and the class names those labels index.
+
+    `labels` is `[n]` int32 class ids, or for multi-label data (`multi_label`)
+    an `[n, num_classes]` int32 multi-hot matrix.
+    """
 
     texts: tuple
     labels: np.ndarray
@@ -67,8 +85,16 @@ class TextDataset:
     def __len__(self):
         return len(self.texts)
 
+    @property
+    def multi_label(self):
+        return self.labels.ndim == 2
+
     def class_counts(self):
-        counts = np.bincount(self.labels, minlength=len(self.class_names))
+        """Texts per class (per label, for multi-label data)."""
+        if self.multi_label:
+            counts = self.labels.sum(axis=0)
+        else:
+            counts = np.bincount(self.labels, minlength=len(self.class_names))
         return dict(zip(self.class_names, counts.tolist()))
 
     def subset(self, indices):
@@ -89,7 +115,7 @@ class TextDataset:
         return self.subset(order[num_validation:]), self.subset(order[:num_validation])
 
     def to_tf_dataset(self, batch_size=32, shuffle=False, seed=1337):
-        """Batched, prefetched `tf.data.Dataset` of (string, int32 label)."""
+        """Batched, prefetched `tf.data.Dataset` of (string, int32 label or multi-hot row)."""
         import tensorflow as tf
 
         dataset = tf.data.Dataset.from_tensor_slices(
@@ -101,7 +127,8 @@ class TextDataset:
 
 
 def load_texts(
-    path=None, *, text_column="text", label_column="label", encoding=None, class_names=None
+    path=None, *, text_column="text", label_column="label", encoding=None, class_names=None, multi_label=False,
+    label_separator=LABEL_SEPARATOR,
 ):
     """Load a labeled text dataset (see the module docstring for layouts).
 
@@ -110,11 +137,23 @@ def load_texts(
         text_column, label_column: field names for CSV/TSV/JSONL.
         encoding: force an encoding instead of trying utf-8, cp1252, Latin-1.
         class_names: fix the class order (names for string labels, or names
-            given to integer ids 0..n-1).
+            given to integer ids 0..n-1; for multi-label data, the label names).
+        multi_label: each text has a list of labels (maybe empty), read from
+            a CSV/TSV or JSONL file into a multi-hot matrix.
+        label_separator: what separates the labels of a CSV/TSV field.
+
+    Example:
+    >>> tags = load_texts("tags.csv", label_column="labels", multi_label=True)
+    >>> tags.labels.shape, tags.class_names
+    ((3, 2), ('JULIET', 'ROMEO'))
     """
     path = pathlib.Path(path) if path is not None else default_dataset_path()
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
+    if multi_label and (path.is_dir() or path.suffix.lower() not in _LIST_READERS):
+        raise DataError(f"{path}: multi-label data must be a .csv, .tsv or .jsonl file with a list of labels per text")
+    if multi_label and (not isinstance(label_separator, str) or not label_separator.strip()):
+        raise DataError(f"label_separator must be a non-blank string, got {label_separator!r}")
     if path.is_dir():
         records, encodings = _read_folder(path, encoding)
     else:
@@ -129,8 +168,16 @@ def load_texts(
         encodings = {used}
     if not records:
         raise DataError(f"{path}: no examples found")
-    labels, names = _encode_labels(records, label_column, class_names)
-    if len(set(labels.tolist())) < 2:
+    if multi_label:
+        records = [(text, _LIST_READERS[path.suffix.lower()](label, where, label_column, label_separator), where)
+                   for text, label, where in records]
+        labels, names = _encode_label_lists(records, label_column, class_names)
+        if len(names) < 2:
+            raise DataError(f"{path}: only {len(names)} label name(s) ({', '.join(map(repr, names))}) found; a "
+                            "multi-label classifier needs at least two")
+    else:
+        labels, names = _encode_labels(records, label_column, class_names)
+    if not multi_label and len(set(labels.tolist())) < 2:
         raise DataError(
             f"{path}: only one class ({names[labels[0]]!r}) found; a classifier needs at least two"
         )
@@ -321,6 +368,41 @@ def _encode_labels(records, label_column, class_names):
         if label not in index:
             raise DataError(f"{where}: field {label_column!r}: unknown class {label!r}; expected one of {names}")
     return np.asarray([index[label] for label in labels], dtype=np.int32), names
+
+
+def _split_label_field(value, where, label_column, separator):
+    """A CSV/TSV label field as a list of names: `"a|b"` -> `["a", "b"]`, blank -> `[]`."""
+    if not value.strip():
+        return []
+    names = [name.strip() for name in value.split(separator)]
+    if not all(names):
+        raise DataError(f"{where}: field {label_column!r}: empty label name in {value!r} (labels are separated "
+                        f"by {separator!r})")
+    return names
+
+
+def _json_label_list(value, where, label_column, separator):
+    if not isinstance(value, list) or not all(isinstance(name, str) and name.strip() for name in value):
+        raise DataError(f"{where}: field {label_column!r}: expected a JSON list of label names such as "
+                        f"[\"a\", \"b\"] (or [] for none), got {json.dumps(value)[:80]}")
+    return [name.strip() for name in value]
+
+
+_LIST_READERS = {".csv": _split_label_field, ".tsv": _split_label_field, ".jsonl": _json_label_list,
+                 ".ndjson": _json_label_list}
+
+
+def _encode_label_lists(records, label_column, class_names):
+    """Multi-hot int32 `[n, num_labels]` over `class_names` (default: every name seen, sorted)."""
+    names = list(class_names) if class_names else sorted({name for _, label, _ in records for name in label})
+    index = {name: i for i, name in enumerate(names)}
+    labels = np.zeros((len(records), len(names)), dtype=np.int32)
+    for row, (_, label, where) in enumerate(records):
+        for name in label:
+            if name not in index:
+                raise DataError(f"{where}: field {label_column!r}: unknown label {name!r}; expected some of {names}")
+            labels[row, index[name]] = 1
+    return labels, names
 
 
 # === Unlabeled corpora (language modeling) ===

@@ -11,14 +11,15 @@ models up.
 
 Example:
 >>> from zoo.models import create_model, list_models
->>> list_models("*lstm*")
-['bilstm_classifier', 'lstm_classifier']
+>>> list_models("*gru*")
+['bigru_classifier', 'gru_classifier']
 >>> model = create_model("lstm_classifier", hidden_dim=32)
 """
 
 import dataclasses
 import difflib
 import fnmatch
+import inspect
 import re
 import types
 from typing import Callable, Mapping, Optional
@@ -36,6 +37,9 @@ class ModelSpec:
     # Overrides that make the model tiny enough for the shared tests (seconds to build, fit and export).
     test_config: Mapping = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
     builder: Callable = dataclasses.field(default=None, repr=False, compare=False)
+    # The Keras class the builder returns (its return annotation), known without building: training reads
+    # how the task trains from it (`zoo.training`). None for a builder without one.
+    model_class: type = dataclasses.field(default=None, repr=False, compare=False)
 
     def to_dict(self):
         return {
@@ -68,6 +72,7 @@ class _Registry:
             default_config=types.MappingProxyType(dict(default_config)),
             test_config=types.MappingProxyType(dict(test_config)),
             builder=builder,
+            model_class=_returned_class(builder),
         )
         return builder
 
@@ -87,6 +92,11 @@ class _Registry:
             and (task is None or spec.task == task)
         ]
         return sorted(names, key=_natural_key)
+
+
+def _returned_class(builder):
+    annotation = inspect.signature(builder).return_annotation
+    return annotation if isinstance(annotation, type) else None
 
 
 def _suggest(word, candidates):

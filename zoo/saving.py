@@ -56,6 +56,8 @@ def held_out_split(model):
         label_column=data.get("label_column", "label"),
         encoding=data["encoding"],
         class_names=data["class_names"],
+        multi_label=data.get("multi_label", False),
+        **({"label_separator": data["label_separator"]} if "label_separator" in data else {}),
     )
     return dataset.split(data["validation_fraction"], data["seed"])
 

@@ -1,5 +1,17 @@
 """Train a registered classifier on labeled text, keeping the best checkpoint.
 
+The task class a registered model builds (`task_class`) can change how it is
+trained by declaring, as zoo's `MultiLabelTextClassifier` does:
+
+- `multi_label = True`: its labels are sets, read as label lists
+  (`zoo.data.load_texts(multi_label=True)`) and fitted as a multi-hot matrix;
+- `monitor = (name, "min" or "max")`: the validation figure that picks the
+  best epoch and stops training early (default `("val_accuracy", "max")`);
+- a `choose_thresholds(texts, labels)` method: called on the validation split
+  once the best epoch is restored, before the model is saved.
+
+The report then follows the labels (`zoo.evaluation.evaluate_classifier`).
+
 Example:
 >>> result = train_classifier("lstm_classifier", epochs=2, out_dir="saved_models/lstm_classifier")
 >>> result.validation.accuracy
@@ -17,7 +29,7 @@ import time
 import keras
 
 from zoo import interrupts, models
-from zoo.data import load_texts
+from zoo.data import LABEL_SEPARATOR, load_texts
 from zoo.evaluation import evaluate_classifier
 from zoo.saving import MODEL_FILENAME, REPORT_FILENAME, check_folder, remove_stale, write_atomically
 
@@ -25,7 +37,7 @@ from zoo.saving import MODEL_FILENAME, REPORT_FILENAME, check_folder, remove_sta
 class TrainResult:
     model: keras.Model
     model_path: pathlib.Path
-    validation: object  # zoo.evaluation.ClassificationReport
+    validation: object  # zoo.evaluation.ClassificationReport or MultiLabelReport
     history: dict
     best_epoch: int
     seconds: float
@@ -39,6 +51,7 @@ def train_classifier(
     out_dir=None,
     text_column="text",
     label_column="label",
+    label_separator=LABEL_SEPARATOR,
     encoding=None,
     epochs=10,
     batch_size=32,
@@ -52,10 +65,12 @@ def train_classifier(
     """Build `name` from the registry, fit it and save the best epoch.
 
     The vocabulary (and the Naive Bayes branch, for models that have one)
-    is learned from the training split only. Keeps the epoch
-    with the best validation accuracy (checkpointed while training, restored
-    at the end), writes `model.keras` and `train_report.json` into `out_dir`
-    (default `saved_models/<name>`), each written whole or not at all.
+    is learned from the training split only. Keeps the epoch with the best
+    validation figure the task monitors (accuracy unless it says otherwise;
+    checkpointed while training, restored at the end), writes `model.keras`
+    and `train_report.json` into `out_dir` (default `saved_models/<name>`),
+    each written whole or not at all. Multi-label tasks read label lists
+    (CSV/TSV fields separated by `label_separator`, or JSONL lists).
 
     `strategy` ("auto", "mirrored", "multi_worker", or a
     `zoo.distributed.Cluster`) trains with tf.distribute on several devices
@@ -63,15 +78,22 @@ def train_classifier(
     writes `out_dir`'s files.
     """
     check_training_arguments(epochs=epochs, batch_size=batch_size, patience=patience)
+    task = task_class(name)
+    multi_label = getattr(task, "multi_label", False)
+    monitor, mode = getattr(task, "monitor", ("val_accuracy", "max"))
     cluster = None
     if strategy is not None:
+        if multi_label:
+            raise ValueError(f"{name}: strategy= trains single-label classifiers only (zoo.distributed's step "
+                             "computes sparse cross-entropy and accuracy)")
         from zoo import distributed
 
         cluster = distributed.make_cluster(strategy)
     models.check_config(name, dict(models.model_info(name).default_config, **overrides))
     out_dir = pathlib.Path(out_dir or pathlib.Path("saved_models") / name)
     check_folder(out_dir, "out_dir")
-    dataset = load_texts(data, text_column=text_column, label_column=label_column, encoding=encoding)
+    dataset = load_texts(data, text_column=text_column, label_column=label_column, encoding=encoding,
+                         multi_label=multi_label, label_separator=label_separator)
     train, validation = dataset.split(validation_fraction, seed)
     keras.utils.set_random_seed(seed)
     # Under a strategy the variables (and the optimizer's) are made in its scope: mirrored on every replica.
@@ -94,6 +116,9 @@ def train_classifier(
         "label_column": label_column,
         "class_names": list(dataset.class_names),
     }
+    if multi_label:
+        data_fields.update(multi_label=True, label_separator=label_separator,
+                           label_counts=dataset.class_counts())
     if cluster is not None:
         return _train_distributed(name, model, cluster, train, validation, out_dir, overrides, data_fields,
                                   epochs=epochs, batch_size=batch_size, patience=patience, seed=seed,
@@ -104,10 +129,10 @@ def train_classifier(
     try:
         callbacks = [
             keras.callbacks.ModelCheckpoint(
-                checkpoint_dir / "best.keras", monitor="val_accuracy", mode="max", save_best_only=True
+                checkpoint_dir / "best.keras", monitor=monitor, mode=mode, save_best_only=True
             ),
             keras.callbacks.EarlyStopping(
-                monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True
+                monitor=monitor, mode=mode, patience=patience, restore_best_weights=True
             ),
         ]
         started = time.perf_counter()
@@ -126,13 +151,15 @@ def train_classifier(
     finally:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
-    val_accuracy = history.history["val_accuracy"]
-    best_epoch = max(range(len(val_accuracy)), key=val_accuracy.__getitem__) + 1
+    monitored = history.history[monitor]
+    best_epoch = (max if mode == "max" else min)(range(len(monitored)), key=monitored.__getitem__) + 1
+    if hasattr(model, "choose_thresholds"):
+        model.choose_thresholds(validation.texts, validation.labels)
     model_path = out_dir / MODEL_FILENAME
     write_atomically(model_path, model.save)
     report = evaluate_classifier(model, validation)
-    summary = _summary(name, overrides, data_fields, history.history, best_epoch, seconds,
-                       len(train) * len(val_accuracy) / seconds, report)
+    summary = _summary(name, overrides, data_fields, history.history, monitor, best_epoch, seconds,
+                       len(train) * len(monitored) / seconds, report)
     _write_report(out_dir, summary)
     return TrainResult(model, model_path, report, history.history, best_epoch, seconds, summary)
 
@@ -153,19 +180,20 @@ def _train_distributed(name, model, cluster, train, validation, out_dir, overrid
     # Keras's predict has the same PerReplica failure as fit: report on the saved model, outside the strategy.
     saved = keras.saving.load_model(model_path, safe_mode=True)
     report = evaluate_classifier(saved, validation)
-    summary = _summary(name, overrides, data_fields, fitted.history, fitted.best_epoch, fitted.seconds,
-                       fitted.examples_per_second, report)
+    summary = _summary(name, overrides, data_fields, fitted.history, "val_accuracy", fitted.best_epoch,
+                       fitted.seconds, fitted.examples_per_second, report)
     summary["distributed"] = fitted.layout
     _write_report(out_dir, summary)
     return TrainResult(saved, model_path, report, fitted.history, fitted.best_epoch, fitted.seconds, summary)
 
 
-def _summary(name, overrides, data_fields, history, best_epoch, seconds, examples_per_second, report):
+def _summary(name, overrides, data_fields, history, monitor, best_epoch, seconds, examples_per_second, report):
     return {
         "model": name,
         "config": _jsonable(dict(models.model_info(name).default_config, **overrides)),
         "data": data_fields,
-        "epochs_run": len(history["val_accuracy"]),
+        "epochs_run": len(history["loss"]),
+        "monitor": monitor,
         "best_epoch": best_epoch,
         "train_seconds": round(seconds, 2),
         "train_examples_per_second": round(examples_per_second, 1),
@@ -179,6 +207,14 @@ def _write_report(out_dir, summary):
     write_atomically(
         out_dir / REPORT_FILENAME, lambda path: pathlib.Path(path).write_text(json.dumps(summary, indent=2))
     )
+
+
+def task_class(name):
+    """The class registered model `name` builds, without building it (its spec's `model_class`), else
+    zoo's `TextClassifier`."""
+    from zoo.models.text_classifier import TextClassifier
+
+    return models.model_info(name).model_class or TextClassifier
 
 
 def check_training_arguments(**arguments):

@@ -211,3 +211,139 @@ class NaiveBayesNgramLogits(keras.layers.Layer):
             }
         )
         return config
+
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class OneVsRestNaiveBayesLogits(NaiveBayesNgramLogits):
+    """Per-label Naive Bayes log-odds of the n-grams present, for labels that are not exclusive.
+
+    NBSVM's log-count ratios (Wang & Manning 2012) one label at a time: texts
+    with the label against texts without. Each label's table column holds, per
+    feature, r = log P(present | label) - log P(present | not label), and its
+    output is `scale * (sum of r over the features present) + log prior odds`:
+    `[batch, num_labels]` logits for a sigmoid. The features, their
+    binarization and leave-one-out training are `NaiveBayesNgramLogits`'.
+
+    The presence rates are m-estimates: a label's rate of a feature counts
+    `alpha` more texts showing it at its rate over all training texts, so a
+    feature seen once says little either way. A rare label has few texts: the
+    single-label layer's additive smoothing of multinomial counts (or
+    Laplace's of presence counts) swamps them and ranks texts little better
+    than chance (`benchmarks/multi_label_accuracy.py` compares).
+
+    Args:
+        vocabulary_size: int. Size of the token vocabulary (at most 46340).
+        num_classes: int. Number of labels.
+        bigram_buckets: int. Hashed bigram slots.
+        alpha: float. Weight, in texts, of each feature's overall presence
+            rate in its per-label rates.
+
+    Example:
+    >>> layer = OneVsRestNaiveBayesLogits(10, 3, bigram_buckets=16)
+    >>> layer.fit(np.array([[2, 3, 0], [4, 3, 0]]), np.array([[1, 0, 1], [0, 0, 1]]))
+    >>> layer(np.array([[2, 3, 0]], "int32")).shape
+    TensorShape([1, 3])
+    """
+
+    def __init__(self, vocabulary_size, num_classes, bigram_buckets=2**18, alpha=100.0, **kwargs):
+        super().__init__(vocabulary_size, num_classes, bigram_buckets=bigram_buckets, alpha=alpha, **kwargs)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        # `counts` holds, per feature and label, the texts with both; the
+        # texts with the feature, the texts with the label and all texts
+        # complete what leave-one-out needs.
+        self.feature_counts = self.add_weight(
+            shape=(self.num_features,), initializer="zeros", trainable=False, name="feature_counts"
+        )
+        self.label_counts = self.add_weight(
+            shape=(self.num_classes,), initializer="zeros", trainable=False, name="label_counts"
+        )
+        self.num_texts = self.add_weight(shape=(), initializer="zeros", trainable=False, name="num_texts")
+        # Log prior odds of each label; the deep head beside it learns its own bias.
+        self.bias = self.add_weight(shape=(self.num_classes,), initializer="zeros", trainable=False, name="bias")
+
+    def call(self, token_ids, training=None):
+        feature_ids, present = self.features(token_ids)
+        present = keras.ops.cast(present, self.compute_dtype)
+        if training and self._held_out_labels is not None:
+            ratios, bias = self._leave_one_out_ratios(feature_ids, present, self._held_out_labels)
+        else:
+            ratios, bias = keras.ops.take(self.table, feature_ids, axis=0), self.bias
+        return self.scale * keras.ops.sum(ratios * present[:, :, None], axis=1) + bias
+
+    def _log_ratios(self, with_label, with_feature, label_counts, num_texts):
+        """r and the log prior odds from counts: texts with feature and label, with the feature, with the label, all.
+
+        `with_feature` and `num_texts` broadcast against `with_label`, `label_counts` against its last axis.
+        """
+        rate = self.alpha * with_feature / keras.ops.maximum(num_texts, 1.0)
+        without_label = with_feature - with_label
+        ratios = (keras.ops.log(with_label + rate) - keras.ops.log(label_counts + self.alpha)
+                  - keras.ops.log(without_label + rate) + keras.ops.log(num_texts - label_counts + self.alpha))
+        # Features never seen in training do not vote (the hashed slots of unseen bigrams above all).
+        ratios = keras.ops.where(with_feature > 0, ratios, 0.0)
+        # The prior is smoothed by one text each way, so a label on every text (or none) stays finite.
+        prior = keras.ops.log(label_counts + 1.0) - keras.ops.log(num_texts - label_counts + 1.0)
+        return ratios, prior
+
+    def _leave_one_out_ratios(self, feature_ids, present, labels):
+        # Counts are clamped at 0 so that texts `fit` did not see (or an
+        # unfitted layer's, all 0) score as unseen features instead of taking
+        # logs of negative counts; an unfitted layer has no prior either.
+        labels = keras.ops.cast(labels, self.compute_dtype)
+        with_label = keras.ops.take(self.counts, feature_ids, axis=0) - labels[:, None, :] * present[:, :, None]
+        with_feature = keras.ops.take(self.feature_counts, feature_ids, axis=0) - present
+        label_counts = keras.ops.maximum(self.label_counts - labels, 0.0)
+        num_texts = keras.ops.maximum(self.num_texts - 1.0, 0.0)
+        with_feature = keras.ops.maximum(with_feature, 0.0)[:, :, None]
+        with_label = keras.ops.minimum(keras.ops.maximum(with_label, 0.0), with_feature)
+        ratios, prior = self._log_ratios(with_label, with_feature, label_counts[:, None, :], num_texts)
+        return ratios, keras.ops.where(self.num_texts > 0, prior[:, 0, :], 0.0)
+
+    def fit(self, token_ids, labels, batch_size=1024):
+        """Count features in training token ids `[n, length]` with multi-hot labels `[n, num_labels]`."""
+        token_ids = np.asarray(token_ids, dtype="int32")
+        labels = np.asarray(labels, dtype="float64")
+        if labels.shape != (len(token_ids), self.num_classes):
+            raise ValueError(f"labels must be multi-hot of shape {(len(token_ids), self.num_classes)}, "
+                             f"got {labels.shape}")
+        if not self.built:
+            self.build(token_ids.shape)
+        counts = np.zeros((self.num_features, self.num_classes))
+        feature_counts = np.zeros(self.num_features)
+        for start in range(0, len(token_ids), batch_size):
+            feature_ids, present = (
+                keras.ops.convert_to_numpy(x) for x in self.features(token_ids[start : start + batch_size])
+            )
+            rows = np.broadcast_to(np.arange(len(feature_ids))[:, None], feature_ids.shape)
+            np.add.at(counts, feature_ids[present], labels[start : start + batch_size][rows[present]])
+            np.add.at(feature_counts, feature_ids[present], 1)
+        counts, feature_counts = counts.astype("float32"), feature_counts.astype("float32")
+        label_counts, num_texts = labels.sum(axis=0).astype("float32"), np.float32(len(token_ids))
+        table, bias = self._log_ratios(counts, feature_counts[:, None], label_counts, num_texts)
+        self.counts.assign(counts.astype(self.counts.dtype))
+        self.feature_counts.assign(feature_counts.astype(self.feature_counts.dtype))
+        self.label_counts.assign(label_counts.astype(self.label_counts.dtype))
+        self.num_texts.assign(num_texts)
+        self.table.assign(keras.ops.cast(table, self.table.dtype))
+        self.bias.assign(keras.ops.cast(bias, self.bias.dtype))
+        self.scale.assign(self._calibrated_scale(token_ids, labels, batch_size))
+
+    def _calibrated_scale(self, token_ids, labels, batch_size):
+        """The scale that maximizes the leave-one-out likelihood of every (text, label) decision."""
+        evidence, priors = [], []
+        for start in range(0, len(token_ids), batch_size):
+            feature_ids, present = self.features(token_ids[start : start + batch_size])
+            present = keras.ops.cast(present, self.compute_dtype)
+            ratios, prior = self._leave_one_out_ratios(feature_ids, present, labels[start : start + batch_size])
+            evidence.append(keras.ops.convert_to_numpy(keras.ops.sum(ratios * present[:, :, None], axis=1)))
+            priors.append(keras.ops.convert_to_numpy(prior))
+        evidence, priors = np.concatenate(evidence), np.concatenate(priors)
+        signs = 2.0 * labels - 1.0
+        candidates = np.geomspace(0.01, 2.0, 64)
+        # log sigmoid(sign * logit), summed over labels, averaged over texts.
+        log_likelihoods = [-np.mean(np.sum(np.logaddexp(0.0, -signs * (scale * evidence + priors)), axis=1))
+                           for scale in candidates]
+        return candidates[int(np.argmax(log_likelihoods))]

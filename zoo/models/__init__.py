@@ -22,6 +22,7 @@ if keras.config.backend() != "tensorflow":
 
 from zoo.models import cnn, gpt2, recurrent, transformer  # noqa: F401  (each registers its models)
 from zoo.models import lstm_lm  # noqa: F401  (registers the LSTM language models)
+from zoo.models import multi_label_text_classifier  # noqa: F401  (registers the multi-label classifiers)
 from zoo.models.cnn import CNNBackbone
 from zoo.models.recurrent import RecurrentBackbone
 from zoo.models.text_classifier import TextClassifier

@@ -8,7 +8,8 @@ Kim's dropout on that penultimate layer (and the Naive Bayes branch).
 import keras
 import keras_hub
 
-from zoo.models.text_classifier import CLASSIFIER_DEFAULTS, CLASSIFIER_TEST_CONFIG, build_text_classifier
+from zoo.models.text_classifier import (CLASSIFIER_DEFAULTS, CLASSIFIER_TEST_CONFIG, TextClassifier,
+                                       build_text_classifier)
 from zoo.preprocessing.reference import PAD_ID
 from zoo.registry import register_model
 
@@ -126,7 +127,7 @@ CNN_DEFAULTS = dict(CLASSIFIER_DEFAULTS, embedding_dim=128, hidden_dim=100, kern
 
 @register_model(task="text-classification", family="cnn", default_config=CNN_DEFAULTS,
                 test_config=CLASSIFIER_TEST_CONFIG)
-def cnn_classifier(**config):
+def cnn_classifier(**config) -> TextClassifier:
     """Embedding + parallel convolutions of widths 3/4/5, max over time (Kim 2014)."""
     backbone = CNNBackbone(
         config["vocabulary_size"],

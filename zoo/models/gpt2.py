@@ -133,7 +133,7 @@ GPT2_TEST_CONFIG = dict(num_layers=1, num_heads=2, hidden_dim=32, intermediate_d
 def _register(name, description):
     shape = GPT2_SHAPES[name]
 
-    def builder(**config):
+    def builder(**config) -> GPT2CausalLM:
         # Shape keys are overridable like everything else (timm-style); the
         # variant only sets their defaults.
         return build_gpt2_causal_lm({key: config.pop(key) for key in shape}, **config)

@@ -314,7 +314,7 @@ LSTM_LM_TEST_CONFIG = dict(num_layers=1, hidden_dim=32, dropout=0.0, sequence_le
 
 
 def _register(name, description):
-    def builder(**config):
+    def builder(**config) -> LSTMCausalLM:
         return build_lstm_causal_lm(**config)
 
     builder.__name__ = name

@@ -9,7 +9,8 @@ import warnings
 import keras
 import keras_hub
 
-from zoo.models.text_classifier import CLASSIFIER_DEFAULTS, CLASSIFIER_TEST_CONFIG, build_text_classifier
+from zoo.models.text_classifier import (CLASSIFIER_DEFAULTS, CLASSIFIER_TEST_CONFIG, TextClassifier,
+                                       build_text_classifier)
 from zoo.registry import register_model
 
 # Max pooling deliberately takes the recurrent outputs with their padding
@@ -160,34 +161,34 @@ def build_recurrent_classifier(cell, bidirectional, **config):
 
 @register_model(task="text-classification", family="simple_rnn", default_config=RECURRENT_DEFAULTS,
                 test_config=CLASSIFIER_TEST_CONFIG)
-def simple_rnn_classifier(**config):
+def simple_rnn_classifier(**config) -> TextClassifier:
     """Embedding + SimpleRNN (Elman) text classifier."""
     return build_recurrent_classifier("simple_rnn", False, **config)
 
 
 @register_model(task="text-classification", family="lstm", default_config=RECURRENT_DEFAULTS,
                 test_config=CLASSIFIER_TEST_CONFIG)
-def lstm_classifier(**config):
+def lstm_classifier(**config) -> TextClassifier:
     """Embedding + LSTM text classifier (the default model)."""
     return build_recurrent_classifier("lstm", False, **config)
 
 
 @register_model(task="text-classification", family="lstm", default_config=RECURRENT_DEFAULTS,
                 test_config=CLASSIFIER_TEST_CONFIG)
-def bilstm_classifier(**config):
+def bilstm_classifier(**config) -> TextClassifier:
     """Embedding + bidirectional LSTM text classifier."""
     return build_recurrent_classifier("lstm", True, **config)
 
 
 @register_model(task="text-classification", family="gru", default_config=RECURRENT_DEFAULTS,
                 test_config=CLASSIFIER_TEST_CONFIG)
-def gru_classifier(**config):
+def gru_classifier(**config) -> TextClassifier:
     """Embedding + GRU text classifier."""
     return build_recurrent_classifier("gru", False, **config)
 
 
 @register_model(task="text-classification", family="gru", default_config=RECURRENT_DEFAULTS,
                 test_config=CLASSIFIER_TEST_CONFIG)
-def bigru_classifier(**config):
+def bigru_classifier(**config) -> TextClassifier:
     """Embedding + bidirectional GRU text classifier."""
     return build_recurrent_classifier("gru", True, **config)

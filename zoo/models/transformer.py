@@ -3,7 +3,8 @@
 import keras
 import keras_hub
 
-from zoo.models.text_classifier import CLASSIFIER_DEFAULTS, CLASSIFIER_TEST_CONFIG, build_text_classifier
+from zoo.models.text_classifier import (CLASSIFIER_DEFAULTS, CLASSIFIER_TEST_CONFIG, TextClassifier,
+                                       build_text_classifier)
 from zoo.preprocessing.reference import PAD_ID
 from zoo.registry import register_model
 
@@ -109,7 +110,7 @@ TRANSFORMER_DEFAULTS = dict(CLASSIFIER_DEFAULTS, embedding_dim=64, hidden_dim=12
 
 @register_model(task="text-classification", family="transformer", default_config=TRANSFORMER_DEFAULTS,
                 test_config=dict(CLASSIFIER_TEST_CONFIG, num_heads=2))
-def transformer_classifier(**config):
+def transformer_classifier(**config) -> TextClassifier:
     """Token + position embedding, transformer encoder blocks, mean pooling."""
     backbone = TransformerBackbone(
         config["vocabulary_size"],

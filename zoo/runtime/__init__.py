@@ -22,6 +22,7 @@ import pathlib
 from zoo.runtime import litertlm_runner  # noqa: F401  (registers the .litertlm runner)
 from zoo.runtime import registry
 from zoo.runtime.generator import SAMPLERS, Generator
+from zoo.runtime.multi_label_classifier import MultiLabelClassifierRunner
 from zoo.runtime.sidecar import SIDECAR_FORMAT, artifact_filename, read_sidecar, sidecar_path
 from zoo.runtime.text_classifier import TextClassifierRunner
 

@@ -35,12 +35,14 @@ class TextClassifierRunner:
     [('pos', 0.91)]
     """
 
+    task = TASK
+
     def __init__(self, model_path, num_threads=2, delegates=True, verify=True):
         self.model_path = pathlib.Path(model_path)
         backends.suffix_of(self.model_path)  # a clear error for a file of another kind, before its sidecar
         if verify:  # sha256 of the file and its sidecar, where they sit in an exported version
             verification.verify_model_file(self.model_path)
-        self.spec = read_sidecar(self.model_path, TASK)
+        self.spec = read_sidecar(self.model_path, self.task)
         runtime = None if delegates or self.model_path.suffix != ".tflite" else "builtin"
         self.model = backends.open_model(self.model_path, runtime, num_threads)
         verification.check_sidecar_against_model(self.spec, self.model, sidecar_path(self.model_path))

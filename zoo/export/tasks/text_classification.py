@@ -131,13 +131,11 @@ class TextClassificationExport(ExportTask):
             ),
             default_value=reference.OOV_ID,
         )
-        class_names = tf.constant(model.class_names, dtype=tf.string)
         target = RuntimeTarget(batch_size=None)
 
         def outputs(token_ids):
             probabilities = self.forward(model, token_ids, target)
-            class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-            return {OUTPUT_NAME: probabilities, "class_id": class_id, "label": tf.gather(class_names, class_id)}
+            return {OUTPUT_NAME: probabilities, **self.decisions(model, probabilities)}
 
         def serve_text(text):
             words = tokenizer.split_words(text)
@@ -155,6 +153,11 @@ class TextClassificationExport(ExportTask):
             # Batch sizes 1 and len(texts): TF Serving warms each shape it sees.
             examples={TEXT_SIGNATURE: [{"text": tf.constant(texts[:1])}, {"text": tf.constant(texts)}]} if texts else {},
         )
+
+    def decisions(self, model, probabilities):
+        """What a server answers besides the probabilities: the best class's id and name."""
+        class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        return {"class_id": class_id, "label": tf.gather(tf.constant(model.class_names, dtype=tf.string), class_id)}
 
     def serving_outputs(self, signatures, validation):
         """Both signatures on the validation data; the raw-string one is the reference runtime."""
@@ -264,14 +267,17 @@ class TextClassificationExport(ExportTask):
             },
         }
 
+    # The score `figures` report against the labels: its key and its column in the table.
+    SCORE, SCORE_COLUMN = "accuracy", "acc"
+
     def format_table(self, parity):
         """Fixed-width parity table: each artifact's reference runtime, then its other runtimes."""
-        lines = [f"{'artifact':<30}{'runtime':<11}{'max|Δ|':>10}{'mean|Δ|':>10}{'agree':>8}{'acc':>8}{'Δacc':>8}"
-                 f"{'size':>10}"]
+        lines = [f"{'artifact':<30}{'runtime':<11}{'max|Δ|':>10}{'mean|Δ|':>10}{'agree':>8}{self.SCORE_COLUMN:>8}"
+                 f"{'Δ' + self.SCORE_COLUMN:>8}{'size':>10}"]
         inexact = False
         for artifact, figures in parity.items():
             for index, (runtime, row) in enumerate(validate.runtime_rows(figures)):
-                accuracy, change = row.get("accuracy"), row.get("accuracy_change")
+                accuracy, change = row.get(self.SCORE), row.get(f"{self.SCORE}_change")
                 lines.append(
                     f"{artifact if index == 0 else '':<30}{runtime:<11}{row['max_abs_diff']:>10.2e}"
                     f"{row['mean_abs_diff']:>10.2e}{row['label_agreement']:>8.2%}"
