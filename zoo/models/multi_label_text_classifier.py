@@ -12,17 +12,16 @@ Naive Bayes n-gram branch (NBSVM's log-count ratios, one per label) adds its
 log-odds to the head's logits.
 """
 
-import contextlib
 import inspect
 
 import keras
-import keras_hub
 import numpy as np
 
 from zoo.evaluation import DEFAULT_THRESHOLD, best_f1_thresholds
 from zoo.layers.naive_bayes import OneVsRestNaiveBayesLogits
 from zoo.models.cnn import CNNBackbone
 from zoo.models.recurrent import RecurrentBackbone
+from zoo.models.text_classifier import WordClassifier
 from zoo.models.text_classifier_preprocessor import TextClassifierPreprocessor
 from zoo.models.transformer import TransformerBackbone
 from zoo.preprocessing import WordTokenizer
@@ -32,7 +31,7 @@ TASK = "multi-label-classification"
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class MultiLabelTextClassifier(keras_hub.models.TextClassifier):
+class MultiLabelTextClassifier(WordClassifier):
     """Tag raw strings with any subset of `num_classes` named labels.
 
     The output, `probabilities` `[batch, num_classes]`, is one independent
@@ -141,28 +140,6 @@ class MultiLabelTextClassifier(keras_hub.models.TextClassifier):
             ]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
-    def compile_from_config(self, config):
-        # Keras skips this for models with a custom compile(); restoring the
-        # saved optimizer is what lets a reloaded model resume training.
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
-
-    def training_context(self, labels):
-        """The Naive Bayes branch scores each training example leave-one-out (see `NaiveBayesNgramLogits.leave_out`)."""
-        if self.naive_bayes is None:
-            return contextlib.nullcontext()
-        return self.naive_bayes.leave_out(labels)
-
-    def train_step(self, data):
-        _, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
-        with self.training_context(labels):
-            return super().train_step(data)
-
-    @property
-    def sequence_length(self):
-        return self.preprocessor.sequence_length if self.preprocessor is not None else self.backbone.input.shape[1]
-
     def adapt(self, texts, labels=None):
         """Learn the tokenizer's vocabulary from Python strings.
 
@@ -183,25 +160,9 @@ class MultiLabelTextClassifier(keras_hub.models.TextClassifier):
             rates = (labels.sum(axis=0) + 1.0) / (len(labels) + 2.0)
             self.output_dense.bias.assign(np.log(rates / (1.0 - rates)).astype("float32"))
 
-    def fit(self, *args, **kwargs):
-        # Unadapted, every word is the OOV id: training would run and learn nothing.
-        if self.preprocessor is not None and not self.preprocessor.tokenizer.is_adapted:
-            raise ValueError(f"{self.name}: the tokenizer has no vocabulary yet; call model.adapt(texts, labels) "
-                             "on the training texts before fit()")
-        return super().fit(*args, **kwargs)
-
-    def predict(self, x, *args, **kwargs):
-        """Keras `predict`; a bare string is an error and an empty batch gives `[0, num_classes]`."""
-        if isinstance(x, (str, bytes)):
-            raise TypeError(f"{self.name}.predict() takes a list of strings, not one string")
-        if isinstance(x, (list, tuple)) and not x:
-            return np.zeros((0, self.num_classes), np.float32)
-        return super().predict(x, *args, **kwargs)
-
     def predict_labels(self, texts, batch_size=64):
         """For each text, `[(label, score), ...]`: every label at or above its threshold, highest score first."""
-        if isinstance(texts, (str, bytes)):
-            raise TypeError(f"{self.name}.predict_labels() takes a list of strings, not one string")
+        self._check_not_one_string(texts, "predict_labels")
         scores = self.predict(list(texts), batch_size=batch_size, verbose=0)
         return [
             sorted(((name, float(score)) for name, score, threshold in zip(self.class_names, row, self.thresholds)

@@ -20,8 +20,58 @@ from zoo.models.text_classifier_preprocessor import TextClassifierPreprocessor
 from zoo.preprocessing import WordTokenizer
 
 
+class WordClassifier(keras_hub.models.TextClassifier):
+    """What zoo's classifiers over its word tokenizer share (single-label `TextClassifier`, multi-label
+    `MultiLabelTextClassifier`): raw strings in through a `TextClassifierPreprocessor`, an optional Naive
+    Bayes n-gram branch (`naive_bayes`) scored leave-one-out in training, the saved optimizer restored on
+    load, and one clear error for each misuse. A subclass builds its layers, `head` and config.
+    """
+
+    def compile_from_config(self, config):
+        # Keras skips this for models with a custom compile(); restoring the
+        # saved optimizer is what lets a reloaded model resume training.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def training_context(self, labels):
+        """The block a training forward pass runs in: the Naive Bayes branch scores each example
+        leave-one-out (see `NaiveBayesNgramLogits.leave_out`). `zoo.distributed`'s step enters it too."""
+        if self.naive_bayes is None:
+            return contextlib.nullcontext()
+        return self.naive_bayes.leave_out(labels)
+
+    def train_step(self, data):
+        _, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
+        with self.training_context(labels):
+            return super().train_step(data)
+
+    @property
+    def sequence_length(self):
+        """The window the model reads: its preprocessor's length (the backbone takes any); None without one."""
+        return None if self.preprocessor is None else self.preprocessor.sequence_length
+
+    def fit(self, *args, **kwargs):
+        # Unadapted, every word is the OOV id: training would run and learn nothing.
+        if self.preprocessor is not None and not self.preprocessor.tokenizer.is_adapted:
+            raise ValueError(f"{self.name}: the tokenizer has no vocabulary yet; call model.adapt(texts, labels) "
+                             "on the training texts before fit()")
+        return super().fit(*args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """Keras `predict`; a bare string is an error and an empty batch gives `[0, num_classes]`."""
+        self._check_not_one_string(x, "predict")
+        if isinstance(x, (list, tuple)) and not x:
+            return np.zeros((0, self.num_classes), np.float32)
+        return super().predict(x, *args, **kwargs)
+
+    def _check_not_one_string(self, texts, method):
+        if isinstance(texts, (str, bytes)):
+            raise TypeError(f"{self.name}.{method}() takes a list of strings, not one string")
+
+
 @keras.saving.register_keras_serializable(package="zoo")
-class TextClassifier(keras_hub.models.TextClassifier):
+class TextClassifier(WordClassifier):
     """Classify raw strings into `num_classes` named classes.
 
     Args:
@@ -115,30 +165,6 @@ class TextClassifier(keras_hub.models.TextClassifier):
             metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
-    def compile_from_config(self, config):
-        # Keras skips this for models with a custom compile(); restoring the
-        # saved optimizer is what lets a reloaded model resume training.
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
-
-    def training_context(self, labels):
-        """The block a training forward pass runs in: the Naive Bayes branch scores each example
-        leave-one-out (see `NaiveBayesNgramLogits.leave_out`). `zoo.distributed`'s step enters it too."""
-        if self.naive_bayes is None:
-            return contextlib.nullcontext()
-        return self.naive_bayes.leave_out(labels)
-
-    def train_step(self, data):
-        _, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
-        with self.training_context(labels):
-            return super().train_step(data)
-
-    @property
-    def sequence_length(self):
-        """The window the model reads: its preprocessor's length (the backbone takes any); None without one."""
-        return None if self.preprocessor is None else self.preprocessor.sequence_length
-
     def adapt(self, texts, labels=None):
         """Learn the tokenizer's vocabulary from Python strings.
 
@@ -150,25 +176,9 @@ class TextClassifier(keras_hub.models.TextClassifier):
         if labels is not None and self.naive_bayes is not None:
             self.naive_bayes.fit(keras.ops.convert_to_numpy(self.preprocessor(texts)), labels)
 
-    def fit(self, *args, **kwargs):
-        # Unadapted, every word is the OOV id: training would run and learn nothing.
-        if self.preprocessor is not None and not self.preprocessor.tokenizer.is_adapted:
-            raise ValueError(f"{self.name}: the tokenizer has no vocabulary yet; call model.adapt(texts, labels) "
-                             "on the training texts before fit()")
-        return super().fit(*args, **kwargs)
-
-    def predict(self, x, *args, **kwargs):
-        """Keras `predict`; a bare string is an error and an empty batch gives `[0, num_classes]`."""
-        if isinstance(x, (str, bytes)):
-            raise TypeError(f"{self.name}.predict() takes a list of strings, not one string")
-        if isinstance(x, (list, tuple)) and not x:
-            return np.zeros((0, self.num_classes), np.float32)
-        return super().predict(x, *args, **kwargs)
-
     def predict_labels(self, texts, batch_size=64):
         """Return `(class_name, probability)` for each text."""
-        if isinstance(texts, (str, bytes)):
-            raise TypeError(f"{self.name}.predict_labels() takes a list of strings, not one string")
+        self._check_not_one_string(texts, "predict_labels")
         probabilities = self.predict(list(texts), batch_size=batch_size, verbose=0)
         best = np.argmax(probabilities, axis=-1)
         return [(self.class_names[i], float(p[i])) for i, p in zip(best, probabilities)]

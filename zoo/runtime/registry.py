@@ -59,28 +59,25 @@ def self_contained_task(suffix):
     return _SELF_CONTAINED.get(suffix)
 
 
-def sidecar_fields(task):
-    """Decorator: `check(field, spec)` checks the sidecar fields of `task`'s files."""
+def _checks(table):
+    def register(task):
+        def decorator(check):
+            table[task] = check
+            return check
 
-    def decorator(check):
-        _SIDECAR_CHECKS[task] = check
-        return check
+        return decorator
 
-    return decorator
+    return register
+
+
+# Decorators: `@sidecar_fields(task)` checks `task`'s sidecar fields, `check(field, spec)`;
+# `@sidecar_fits_model(task)` checks them against the model file, `check(spec, shapes, sidecar_path)`.
+sidecar_fields = _checks(_SIDECAR_CHECKS)
+sidecar_fits_model = _checks(_MODEL_CHECKS)
 
 
 def sidecar_check(task):
     return _SIDECAR_CHECKS[task]
-
-
-def sidecar_fits_model(task):
-    """Decorator: `check(spec, shapes, sidecar_path)` checks `task`'s sidecar fields against the model file."""
-
-    def decorator(check):
-        _MODEL_CHECKS[task] = check
-        return check
-
-    return decorator
 
 
 def sidecar_fits_model_check(task):
