@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
+from tests import helpers
 from tests.models.test_gpt2 import CORPUS, TINY
 from zoo.export import ExportError, export
 from zoo.export.formats import litert
@@ -139,3 +140,26 @@ def test_prompt_longer_than_one_prefill_chunk(model, exported):
     # decode's cache inputs now hold every prompt position of every layer; rows past the prompt are not read.
     for name in [name for pair in generator.spec["generation"]["cache_inputs"] for name in pair]:
         assert not np.any(generator._decode.input(name)[:, :, : len(ids)] == 0.0), name
+
+
+def test_an_lstm_language_model_exports_its_recurrent_state_as_the_cache(tmp_path):
+    # The recipe's other cache: no positions, every step returns the whole state ("replace").
+    lstm = helpers.build_tiny("lstm_lm", num_layers=2)
+    helpers.CausalLMCase.fit(lstm)
+    with pytest.raises(ExportError, match="'litert_lm' does not export this causal-lm model"):
+        export(lstm, root=tmp_path, formats=("litert_lm",), validation_data=PROMPTS)
+    result = export(lstm, root=tmp_path, validation_data=PROMPTS, cache_length=32, variants=())
+    assert set(result.report["parity"]) == {"keras", "saved_model", "litert float32"}
+    decoder = result.path / "litert" / "model.tflite"
+    generation = json.loads(decoder.with_suffix(".json").read_text())["generation"]
+    assert generation["cache_update"] == "replace" and "cache_layout" not in generation
+    assert generation["cache_inputs"] == [["state_h_0", "state_c_0"], ["state_h_1", "state_c_1"]]
+    assert "WHILE" not in litert.op_names(decoder.read_bytes())
+    generator = Generator(decoder, delegates=False)
+    # A prompt over one prefill chunk (16), its last chunk padded: the state is the real tokens' only.
+    ids = [generator.end_token_id] + [int(i) for i in np.random.default_rng(0).integers(1, 300, 20)]
+    expected = np.asarray(causal_lm.token_logits(causal_lm.decoder_model(lstm), tf.constant([ids], tf.int32)))[0, -1]
+    np.testing.assert_allclose(generator.prefill(ids)["logits"][0], expected, atol=1e-4)
+    prompt = "NURSE: the moon is pale, and so is the"
+    assert generator.generate_token_ids(generator.prompt_token_ids(prompt), max_length=30) == \
+        causal_lm.keras_greedy_token_ids(lstm, [prompt], 30)[0]
