@@ -225,8 +225,10 @@ def test_page_runs(page, tmp_path, request):
     from zoo.data import default_data_dir
 
     blocks = [block for block in read_blocks(page) if block.language in RUNS and block.template is None]
+    data = default_data_dir().resolve()
+    assert data.is_dir(), f"the pages read the shared data (rt-polarity, tinyshakespeare): no {data}; set ZOO_DATA_DIR"
     (tmp_path / "shared").mkdir()
-    (tmp_path / "shared" / "data").symlink_to(default_data_dir().resolve(), target_is_directory=True)
+    (tmp_path / "shared" / "data").symlink_to(data, target_is_directory=True)
     workdir = tmp_path / "page"
     workdir.mkdir()
     if page in PAGE_NEEDS:
