@@ -123,3 +123,29 @@ def test_zoo_generate_runs_a_bundle_on_the_engine(litert_lm_export):
     continuation = model.preprocessor.tokenizer.detokenize(expected)
     continuation = continuation.numpy().decode("utf-8") if hasattr(continuation, "numpy") else continuation
     assert text == "ROMEO: the" + continuation
+
+
+def test_a_bundle_leaves_its_version_as_exported_and_a_flipped_bit_is_refused(litert_lm_export, tmp_path):
+    import shutil
+
+    from tests.test_cli import run_zoo
+    from zoo.runtime.litertlm_runner import LiteRTLMGenerator
+    from zoo.runtime.verify import VerificationError
+
+    _, result = litert_lm_export
+    # The engine's machine-specific cache goes to the user's cache folder, not into the version.
+    assert not list(result.path.rglob("*xnnpack_cache*"))
+    manifest = json.loads((result.path / "manifest.json").read_text())
+    assert not [name for name in manifest["files"] if "cache" in name]
+    copy = tmp_path / "gpt2_tiny" / "1"
+    shutil.copytree(result.path, copy)  # new mtimes: an engine cache keyed on them would be written again
+    with LiteRTLMGenerator(copy / "litert_lm" / "model.litertlm") as generator:
+        assert generator.generate_text("ROMEO:", max_new_tokens=4) is not None
+    checked = run_zoo("verify", copy)
+    assert checked.returncode == 0, checked.stderr
+    bundle = copy / "litert_lm" / "model.litertlm"
+    data = bytearray(bundle.read_bytes())
+    data[len(data) // 2] ^= 1
+    bundle.write_bytes(bytes(data))
+    with pytest.raises(VerificationError, match="sha256 differs"):
+        LiteRTLMGenerator(bundle)

@@ -29,12 +29,14 @@ streams them as one chunk; a chunk that is not one token's text is
 re-tokenized) `last_run["exact_ids"]` is False.
 """
 
+import os
 import pathlib
 import time
 
 import numpy as np
 
 from zoo.runtime import registry
+from zoo.runtime import verify as verification
 
 GREEDY = {"top_k": 1, "top_p": 1.0, "temperature": 1.0}
 
@@ -50,6 +52,15 @@ def sampler_config(sampler="greedy", *, temperature=1.0, top_k=10, top_p=0.9, se
     raise ValueError(f"sampler must be one of ('greedy', 'top_k', 'top_p') for a LiteRT-LM bundle, got {sampler!r}")
 
 
+def default_cache_dir():
+    """Where the engine keeps what it compiles for this machine (its `*.xnnpack_cache`): the user's cache
+    folder, never beside the bundle, whose version folder must stay as exported (and verifiable)."""
+    base = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache")
+    folder = base / "zoo" / "litert_lm"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @registry.register_runner("causal-lm", (".litertlm",), sidecar=False)
 class LiteRTLMGenerator:
     """Continue prompts with a `.litertlm` bundle.
@@ -62,19 +73,26 @@ class LiteRTLMGenerator:
         max_num_tokens: context length (prompt, start token and output);
             default: the bundle's `max_num_tokens` (its cache length).
         sampler: `litert_lm.SamplerConfig` arguments; default greedy.
+        verify: check the bundle's sha256 against the manifest of the
+            exported version it sits in (if any) before the engine opens it.
+        cache_dir: where the engine keeps what it compiles for this machine
+            (default `default_cache_dir()`, outside the version folder).
 
     Example:
     >>> generator = LiteRTLMGenerator("saved_models/gpt2_tiny/model.litertlm")
     >>> generator.generate("ROMEO:", max_new_tokens=16)
     """
 
-    def __init__(self, path, num_threads=2, activation="float32", max_num_tokens=None, sampler=None):
+    def __init__(self, path, num_threads=2, activation="float32", max_num_tokens=None, sampler=None, verify=True,
+                 cache_dir=None):
         import litert_lm
 
         self._litert_lm = litert_lm
         self.path = pathlib.Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such LiteRT-LM bundle")
+        if verify:  # the bundle's sha256, where it sits in an exported version
+            verification.verify_model_file(self.path)
         activations = {"float32": litert_lm.ActivationDataType.FLOAT32,
                        "float16": litert_lm.ActivationDataType.FLOAT16}
         if activation not in activations:
@@ -84,6 +102,7 @@ class LiteRTLMGenerator:
         self.engine = litert_lm.Engine(
             str(self.path), backend=litert_lm.Backend.CPU(thread_count=int(num_threads)),
             max_num_tokens=max_num_tokens, activation_data_type=activations[activation], enable_benchmark=True,
+            cache_dir=str(cache_dir or default_cache_dir()),
         )
         self.engine_seconds = time.perf_counter() - started
         if max_num_tokens is None:
