@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from zoo.data import DataError, default_dataset_path, load_texts
+from zoo.data import DataError, default_dataset_path, load_corpus, load_texts
 
 
 def write(path, content, encoding="utf-8"):
@@ -69,7 +69,7 @@ def test_file_per_class_cp1252_like_rt_polarity(tmp_path):
 
 def test_bundled_rt_polarity():
     dataset = load_texts()
-    assert dataset.source == str(default_dataset_path())
+    assert dataset.source == str(default_dataset_path().resolve())
     assert len(dataset) == 10662
     assert dataset.class_counts() == {"neg": 5331, "pos": 5331}
     assert dataset.encoding == "cp1252"
@@ -220,3 +220,12 @@ def test_multi_label_unknown_label_and_folders(tmp_path):
                           multi_label=True, label_separator=" ")
     write(tmp_path / "folder" / "pos" / "1.txt", "good")
     assert_one_line_error(r"folder: multi-label data must be", tmp_path / "folder", multi_label=True)
+
+
+def test_a_relative_data_path_is_recorded_absolute(tmp_path, monkeypatch):
+    # Reports name the data by `source`, and `zoo export` reads it again later, from any folder.
+    (tmp_path / "reviews.csv").write_text("text,label\ngood,pos\nbad,neg\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert load_texts("reviews.csv").source == str(tmp_path / "reviews.csv")
+    (tmp_path / "corpus.txt").write_text("to be or not to be\n" * 50, encoding="utf-8")
+    assert load_corpus("corpus.txt").source == str(tmp_path / "corpus.txt")

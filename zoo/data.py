@@ -185,7 +185,8 @@ def load_texts(
         texts=tuple(record[0] for record in records),
         labels=labels,
         class_names=tuple(names),
-        source=str(path),
+        # Absolute: a report names the data so that it can be read again from any folder (zoo export).
+        source=str(path.resolve()),
         encoding="+".join(sorted(encodings)),
     )
 
@@ -483,4 +484,4 @@ def load_corpus(path=None, *, text_column="text", encoding=None):
     documents = [document for document in documents if document.strip()]
     if not documents:
         raise DataError(f"{path}: no text found")
-    return Corpus(tuple(documents), str(path), "+".join(sorted(encodings)))
+    return Corpus(tuple(documents), str(path.resolve()), "+".join(sorted(encodings)))
