@@ -1,13 +1,25 @@
 import os
 
+import pytest
+
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# Fixtures that train or export a model: a test that needs one (directly or through another fixture) is
+# slow, whatever it does itself.
+HEAVY_FIXTURES = {"tiny_gru", "gru_export", "tiny_gpt2", "gpt2_export", "quick_run", "docs_models",
+                  "mediapipe_exact_export", "litert_lm_export"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker("slow")
+
+
 # === Tiny trained and exported models, made once per test process and shared read-only ===
 # A test that changes a version folder copies it first; one that changes a model builds its own.
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")

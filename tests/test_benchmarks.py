@@ -174,6 +174,7 @@ def test_gpt2_table_quotes_every_figure_as_median_and_range_and_says_what_was_no
             "| 160 MiB | 128 MiB | 62% (57-67) | 2/3 |") in text
 
 
+@pytest.mark.slow
 def test_gpt2_quick_run_measures_every_side_on_the_same_weights(tmp_path):
     # Every side in its own process on gpt2_tiny: the PyTorch sides need the peers extra.
     import json as json_module
@@ -270,6 +271,7 @@ def test_tflite_costs_count_matmul_flops_and_only_the_gathered_rows(tmp_path):
     assert costs["input_bytes"] == 3 * 4
 
 
+@pytest.mark.slow
 def test_executorch_twin_of_the_cnn_classifier_computes_what_keras_computes(tmp_path):
     # Needs the peers extra (pip install -e '.[peers]'); `make test` does not install PyTorch.
     pytest.importorskip("executorch")

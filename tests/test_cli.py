@@ -8,6 +8,9 @@ import pytest
 
 from tests import helpers
 
+# Every test here trains, exports or starts processes: `make check` leaves them out.
+pytestmark = pytest.mark.slow
+
 TINY = ["--set", "vocabulary_size=64", "--set", "embedding_dim=8", "--set", "hidden_dim=8", "--set", "learning_rate=0.01"]
 
 

@@ -21,6 +21,9 @@ import pytest
 from tests import helpers
 from tests.test_cli import run_zoo
 
+# Every test here trains, exports or starts processes: `make check` leaves them out.
+pytestmark = pytest.mark.slow
+
 EXPORT_SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {cwd!r})

@@ -220,6 +220,7 @@ def page_environment():
     return environment
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES)
 def test_page_runs(page, tmp_path, request):
     from zoo.data import default_data_dir

@@ -110,6 +110,7 @@ def _run_python(code):
     return completed.stdout.strip()
 
 
+@pytest.mark.slow
 def test_the_registry_is_a_leaf_and_import_zoo_registers_nothing_behind_the_users_back():
     loaded = json.loads(_run_python(
         "import json, sys, zoo, zoo.registry; "

@@ -79,6 +79,7 @@ def test_keras_generate_checks_the_same_rules_before_work():
         generate(model, ["ROMEO:"], max_length=10_000)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option, value", [("--epochs", 0), ("--batch-size", 0), ("--patience", -1)])
 def test_cli_training_arguments_fail_in_one_line_before_any_work(option, value, tmp_path):
     line = error_line(run_zoo("train", "lstm_classifier", option, value, "--out", tmp_path / "m"))
@@ -86,6 +87,7 @@ def test_cli_training_arguments_fail_in_one_line_before_any_work(option, value, 
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.slow
 def test_a_plain_keras_model_given_to_predict_is_one_line(tmp_path):
     inputs = keras.Input((3,))
     keras.Model(inputs, keras.layers.Dense(2)(inputs)).save(tmp_path / "plain.keras")
@@ -93,6 +95,7 @@ def test_a_plain_keras_model_given_to_predict_is_one_line(tmp_path):
     assert "is not a text classifier" in line
 
 
+@pytest.mark.slow
 def test_exported_versions_are_readable_by_a_serving_user(tmp_path):
     from zoo.export import export
 
@@ -108,6 +111,7 @@ def test_exported_versions_are_readable_by_a_serving_user(tmp_path):
         assert (path.stat().st_mode & 0o777) == (0o755 if path.is_dir() else 0o644), path
 
 
+@pytest.mark.slow
 def test_leftovers_of_a_killed_export_are_removed_by_the_next(tmp_path):
     from zoo.export import export
 
@@ -121,6 +125,7 @@ def test_leftovers_of_a_killed_export_are_removed_by_the_next(tmp_path):
     assert not dead.exists() and live.exists()
 
 
+@pytest.mark.slow
 def test_sigterm_during_an_export_leaves_nothing(tmp_path):
     marker = tmp_path / "converting"
     script = textwrap.dedent(f"""
@@ -182,6 +187,7 @@ def copy_version(version, tmp_path):
     return copy
 
 
+@pytest.mark.slow
 def test_zoo_verify_passes_an_untouched_version(gru_export):
     checked = run_zoo("verify", gru_export)
     assert checked.returncode == 0, checked.stderr
@@ -284,6 +290,7 @@ def test_any_file_content_loads_or_is_one_data_error_naming_the_file(tmp_path_fa
 
 # === One answer for the same bad input, whichever path runs it ===
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arguments, message", [
     ({"sampler": "top_k", "top_k": 100_000}, r"top_k must be at most the vocabulary size \(320\), got 100000"),
     ({"max_length": 8, "prompts": ["ROMEO: " * 6]}, r"prompt 0 has \d+ tokens \(start token included\); max_length 8"),
@@ -307,6 +314,7 @@ def test_keras_and_litert_generation_refuse_the_same_arguments_with_the_same_mes
     assert errors[0] == errors[1]
 
 
+@pytest.mark.slow
 def test_an_output_folder_under_a_file_and_a_truncated_keras_file_are_one_line(tmp_path):
     (tmp_path / "afile").write_text("x")
     line = error_line(run_zoo("train", "gru_classifier", "--out", tmp_path / "afile" / "m", "--epochs", 1))
@@ -321,6 +329,7 @@ def test_an_output_folder_under_a_file_and_a_truncated_keras_file_are_one_line(t
         assert line.endswith("cut.keras: not a .keras archive (a zip file); it is truncated or corrupt"), line
 
 
+@pytest.mark.slow
 def test_safe_mode_refuses_a_lambda_model_and_runs_none_of_its_code(tmp_path):
     marker = tmp_path / "code-ran"
     # The path is a constant of the function's bytecode, which Keras stores in the .keras file.
@@ -340,6 +349,7 @@ def test_safe_mode_refuses_a_lambda_model_and_runs_none_of_its_code(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_memory_is_flat_and_outputs_bit_identical_over_60000_runner_calls(gru_export):
     from zoo.runtime import TextClassifierRunner
 

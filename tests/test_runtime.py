@@ -35,6 +35,7 @@ def exported(tiny_gru, gru_export, tiny_gpt2, gpt2_export):
     return tiny_gru, gru_export, tiny_gpt2, gpt2_export
 
 
+@pytest.mark.slow
 def test_classifier_and_decoder_run_with_tensorflow_unimportable(exported):
     from zoo.export.tasks.causal_lm import keras_greedy_token_ids
 
@@ -72,6 +73,7 @@ def test_cli_predicts_and_generates_from_exported_files_without_tensorflow(expor
     assert '"label":' in output and "ROMEO:" in output
 
 
+@pytest.mark.slow
 def test_import_zoo_loads_no_tensorflow_and_zoo_models_registers_zoo_layers_with_keras(tmp_path):
     code = ("import sys, zoo, zoo.runtime; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; "
             "import keras, zoo.models; print(keras.saving.get_registered_object('zoo>TextClassifier').__name__)")

@@ -27,6 +27,7 @@ def mediapipe_exact_export(tmp_path_factory):
     return model, result
 
 
+@pytest.mark.slow
 def test_mediapipe_runs_every_variant_with_zoo_ids_when_the_tokenizer_is_exact(mediapipe_exact_export):
     model, result = mediapipe_exact_export
     assert model.preprocessor.tokenizer.mediapipe_exact
@@ -57,6 +58,7 @@ def test_the_metadata_names_the_model_and_carries_vocabulary_and_labels(mediapip
     assert manifest["artifacts"]["litert float32"]["mediapipe"]["ids_exact"] is True
 
 
+@pytest.mark.slow
 def test_with_zoos_default_tokenizer_mediapipe_runs_and_the_report_says_its_ids_differ(tmp_path):
     model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
     result = export(model, root=tmp_path, formats=("litert",), variants=(), validation_data=RAW_TEXTS)
@@ -65,6 +67,7 @@ def test_with_zoos_default_tokenizer_mediapipe_runs_and_the_report_says_its_ids_
     assert "train with lower=False, punctuation='delimit'" in result.format_table()
 
 
+@pytest.mark.slow
 def test_a_mediapipe_score_off_by_more_than_1e_6_fails_the_export(tmp_path, monkeypatch):
     model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"], lower=False,
                                punctuation="delimit")
@@ -92,6 +95,7 @@ def litert_lm_export(tmp_path_factory):
     return model, result
 
 
+@pytest.mark.slow
 def test_litert_lm_engine_reproduces_keras_greedy_token_for_token(litert_lm_export):
     model, result = litert_lm_export
     parity = result.report["parity"]

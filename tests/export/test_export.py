@@ -38,6 +38,7 @@ def entries(folder):
     return sorted(os.listdir(folder))
 
 
+@pytest.mark.slow
 def test_versions_count_up_and_existing_ones_are_kept(model, tmp_path):
     first = fast_export(model, tmp_path)
     second = fast_export(model, tmp_path)
@@ -52,6 +53,7 @@ def test_versions_count_up_and_existing_ones_are_kept(model, tmp_path):
     assert fast_export(model, tmp_path, version=7, formats=("litert",)).path.name == "7"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failure", [KeyboardInterrupt, ExportError])
 def test_interrupted_or_failed_export_leaves_nothing(model, tmp_path, monkeypatch, failure):
     def convert_then_fail(*args, **kwargs):
@@ -63,6 +65,7 @@ def test_interrupted_or_failed_export_leaves_nothing(model, tmp_path, monkeypatc
     assert entries(tmp_path / "gru_classifier") == []
 
 
+@pytest.mark.slow
 def test_parity_failure_fails_the_export(model, tmp_path, monkeypatch):
     real_run = isolation.run_in_child
     for runtime in ("builtin", "xnnpack", "cpu"):
@@ -81,6 +84,7 @@ def test_parity_failure_fails_the_export(model, tmp_path, monkeypatch):
         assert entries(tmp_path / "gru_classifier") == []
 
 
+@pytest.mark.slow
 def test_a_crashing_interpreter_fails_float32_and_drops_a_quantized_variant(model, tmp_path, monkeypatch):
     real_run = isolation.run_in_child
 
@@ -123,6 +127,7 @@ def test_full_window_calibration_rows_are_the_same_texts_run_together():
     np.testing.assert_array_equal(with_full_windows(token_ids[:2], share=1.0), token_ids[:2])
 
 
+@pytest.mark.slow
 def test_an_int8_file_xnnpack_refuses_is_left_out_and_full_windows_fix_it(tmp_path, monkeypatch):
     # A tiny BiLSTM calibrated on short texts only: its backward pass's first
     # steps see nothing but padding, and XNNPACK (LiteRT's default CPU
@@ -142,6 +147,7 @@ def test_an_int8_file_xnnpack_refuses_is_left_out_and_full_windows_fix_it(tmp_pa
     assert figures["xnnpack"]["label_agreement"] >= 0.9 and figures["label_agreement"] >= 0.9
 
 
+@pytest.mark.slow
 def test_transformer_int8_keeps_attention_and_layer_norm_in_float(tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -190,6 +196,7 @@ def test_non_builtin_ops_are_named_with_their_layer(tmp_path):
     assert "\n" not in message
 
 
+@pytest.mark.slow
 def test_saved_model_cli_lists_both_signatures(model, tmp_path):
     result = fast_export(model, tmp_path, formats=("saved_model",))
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
@@ -202,6 +209,7 @@ def test_saved_model_cli_lists_both_signatures(model, tmp_path):
     assert not (result.path / "litert").exists()
 
 
+@pytest.mark.slow
 def test_warmup_requests_are_real_predict_requests(model, tmp_path):
     result = fast_export(model, tmp_path, formats=("saved_model",))
     requests = saved_model.read_warmup_requests(result.path)
@@ -228,6 +236,7 @@ def test_bad_arguments_fail_before_writing(model, tmp_path):
     assert not (tmp_path / "gru_classifier").exists() or entries(tmp_path / "gru_classifier") == []
 
 
+@pytest.mark.slow
 def test_a_format_writes_a_model_to_a_path_without_an_export(model, tmp_path):
     # Each format plug-in is callable on its own (benchmarks and users write single files this way).
     from zoo.export.formats import onnx
@@ -244,6 +253,7 @@ def test_a_format_writes_a_model_to_a_path_without_an_export(model, tmp_path):
         litert.write(model, tmp_path / "x.tflite", "int4")
 
 
+@pytest.mark.slow
 def test_sidecar_tokenizer_matches_keras_ids(model, tmp_path):
     from zoo.runtime import TextClassifierRunner
 
@@ -258,6 +268,7 @@ def test_sidecar_tokenizer_matches_keras_ids(model, tmp_path):
         runner.predict("one string")
 
 
+@pytest.mark.slow
 def test_saved_model_stores_each_weight_once(model, tmp_path):
     # keras-team/keras#23553: Keras's ExportArchive writes every weight twice;
     # zoo.export.archive.ExportArchive tracks the tf.Variables so they dedupe.

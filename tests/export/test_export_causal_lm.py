@@ -34,6 +34,7 @@ def exported(model, tmp_path_factory):
                   validation_length=24)
 
 
+@pytest.mark.slow
 def test_layout_report_and_builtin_only_files(exported):
     path = exported.path
     assert exported.name == "gpt2_tiny" and path.name == "1"
@@ -68,6 +69,7 @@ def test_layout_report_and_builtin_only_files(exported):
                 signature, signature_ops)
 
 
+@pytest.mark.slow
 def test_saved_model_generate_and_logits_signatures(model, exported):
     loaded = tf.saved_model.load(str(exported.path))
     assert {"generate", "logits", "serving_default"} <= set(loaded.signatures)
@@ -87,6 +89,7 @@ def test_saved_model_generate_and_logits_signatures(model, exported):
     np.testing.assert_allclose(logits, np.asarray(expected), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_litert_greedy_equals_keras_token_for_token_on_unseen_prompts(model, exported):
     generator = Generator(exported.path / "litert" / "model.tflite", delegates=False)
     prompts = ["NURSE: the moon", "FRIAR: and so is the", "x"]

@@ -15,6 +15,7 @@ from zoo.export.tasks import task_for
 FUSED = RuntimeTarget(batch_size=1, sequence_ops=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["lstm_classifier", "bilstm_classifier"])
 def test_fused_lstm_matches_keras_on_repeated_calls(name, tmp_path):
     from ai_edge_litert.interpreter import Interpreter

@@ -13,6 +13,7 @@ from zoo.models.recurrent import Float32Orthogonal
 CLASSIFIERS = zoo.list_models(task="text-classification")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CLASSIFIERS)
 def test_features_do_not_depend_on_length_or_trailing_padding(name):
     model = helpers.build_tiny(name)

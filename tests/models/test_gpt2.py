@@ -49,12 +49,14 @@ def test_registered_shapes():
     assert all(zoo.model_info(name).task == "causal-lm" for name in shapes)
 
 
+@pytest.mark.slow
 def test_published_gpt2_vocabulary_is_offline():
     model = zoo.create_model("gpt2_tiny", **TINY)
     assert np.asarray(model.preprocessor.tokenizer("Hello world")).tolist() == [15496, 995]
     assert model.backbone.vocabulary_size == 50257
 
 
+@pytest.mark.slow
 def test_trained_bpe_matches_huggingface_tokenizers_ids(vocabulary_dir):
     from tokenizers import ByteLevelBPETokenizer
 
@@ -66,6 +68,7 @@ def test_trained_bpe_matches_huggingface_tokenizers_ids(vocabulary_dir):
     assert vocabulary[bpe.END_OF_TEXT] == len(vocabulary) - 1 == tokenizer.end_token_id
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["keras_hub_preset", "transformers"])
 def test_local_checkpoint_round_trip(vocabulary_dir, tmp_path, layout):
     model = tiny_lm(vocabulary_dir)
@@ -98,6 +101,7 @@ def quick_train(tmp_path, out_dir, **kwargs):
     )
 
 
+@pytest.mark.slow
 def test_fine_tune_lowers_validation_loss_and_saves(tmp_path):
     result = quick_train(tmp_path, tmp_path / "lm", epochs=2)
     report = result.report
@@ -131,6 +135,7 @@ def test_trainer_clips_the_global_gradient_norm(vocabulary_dir):
     assert optimizer.global_clipnorm == 0.5 and optimizer.clipnorm is None
 
 
+@pytest.mark.slow
 def test_lora_trains_only_adapters(tmp_path):
     result = quick_train(tmp_path, tmp_path / "lora", epochs=1, lora_rank=4, max_train_windows=8)
     trainable = [w.path for w in result.model.backbone.trainable_weights]
@@ -140,6 +145,7 @@ def test_lora_trains_only_adapters(tmp_path):
     assert not any("embedding" in path or "feedforward" in path for path in trainable)
 
 
+@pytest.mark.slow
 def test_resume_after_interruption(tmp_path):
     class Killed(Exception):
         pass
@@ -158,6 +164,7 @@ def test_resume_after_interruption(tmp_path):
     assert not (out_dir / "backup").exists()
 
 
+@pytest.mark.slow
 def test_all_samplers_and_batched_prompts(vocabulary_dir):
     model = tiny_lm(vocabulary_dir)
     prompts = ["ROMEO: the", "NURSE:"]

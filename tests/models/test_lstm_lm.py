@@ -56,6 +56,7 @@ def trained(tmp_path_factory):
                            tokenizer="train", bpe_vocabulary_size=320, verbose=0, **TINY)
 
 
+@pytest.mark.slow
 def test_zoo_trainer_lowers_validation_loss_and_saves(trained):
     report = trained.report
     assert report["validation_loss"] < 0.6 * report["validation_loss_before"], report
@@ -113,6 +114,7 @@ def test_generation_cache_follows_each_prompt_from_the_shortest_prompts_end(trai
             np.testing.assert_allclose(np.asarray(logits)[row, 0], expected[row][index - 1], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_greedy_generate_is_the_uncached_greedy_loop(trained):
     model = trained.model
     tokenizer = model.preprocessor.tokenizer
@@ -146,6 +148,7 @@ def test_stochastic_and_beam_samplers_run_and_are_seeded(trained, sampler):
     assert generate(trained.model, prompts, max_length=24, sampler=sampler, seed=5, temperature=1.5) == first
 
 
+@pytest.mark.slow
 def test_model_saving_and_config_through_the_shared_helpers(tmp_path):
     model = helpers.run_model_test("lstm_lm")  # keras-hub's own fit on strings, then generate
     helpers.run_model_saving_test(model, tmp_path)  # .keras in safe mode, optimizer state included
@@ -164,6 +167,7 @@ def test_lora_is_refused_in_one_line(tmp_path):
                         **helpers.tiny_config("lstm_lm"))
 
 
+@pytest.mark.slow
 def test_distributed_step_trains_it_at_the_models_own_learning_rate(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(helpers.CORPUS * 2)
@@ -176,6 +180,7 @@ def test_distributed_step_trains_it_at_the_models_own_learning_rate(tmp_path):
     assert report["validation_loss"] < 0.7 * report["validation_loss_before"], report
 
 
+@pytest.mark.slow
 def test_cli_trains_and_generates(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(helpers.CORPUS * 2)

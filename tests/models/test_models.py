@@ -34,6 +34,7 @@ def test_all_families_are_registered():
         assert name in MODELS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TESTED_BUILDS.values()))
 def test_model(name, tmp_path):
     model = helpers.run_model_test(name)
@@ -104,6 +105,7 @@ def _concrete_shape(symbolic_shape, batch_size, length):
     return (batch_size,) + tuple(length if size is None else size for size in symbolic_shape[1:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TESTED_BUILDS.values()))
 def test_backbone_passes_keras_hubs_backbone_and_saving_tests(name, tmp_path):
     model = helpers.build_tiny(name)
@@ -122,6 +124,7 @@ def test_backbone_passes_keras_hubs_backbone_and_saving_tests(name, tmp_path):
     checks.run_model_saving_test(cls=type(backbone), init_kwargs=_init_kwargs(backbone), input_data=inputs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TESTED_BUILDS.values()))
 def test_task_and_preprocessor_pass_keras_hubs_tests(name, tmp_path):
     model = helpers.build_tiny(name)

@@ -35,6 +35,7 @@ def test_variants_are_registered_for_every_backbone_family():
     assert task_class("lstm_classifier") is zoo.TextClassifier
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_model_learns_tags_and_round_trips(name, tmp_path):
     model = helpers.build_tiny(name, class_names=TAGS)
@@ -170,6 +171,7 @@ def brute_force_thresholds(labels, scores):
     return thresholds
 
 
+@pytest.mark.slow
 def test_chosen_thresholds_match_brute_force():
     rng = np.random.default_rng(0)
     for trial in range(20):
@@ -237,6 +239,7 @@ def tiny_config_without_labels(name):
     return {key: value for key, value in zoo.model_info(name).test_config.items() if key != "num_classes"}
 
 
+@pytest.mark.slow
 def test_train_classifier_chooses_thresholds_on_validation_and_reports_f1(tmp_path):
     data = write_jsonl(tmp_path / "tags.jsonl", TEXTS * 2, np.concatenate([LABELS, LABELS]))
     result = train_classifier("lstm_multi_label_classifier", data, out_dir=tmp_path / "model", label_column="tags",
@@ -272,6 +275,7 @@ def tiny_tags_csv(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_cli_train_evaluate_predict(tiny_tags_csv, tmp_path):
     out = tmp_path / "tagger"
     train = run_zoo("train", "cnn_multi_label_classifier", "--data", tiny_tags_csv, "--label-column", "labels",
@@ -313,3 +317,9 @@ def test_cli_train_evaluate_predict(tiny_tags_csv, tmp_path):
     wrong.write_text('{"text": "a vote", "labels": ["politics", "cooking"]}\n')
     assert "wrong.jsonl:1: field 'labels': unknown label 'cooking'" in error_line(
         run_zoo("evaluate", out, "--data", wrong, "--label-column", "labels"))
+
+
+def test_a_strategy_is_refused_in_one_line_before_any_data_is_read(tmp_path):
+    # zoo.distributed's step computes sparse cross-entropy and accuracy: it does not train label sets.
+    with pytest.raises(ValueError, match=r"^cnn_multi_label_classifier: strategy= trains single-label classifiers"):
+        train_classifier("cnn_multi_label_classifier", tmp_path / "no-such-file.csv", strategy="mirrored")

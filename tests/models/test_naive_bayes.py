@@ -87,6 +87,7 @@ def test_layer_config_round_trip():
     assert clone.get_config() == layer.get_config()
 
 
+@pytest.mark.slow
 def test_fitted_classifier_trains_saves_and_exports(tmp_path):
     model = helpers.build_tiny("lstm_classifier", class_names=["negative", "positive"])
     assert model.naive_bayes is not None
