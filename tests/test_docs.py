@@ -45,10 +45,13 @@ PAGE_TIMEOUT = 900
 # (`saved_models/<model>/model.keras` and its report) or "exported" (also version 1).
 PAGE_NEEDS = {
     "docs/cli.md": [("gpt2_tiny", "exported")],
-    "docs/export.md": [("lstm_classifier", "trained")],
+    "docs/export.md": [("lstm_classifier", "trained"), ("cnn_multi_label_classifier", "exported")],
     "docs/phones.md": [("lstm_classifier", "exported"), ("gpt2_tiny", "exported")],
-    "docs/runtime.md": [("lstm_classifier", "exported"), ("gpt2_tiny", "exported")],
+    "docs/runtime.md": [("lstm_classifier", "exported"), ("cnn_multi_label_classifier", "exported"),
+                        ("gpt2_tiny", "exported")],
 }
+# The multi-label pages tag passages of tinyshakespeare with who of these speaks in them (classifiers.md).
+SPEAKERS = ("CORIOLANUS", "JULIET", "MENENIUS", "PETRUCHIO", "ROMEO")
 
 
 @dataclasses.dataclass
@@ -175,8 +178,11 @@ def docs_models(tmp_path_factory):
 
 
 def build_docs_models(root):
-    """A tiny LSTM classifier trained on every fifth rt-polarity review and a tiny GPT-2 trained on
-    2,000 lines of tinyshakespeare, each exported as version 1 in the formats the pages run."""
+    """A tiny LSTM classifier trained on every fifth rt-polarity review, a tiny multi-label CNN trained on
+    tinyshakespeare's passages of three speeches (tagged with the `SPEAKERS` among their speakers) and a
+    tiny GPT-2 trained on 2,000 lines of tinyshakespeare, each exported as version 1 in the formats the
+    pages run."""
+    from benchmarks.multi_label_accuracy import speeches
     from zoo.causal_lm import train_causal_lm
     from zoo.data import default_data_dir, load_texts
     from zoo.export import export
@@ -192,8 +198,19 @@ def build_docs_models(root):
                      vocabulary_size=2000, sequence_length=32, embedding_dim=16, hidden_dim=16,
                      naive_bayes_buckets=4096)
     export(models / "lstm_classifier", root=models, formats=("litert", "onnx"), variants=("dynamic_int8",))
+    plays = (default_data_dir() / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8")
+    pairs = speeches(plays)
+    passages = [pairs[start : start + 3] for start in range(0, len(pairs) - 2, 3)]
+    tagged = root / "speakers.jsonl"
+    tagged.write_text("".join(json.dumps({"text": "\n".join(speech for _, speech in passage),
+                                          "labels": sorted({name for name, _ in passage} & set(SPEAKERS))}) + "\n"
+                              for passage in passages), encoding="utf-8")
+    train_classifier("cnn_multi_label_classifier", tagged, out_dir=models / "cnn_multi_label_classifier",
+                     label_column="labels", epochs=2, verbose=0, vocabulary_size=2000, embedding_dim=16,
+                     hidden_dim=16, naive_bayes_buckets=4096)
+    export(models / "cnn_multi_label_classifier", root=models, formats=("saved_model", "litert", "onnx"), variants=())
     corpus = root / "corpus.txt"
-    lines = (default_data_dir() / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8").splitlines()
+    lines = plays.splitlines()
     corpus.write_text("\n".join(lines[:2000]) + "\n", encoding="utf-8")
     train_causal_lm("gpt2_tiny", corpus, out_dir=models / "gpt2_tiny", epochs=1, batch_size=8, verbose=0,
                     jit_compile=False, tokenizer="train", bpe_vocabulary_size=512, num_layers=1, hidden_dim=32,
