@@ -110,12 +110,15 @@ def _build_parser():
         help="comma list of variants besides float32, or 'none' (LiteRT: float16, dynamic_int8, int8, batch32; "
              "ONNX and LiteRT-LM: dynamic_int8). Default: all for classifiers, dynamic_int8 for language models",
     )
-    command.add_argument("--cache-length", type=int, help="language models: LiteRT KV cache length (default 256)")
+    command.add_argument("--cache-length", type=int,
+                         help="language models: the LiteRT decoder's cache, the most tokens a generation holds "
+                              "(default 256)")
     command.add_argument(
         "--prompt", action="append", help="language models: a validation prompt (repeat; default: built-in prompts)"
     )
     command.add_argument("--force", action="store_true", help="replace an existing version")
     _add_data_arguments(command, default_help="validation split the model was trained against")
+    _add_label_separator_argument(command)
     command.set_defaults(run=_export)
 
     command = commands.add_parser("generate", help="continue prompts with a trained causal LM")
@@ -378,10 +381,13 @@ def _predict(args):
     from zoo.runtime import backends
 
     if pathlib.Path(args.model).suffix in backends.RUNTIMES:
-        # An exported LiteRT or ONNX file: zoo.runtime (the sidecar tokenizer, no TensorFlow).
-        from zoo.runtime import TextClassifierRunner
+        # An exported LiteRT or ONNX file: the runner its sidecar's task registers (zoo.runtime: the sidecar
+        # tokenizer, no TensorFlow).
+        import zoo.runtime
 
-        classifier = TextClassifierRunner(args.model)
+        classifier = zoo.runtime.load(args.model)
+        if not hasattr(classifier, "predict_labels"):
+            raise ValueError(f"{args.model}: a {classifier.spec['task']} file, not a classifier; use zoo generate")
     else:
         classifier = _load_classifier(args.model)
     for text, prediction in zip(args.texts, classifier.predict_labels(args.texts)):
@@ -459,6 +465,7 @@ def _export(args):
         dataset = load_texts(
             args.data, text_column=args.text_column, label_column=args.label_column,
             encoding=args.encoding, class_names=classifier.class_names,
+            multi_label=getattr(classifier, "multi_label", False), label_separator=args.label_separator,
         )
         train, validation_data = dataset.split(args.validation_fraction, args.seed)
         calibration_texts = train.texts

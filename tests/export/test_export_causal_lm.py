@@ -163,6 +163,12 @@ def test_an_lstm_language_model_exports_its_recurrent_state_as_the_cache(tmp_pat
     ids = [generator.end_token_id] + [int(i) for i in np.random.default_rng(0).integers(1, 300, 20)]
     expected = np.asarray(causal_lm.token_logits(causal_lm.decoder_model(lstm), tf.constant([ids], tf.int32)))[0, -1]
     np.testing.assert_allclose(generator.prefill(ids)["logits"][0], expected, atol=1e-4)
-    prompt = "NURSE: the moon is pale, and so is the"
-    assert generator.generate_token_ids(generator.prompt_token_ids(prompt), max_length=30) == \
-        causal_lm.keras_greedy_token_ids(lstm, [prompt], 30)[0]
+    # One Generator, several prompts: each starts from the zero state, not where the last one ended.
+    prompts = ["NURSE: the moon is pale, and so is the", "JULIET:", "ROMEO: the"]
+    expected = causal_lm.keras_greedy_token_ids(lstm, prompts, 30)
+    for prompt, ids in zip(prompts, expected):
+        assert generator.generate_token_ids(generator.prompt_token_ids(prompt), max_length=30) == ids
+    # And a prompt prefilled after those generations gets its own logits.
+    short = [generator.end_token_id, 5, 17, 42]
+    expected = np.asarray(causal_lm.token_logits(causal_lm.decoder_model(lstm), tf.constant([short], tf.int32)))[0, -1]
+    np.testing.assert_allclose(generator.prefill(short)["logits"][0], expected, atol=1e-4)

@@ -312,6 +312,15 @@ def test_cli_train_evaluate_predict(tiny_tags_csv, tmp_path):
     assert re.fullmatch(r"(politics|weather) [01]\.\d{4}, (politics|weather) [01]\.\d{4}\t" + re.escape(texts[1]),
                         plain[1])
 
+    # Exported with its own data (label lists), and the phone file answers what the .keras file answers.
+    exported = run_zoo("export", out, "--root", tmp_path / "serving", "--format", "litert", "--variants", "none",
+                       "--data", tiny_tags_csv, "--label-column", "labels")
+    assert exported.returncode == 0, exported.stderr
+    from_file = run_zoo("predict", tmp_path / "serving" / "tagger" / "1" / "litert" / "model.tflite", *texts, "--json")
+    assert from_file.returncode == 0, from_file.stderr
+    assert [[label["label"] for label in json.loads(line)["labels"]] for line in from_file.stdout.splitlines()] == \
+        [[label["label"] for label in row["labels"]] for row in rows]
+
     # A label the model does not know is a one-line error naming file, line and field.
     wrong = tmp_path / "wrong.jsonl"
     wrong.write_text('{"text": "a vote", "labels": ["politics", "cooking"]}\n')

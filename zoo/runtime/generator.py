@@ -118,6 +118,11 @@ class Generator:
         Returns `{"logits": [1, V] after the last id}`.
         """
         prefill, chunk = self._prefill, self.prefill_length
+        if self._replace_cache:
+            # A recurrent state is the whole cache: every prompt starts from zeros, not where the
+            # last generation ended. (A KV cache needs no reset: prefill writes every row it reads.)
+            for name in self._cache_names():
+                prefill.input(name)[...] = 0.0
         for start in range(0, len(prompt_ids), chunk):
             piece = prompt_ids[start : start + chunk]
             token_ids = np.zeros((1, chunk), np.int32)

@@ -44,8 +44,6 @@ class GPT2Recipe(Recipe):
         shape = [1, backbone.num_heads, int(cache_length), backbone.hidden_dim // backbone.num_heads]
         return [shape] * (2 * backbone.num_layers)
 
-    def max_cache_length(self, backbone):
-        return backbone.max_sequence_length
 
     def logits(self, backbone, hidden):
         return backbone.token_embedding(hidden, reverse=True)

@@ -26,8 +26,6 @@ class LSTMLMRecipe(Recipe):
     def cache_shapes(self, backbone, cache_length):
         return [[1, backbone.hidden_dim]] * (2 * backbone.num_layers)
 
-    def max_cache_length(self, backbone):
-        return None
 
     def logits(self, backbone, hidden):
         return backbone.token_embedding(hidden, reverse=True)
