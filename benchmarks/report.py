@@ -86,13 +86,11 @@ def markdown(results, plots_relative_to=None, json_path=None):
     classifiers = {name: entry for name, entry in results["classifiers"].items() if "error" not in entry}
     if classifiers:
         lines += ["", "#### Ratios of median latency, one per round: median (min-max) (below 1: the first is faster)", "",
-                  "| model | LiteRT fp32 / ONNX Runtime, batch 1 | LiteRT fp32 / ORT native RNN, batch 1 "
-                  "| LiteRT batch32 / ONNX Runtime, batch 32 | LiteRT batch32 / ORT native RNN, batch 32 "
+                  "| model | LiteRT fp32 / ONNX Runtime, batch 1 | LiteRT batch32 / ONNX Runtime, batch 32 "
                   "| LiteRT int8 / fp32, batch 1 | LiteRT dynamic int8 / fp32, batch 1 "
                   "| SavedModel text / token ids, batch 1 | same, batch 32 | Keras predict / tf.function, batch 1 |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        keys = ("litert_float32_vs_onnxruntime_batch_1", "litert_float32_vs_onnxruntime_native_rnn_batch_1",
-                "litert_batch32_vs_onnxruntime_batch_32", "litert_batch32_vs_onnxruntime_native_rnn_batch_32",
+                  "|---|---|---|---|---|---|---|---|"]
+        keys = ("litert_float32_vs_onnxruntime_batch_1", "litert_batch32_vs_onnxruntime_batch_32",
                 "litert_int8_vs_float32_batch_1", "litert_dynamic_int8_vs_float32_batch_1",
                 "saved_model_text_vs_token_ids_batch_1", "saved_model_text_vs_token_ids_batch_32",
                 "keras_predict_vs_tf_function_batch_1")
