@@ -14,9 +14,10 @@ $(STAMP): setup.py
 	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
 
-# The tests also run the benchmark harness and its peers (PyTorch CPU, transformers, ExecuTorch).
+# The tests also run the benchmark harness and its peers (PyTorch CPU, transformers, ExecuTorch, fastText)
+# and a Beam pipeline.
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,bench,peers]'
+	$(BIN)/python -m pip install --quiet -e '.[test,bench,peers,beam]'
 	touch $(TEST_STAMP)
 
 # Train the default model on rt-polarity (../shared/data), report validation

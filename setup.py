@@ -42,6 +42,8 @@ setup(
         # ExecuTorch 1.5.1 (XNNPACK) is the classifier's PyTorch phone-runtime peer (benchmarks/executorch_peer.py);
         # fastText (supervised, bigrams) the linear peer of the accuracy and speed benchmarks (benchmarks/fasttext_peer.py).
         "peers": ["torch==2.13.0", "transformers>=5", "executorch>=1.5", "fasttext-numpy2-wheel>=0.9.2"],
+        # zoo.beam: RunInference on Beam's runners (it moves protobuf to 6.33, which TensorFlow 2.21 accepts).
+        "beam": ["apache-beam>=2.78,<3"],
     },
     entry_points={"console_scripts": ["zoo=zoo.cli:main"]},
 )

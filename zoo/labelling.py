@@ -132,14 +132,16 @@ def _saved_model_predictor(path):
 # === Input ===
 
 
-def read_records(source, *, text_column="text", id_column="id", encoding=None, position=None):
+def read_records(source, *, text_column="text", id_column="id", encoding=None, position=None, stream=None):
     """`(id, text)` for every row of `source` (a path or `-`), streamed, in order.
 
     `position`, a dict, gets `"bytes"`: how far into the input the reader is.
+    `stream`: the source already opened in binary (e.g. by Beam's file
+    systems); it is read instead of opening `source`, and closed at the end.
     """
     name = "<stdin>" if str(source) == "-" else str(source)
-    suffix = "" if name == "<stdin>" else pathlib.Path(source).suffix.lower()
-    lines = _decoded_lines(source, name, encoding, {} if position is None else position)
+    suffix = "" if name == "<stdin>" else pathlib.PurePosixPath(str(source)).suffix.lower()
+    lines = _decoded_lines(source, name, encoding, {} if position is None else position, stream)
     if suffix in JSON_SUFFIXES:
         return _json_records(lines, name, text_column, id_column)
     if suffix in DELIMITED_SUFFIXES:
@@ -147,15 +149,16 @@ def read_records(source, *, text_column="text", id_column="id", encoding=None, p
     return ((number, line.rstrip("\r\n")) for number, line in lines)
 
 
-def _decoded_lines(source, name, encoding, position):
+def _decoded_lines(source, name, encoding, position, stream=None):
     """`(line number, text)` of each line, decoded strictly: a bad byte is an error naming line and offset."""
-    if name != "<stdin>":
+    if name != "<stdin>" and stream is None:
         path = pathlib.Path(source)
         if not path.exists():
             raise LabellingError(f"{name}: no such file")
         if not path.is_file():
             raise LabellingError(f"{name}: not a regular file (a folder, FIFO or device cannot be labelled)")
-    stream = sys.stdin.buffer if name == "<stdin>" else open(source, "rb")  # noqa: SIM115 - closed below
+    if stream is None:
+        stream = sys.stdin.buffer if name == "<stdin>" else open(source, "rb")  # noqa: SIM115 - closed below
     codec = encoding or "utf-8"
     try:
         offset = 0
@@ -220,6 +223,18 @@ def _delimited_records(lines, name, delimiter, text_column, id_column):
 # === Output ===
 
 
+def decisions(predictor, probabilities):
+    """Per row `{"label", "score"}`, or a multi-label model's `{"labels", "scores"}` over their thresholds."""
+    names, thresholds = predictor.class_names, predictor.thresholds
+    for row in probabilities:
+        if thresholds is not None:
+            chosen = sorted((i for i in range(len(names)) if row[i] >= thresholds[i]), key=lambda i: -row[i])
+            yield {"labels": [names[i] for i in chosen], "scores": [round(float(row[i]), 6) for i in chosen]}
+        else:
+            best = int(np.argmax(row))
+            yield {"label": names[best], "score": round(float(row[best]), 6)}
+
+
 class _Writer:
     """Rows to JSONL or CSV text, one batch at a time."""
 
@@ -237,18 +252,11 @@ class _Writer:
         return self._csv_line(columns)
 
     def rows(self, ids, probabilities):
-        names, thresholds = self.predictor.class_names, self.predictor.thresholds
         lines = []
-        for identifier, row in zip(ids, probabilities):
-            if thresholds is not None:
-                chosen = sorted((i for i in range(len(names)) if row[i] >= thresholds[i]), key=lambda i: -row[i])
-                fields = {"id": identifier, "labels": [names[i] for i in chosen],
-                          "scores": [round(float(row[i]), 6) for i in chosen]}
-            else:
-                best = int(np.argmax(row))
-                fields = {"id": identifier, "label": names[best], "score": round(float(row[best]), 6)}
+        for identifier, row, decision in zip(ids, probabilities, decisions(self.predictor, probabilities)):
+            fields = {"id": identifier, **decision}
             if self.probabilities:
-                fields["probabilities"] = {name: round(float(p), 6) for name, p in zip(names, row)}
+                fields["probabilities"] = {name: round(float(p), 6) for name, p in zip(self.predictor.class_names, row)}
             lines.append(self._line(fields))
         return "".join(lines)
 
