@@ -85,16 +85,23 @@ def markdown(results, plots_relative_to=None, json_path=None):
 
     classifiers = {name: entry for name, entry in results["classifiers"].items() if "error" not in entry}
     if classifiers:
-        lines += ["", "#### Ratios of median latency, one per round: median (min-max) (below 1: the first is faster)", "",
-                  "| model | LiteRT fp32 / ONNX Runtime, batch 1 | LiteRT batch32 / ONNX Runtime, batch 32 "
-                  "| LiteRT int8 / fp32, batch 1 | LiteRT dynamic int8 / fp32, batch 1 "
-                  "| SavedModel text / token ids, batch 1 | same, batch 32 | Keras predict / tf.function, batch 1 |",
-                  "|---|---|---|---|---|---|---|---|"]
-        keys = ("litert_float32_vs_onnxruntime_batch_1", "litert_batch32_vs_onnxruntime_batch_32",
-                "litert_int8_vs_float32_batch_1", "litert_dynamic_int8_vs_float32_batch_1",
-                "saved_model_text_vs_token_ids_batch_1", "saved_model_text_vs_token_ids_batch_32",
-                "keras_predict_vs_tf_function_batch_1")
         ratios_by_model = {name: ratios(entry["inference"]) for name, entry in classifiers.items()}
+        columns = [("litert_float32_vs_onnxruntime_batch_1", "LiteRT fp32 / ONNX Runtime, batch 1"),
+                   ("litert_float32_vs_onnxruntime_native_rnn_batch_1", "LiteRT fp32 / ORT native RNN, batch 1"),
+                   ("litert_batch32_vs_onnxruntime_batch_32", "LiteRT batch32 / ONNX Runtime, batch 32"),
+                   ("litert_batch32_vs_onnxruntime_native_rnn_batch_32", "LiteRT batch32 / ORT native RNN, batch 32"),
+                   ("litert_int8_vs_float32_batch_1", "LiteRT int8 / fp32, batch 1"),
+                   ("litert_dynamic_int8_vs_float32_batch_1", "LiteRT dynamic int8 / fp32, batch 1"),
+                   ("saved_model_text_vs_token_ids_batch_1", "SavedModel text / token ids, batch 1"),
+                   ("saved_model_text_vs_token_ids_batch_32", "same, batch 32"),
+                   ("keras_predict_vs_tf_function_batch_1", "Keras predict / tf.function, batch 1")]
+        # The native-RNN peer columns only for runs that timed it as a separate peer (zoo's ONNX file is it now).
+        columns = [(key, title) for key, title in columns
+                   if "native_rnn" not in key or any(r.get(key) for r in ratios_by_model.values())]
+        keys = tuple(key for key, _ in columns)
+        lines += ["", "#### Ratios of median latency, one per round: median (min-max) (below 1: the first is faster)", "",
+                  "| model | " + " | ".join(title for _, title in columns) + " |",
+                  "|---|" + "---|" * len(columns)]
         for name, model_ratios in ratios_by_model.items():
             cells = [_ratio(model_ratios.get(key)) for key in keys]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
