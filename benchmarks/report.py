@@ -171,6 +171,28 @@ def _gpt2_lines(gpt2):
     return table(gpt2)
 
 
+# Runtime families in the latency plot's order (the peers first), each with its own colour scale.
+RUNTIME_FAMILIES = (("executorch", "Purples"), ("onnxruntime", "Blues"), ("keras", "Greys"),
+                    ("saved_model", "Oranges"), ("litert", "Greens"), ("mediapipe", "Reds"))
+
+
+def runtime_colours(runtimes):
+    """`{runtime: RGBA}` in plot order: grouped by family (the first word), shades of the family's colour."""
+    from matplotlib import colormaps
+
+    ordered = {}
+    known = [family for family, _ in RUNTIME_FAMILIES]
+    others = dict.fromkeys(runtime.split(" ")[0] for runtime in runtimes if runtime.split(" ")[0] not in known)
+    spare = ("YlOrBr", "PuRd", "BuGn", "RdPu", "YlGn")
+    families = [*RUNTIME_FAMILIES, *((name, spare[index % len(spare)]) for index, name in enumerate(others))]
+    for family, scale in families:
+        members = [runtime for runtime in runtimes if runtime.split(" ")[0] == family]
+        for index, runtime in enumerate(members):
+            # From a mid to a dark shade: light ends of the scales are hard to see on white.
+            ordered[runtime] = colormaps[scale](0.45 + 0.5 * index / max(1, len(members) - 1))
+    return ordered
+
+
 def plot(results, stem):
     """The two PNGs for `results`, named `<stem>_latency.png` and `<stem>_accuracy_vs_size.png`."""
     import matplotlib
@@ -181,6 +203,8 @@ def plot(results, stem):
     stem = pathlib.Path(stem)
     classifiers = {name: entry for name, entry in results["classifiers"].items() if "error" not in entry}
     runtimes = list(dict.fromkeys(row["runtime"] for entry in classifiers.values() for row in entry["inference"]))
+    colours = runtime_colours(runtimes)
+    runtimes = list(colours)
     written = []
 
     figure, axes = plt.subplots(figsize=(max(6, 1.5 + 1.6 * len(classifiers) * max(1, len(runtimes)) / 4), 4.5))
@@ -192,7 +216,7 @@ def plot(results, stem):
                        None)
             heights.append(row["p50_ms"] if row else 0.0)
         positions = [group + (index - (len(runtimes) - 1) / 2) * width for group in range(len(classifiers))]
-        axes.bar(positions, heights, width, label=runtime)
+        axes.bar(positions, heights, width, label=runtime, color=colours[runtime])
     axes.set_xticks(range(len(classifiers)), list(classifiers))
     axes.set_yscale("log")
     axes.set_ylabel("batch-1 median latency, ms (log)")

@@ -288,3 +288,15 @@ def test_fasttext_peer_learns_and_predicts_a_class_per_text():
     predicted = fasttext_peer.predict(model, helpers.TEXTS)
     assert predicted.dtype == np.int64 and predicted.shape == (len(helpers.TEXTS),)
     assert (predicted == helpers.LABELS).mean() == 1.0  # separable training texts: it fits them
+
+
+def test_latency_plot_gives_each_runtime_its_own_colour_grouped_by_family_peers_first():
+    from benchmarks.report import runtime_colours
+
+    runtimes = [*RUNTIMES, "litert float32 batch", "executorch xnnpack float32", "fasttext bigrams"]
+    colours = runtime_colours(runtimes)
+    assert sorted(colours) == sorted(runtimes)
+    assert len(set(colours.values())) == len(runtimes)  # matplotlib's 10-colour cycle repeated after 10
+    order = [runtime.split(" ")[0] for runtime in colours]
+    assert order[0] == "executorch" and order[1] == "onnxruntime"
+    assert order == sorted(order, key=order.index)  # each family's runtimes side by side
