@@ -28,9 +28,17 @@ pytestmark = pytest.mark.slow
 
 EPOCHS = 6
 GLOBAL_BATCH = 8
-# A slow learner without the Naive Bayes branch: its best epoch (4 on this data) comes after the
-# resume point, so the kept weights were trained across the restart.
-TINY = dict(helpers.tiny_config("gru_classifier"), learning_rate=0.002, naive_bayes_buckets=0)
+
+
+def with_default_dropout(config):
+    """A test config with the family's default dropout: the test configs turn it off, and with it on each
+    replica draws random masks, which must be the ones one process draws."""
+    return {key: value for key, value in config.items() if key != "dropout"}
+
+
+# A slow learner without the Naive Bayes branch: its best epoch comes after the resume point, so the
+# kept weights were trained across the restart.
+TINY = with_default_dropout(helpers.tiny_config("gru_classifier", learning_rate=0.002, naive_bayes_buckets=0))
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +108,38 @@ def test_mirrored_on_two_logical_cpus_trains_as_one_device(data, one_device, tmp
                                      "per_replica_batch_size": 4, "resumed_from_epoch": 0,
                                      "examples_left_out_per_epoch": 86 % 8}
     assert_same_training(run, one_device)
+
+
+def test_an_interrupted_run_resumes_to_the_uninterrupted_weights_bit_for_bit(data, tmp_path):
+    """Dropout on: the resumed epochs draw the masks the uninterrupted run drew (no random state is replayed
+    from its start), so the kept model is the same to the bit. Interrupted in-process after epoch 2's
+    checkpoint, as Ctrl-C would; two replicas, so the masks are also dealt across devices."""
+    train = (f"train_classifier('gru_classifier', {str(data)!r}, epochs={EPOCHS}, batch_size={GLOBAL_BATCH}, "
+             f"patience={EPOCHS}, strategy='mirrored', verbose=0, **{TINY!r}, out_dir=")
+    run_in_child(textwrap.dedent(f"""
+        {train}{str(tmp_path / "whole")!r})
+        end_epoch = distributed._State.end_epoch
+
+        def end_epoch_then_interrupt(state, epoch, *args):
+            stop = end_epoch(state, epoch, *args)
+            if epoch + 1 == 2:
+                raise KeyboardInterrupt("after epoch 2")
+            return stop
+
+        distributed._State.end_epoch = end_epoch_then_interrupt
+        try:
+            {train}{str(tmp_path / "resumed")!r})
+            raise AssertionError("not interrupted")
+        except KeyboardInterrupt:
+            pass
+        distributed._State.end_epoch = end_epoch
+        {train}{str(tmp_path / "resumed")!r})
+    """), logical_cpus=2)
+    (whole, whole_weights), (resumed, resumed_weights) = read_run(tmp_path / "whole"), read_run(tmp_path / "resumed")
+    assert resumed["distributed"]["resumed_from_epoch"] == 2
+    assert resumed["history"] == whole["history"] and resumed["best_epoch"] == whole["best_epoch"] > 2
+    for a, b in zip(whole_weights, resumed_weights):
+        np.testing.assert_array_equal(a, b)
 
 
 def start_workers(data, out, epochs=EPOCHS):
@@ -194,7 +234,7 @@ def test_gpt2_on_two_logical_cpus_trains_as_one_device_with_clipping_active(tmp_
         out = tmp_path / f"lm-{logical_cpus}"
         run_in_child(f"train_causal_lm('gpt2_tiny', {str(corpus)!r}, out_dir={str(out)!r}, epochs=2, batch_size=4, "
                      f"clipnorm={CLIPNORM}, lora_rank={lora_rank}, strategy={strategy}, verbose=0, "
-                     f"**{helpers.tiny_config('gpt2_tiny')!r})", logical_cpus)
+                     f"**{with_default_dropout(helpers.tiny_config('gpt2_tiny'))!r})", logical_cpus)
         runs.append(read_run(out))
     (reference, reference_weights), (report, weights) = runs
     assert report["distributed"]["replicas"] == 2 and report["distributed"]["per_replica_batch_size"] == 2
@@ -218,10 +258,12 @@ def test_every_classifier_family_trains_on_two_logical_cpus_as_on_one_device(dat
     # proves that training again in a process works (make_cluster reuses its strategy).
     run_in_child(textwrap.dedent(f"""
         from tests import helpers
+        from tests.test_distributed import with_default_dropout
         for name in {CLASSIFIERS!r}:
             for label, strategy in [("one", {ONE_DEVICE}), ("mirrored", "mirrored")]:
                 train_classifier(name, {str(data)!r}, out_dir=f"{tmp_path}/{{name}}-{{label}}", epochs=2,
-                                 batch_size={GLOBAL_BATCH}, strategy=strategy, verbose=0, **helpers.tiny_config(name))
+                                 batch_size={GLOBAL_BATCH}, strategy=strategy, verbose=0,
+                                 **with_default_dropout(helpers.tiny_config(name)))
     """), logical_cpus=2)
     for name in CLASSIFIERS:
         (reference, reference_weights), (report, weights) = (read_run(tmp_path / f"{name}-{label}")
