@@ -29,6 +29,12 @@ What the loop guarantees (tests/test_distributed.py):
 - Metrics are sums over all replicas; validation runs on every worker on the
   whole validation split (same weights, so the same early-stopping decision
   everywhere without another collective).
+- A worker that dies (killed, crashed, unreachable) stops the others within
+  TF's heartbeat timeout (10 s) with `WorkerLostError`, one line naming it
+  and what to do: start every worker again, training resumes from the last
+  epoch all of them saved. After a normal finish every worker waits at exit
+  for the others (a coordination-service barrier), so none is reported as
+  crashed while the chief still writes the model.
 - Only the chief prints progress and writes `model.keras` and the report.
   Each worker keeps its own checkpoints in `<out>/distributed-backup/worker-<i>`
   (TF's rule: workers never write to the same file); a restarted job resumes
@@ -36,12 +42,14 @@ What the loop guarantees (tests/test_distributed.py):
   backups are removed when training ends.
 """
 
+import atexit
 import contextlib
 import dataclasses
 import json
 import math
 import os
 import pathlib
+import re
 import shutil
 import socket
 import threading
@@ -55,16 +63,30 @@ from zoo import interrupts
 STRATEGIES = ("auto", "mirrored", "multi_worker")
 CLIPPING = ("clipnorm", "global_clipnorm", "clipvalue")
 BACKUP_DIRNAME = "distributed-backup"
+# How long a finished worker waits at exit for the others (the chief saves and evaluates the model first).
+EXIT_BARRIER_SECONDS = 30 * 60
+
+
+class WorkerLostError(ValueError):
+    """Another worker of a multi-worker job stopped answering (killed, crashed, unreachable)."""
 
 
 @dataclasses.dataclass
 class Cluster:
-    """A strategy and where this process sits in it."""
+    """A strategy and where this process sits in it.
+
+    `tasks` names the members for messages: TF's task name (`/job:worker/task:1`)
+    to `"worker 1 (host:port)"`; `task` is this process's TF task name.
+    """
 
     strategy: tf.distribute.Strategy
     name: str
     num_workers: int = 1
     worker_index: int = 0
+    tasks: dict = dataclasses.field(default_factory=dict)
+    task: str = ""
+    # Set when a peer was lost: the job is over for this process, no exit barrier.
+    broken: bool = False
 
     @property
     def is_chief(self):
@@ -105,13 +127,45 @@ def make_cluster(name="auto"):
             workers = config["cluster"].get("chief", []) + config["cluster"]["worker"]
             index = config["task"]["index"] + (len(config["cluster"].get("chief", []))
                                                if config["task"]["type"] == "worker" else 0)
-            _CLUSTERS[key] = Cluster(tf.distribute.MultiWorkerMirroredStrategy(), "multi_worker", len(workers), index)
+            tasks = {f"/job:{job}/task:{i}": f"{job} {i} ({address})"
+                     for job in ("chief", "worker") for i, address in enumerate(config["cluster"].get(job, []))}
+            cluster = Cluster(tf.distribute.MultiWorkerMirroredStrategy(), "multi_worker", len(workers), index,
+                              tasks, f"/job:{config['task']['type']}/task:{config['task']['index']}")
+            atexit.register(_wait_for_the_others, cluster)
+            _CLUSTERS[key] = cluster
         return _CLUSTERS[key]
     devices = [device.name for device in tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")]
     key = (name, tuple(devices))
     if key not in _CLUSTERS:
         _CLUSTERS[key] = Cluster(tf.distribute.MirroredStrategy(devices), "mirrored")
     return _CLUSTERS[key]
+
+
+def _wait_for_the_others(cluster):
+    """At exit, wait until every worker gets here: a worker that exits first stops sending heartbeats, and the
+    coordination service (in the chief) then logs it as crashed ("StartAbort ... The tasks have crashed")."""
+    if cluster.broken:
+        return
+    try:
+        from tensorflow.python.eager import context
+
+        context.context().wait_at_barrier("zoo.distributed:exit", EXIT_BARRIER_SECONDS * 1000)
+    except (tf.errors.OpError, ValueError):  # another worker died meanwhile: nothing left to wait for
+        pass
+
+
+def lost_peer_error(error, cluster, resume_epoch):
+    """A `WorkerLostError` naming the member(s) `error` (a collective's failure) blames, and what to do."""
+    named = []
+    for job, index in re.findall(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)", str(error)):
+        task = f"/job:{job}/task:{index}"
+        if task != cluster.task and task in cluster.tasks and cluster.tasks[task] not in named:
+            named.append(cluster.tasks[task])
+    who = " and ".join(named) or "another worker (" + ", ".join(
+        name for task, name in cluster.tasks.items() if task != cluster.task) + ")"
+    return WorkerLostError(
+        f"{who} stopped answering (killed, crashed or unreachable); start every worker again with the same "
+        f"command: training resumes from the last epoch all of them saved (epoch {resume_epoch} on this one)")
 
 
 def local_tf_configs(num_workers):
@@ -238,10 +292,12 @@ def fit(model, train, validation, cluster, *, epochs, global_batch_size, seed, o
             model.optimizer.build(model.trainable_variables)
     evaluate = evaluator(model, validation, global_batch_size, preprocess, from_logits)
     state = _State(model, cluster, pathlib.Path(out_dir) / BACKUP_DIRNAME)
-    start_epoch = state.restore()
+    with _peers_watched(cluster, state):
+        start_epoch = state.restore()
     history = state.history
     started, trained_epochs = time.perf_counter(), 0
-    with _clipping_taken_from(model.optimizer), interrupts.interruptible() as interrupt:
+    with _clipping_taken_from(model.optimizer), interrupts.interruptible() as interrupt, \
+            _peers_watched(cluster, state):
         for epoch in range(start_epoch, epochs):
             epoch_started = time.perf_counter()
             total_loss = total_correct = 0.0
@@ -272,6 +328,30 @@ def epoch_order(count, global_batch_size, seed, epoch):
     whole global batches (the rest is left out this epoch); consecutive runs of `global_batch_size` are the steps."""
     steps = count // global_batch_size
     return np.random.default_rng([seed, epoch]).permutation(count)[: steps * global_batch_size]
+
+
+# What a collective raises when a peer is gone: UNAVAILABLE (heartbeat timeout, connection reset), or
+# ABORTED / CANCELLED when another failure aborted it first.
+PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError)
+
+
+@contextlib.contextmanager
+def _peers_watched(cluster, state):
+    """A collective failing because another worker is gone becomes a `WorkerLostError` (several workers only).
+
+    Any failure marks the cluster broken: this process then exits at once
+    (no exit barrier), and the others learn of it from the missing heartbeats.
+    """
+    try:
+        yield
+    except PEER_FAILURES as error:
+        cluster.broken = True
+        if cluster.num_workers <= 1:
+            raise
+        raise lost_peer_error(error, cluster, int(state.epoch)) from None
+    except BaseException:
+        cluster.broken = True
+        raise
 
 
 def seed_of_step(seed, epoch, step):
