@@ -362,3 +362,16 @@ def test_folders_named_with_non_ascii_digits_are_not_versions(tmp_path, name):
     assert publish.choose_version(base, None, False) == 2
     assert publish_version(base) == 2
     assert entries(base) == sorted(["1", "2", name])
+
+
+@pytest.mark.parametrize("kind", ["file", "symlink"])
+def test_a_claim_that_is_not_a_folder_is_taken_over_not_looped_on(tmp_path, kind):
+    base, target = tmp_path / "model", tmp_path / "elsewhere"
+    target.mkdir()
+    base.mkdir()
+    if kind == "file":
+        (base / ".claim-1").write_text("not a claim")
+    else:
+        (base / ".claim-1").symlink_to(target)
+    assert publish_version(base) == 1
+    assert entries(base) == ["1"] and target.is_dir()

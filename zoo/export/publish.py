@@ -105,8 +105,8 @@ def claimed_version(base, version, force):
                 if explicit:
                     raise ExportError(f"{base / str(candidate)} is being exported right now by {owner}")
                 candidate += 1
-            else:  # its claimant is gone (or the claim was released meanwhile): take it over
-                shutil.rmtree(claim, ignore_errors=True)
+            else:  # its claimant is gone, the claim was released meanwhile, or it is no claim (a file): take it over
+                _remove(claim)
             continue
         break
     try:

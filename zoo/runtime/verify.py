@@ -106,7 +106,7 @@ def verify_files(version_dir, manifest, names=None):
 def _check_entry(version_dir, name):
     """A manifest entry must be a plain relative path: no `..`, `.` or empty part, not absolute."""
     parts = name.split("/")
-    if os.path.isabs(name) or "\\" in name or any(part in ("", ".", "..") for part in parts):
+    if os.path.isabs(name) or "\\" in name or "\0" in name or any(part in ("", ".", "..") for part in parts):
         raise VerificationError(f"{version_dir / MANIFEST_FILENAME}: field 'files': entry {name!r}: expected a "
                                 "relative path inside the version folder")
 
@@ -119,7 +119,7 @@ def _refuse_symlink(path, version_dir):
         part = version_dir.joinpath(*relative.parts[:depth])
         try:
             is_link = stat.S_ISLNK(os.lstat(part).st_mode)
-        except FileNotFoundError:
+        except OSError:  # not there (or under a file): the callers report it missing
             return
         if is_link:
             raise VerificationError(f"{part}: a symlink inside an exported version; zoo checks only the version's "
