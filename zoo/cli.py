@@ -409,35 +409,11 @@ def _predict(args):
 
 def _verify(args):
     # Runtime-only: no TensorFlow needed to check an export.
-    from zoo.runtime import backends
     from zoo.runtime import verify as verification
-    from zoo.runtime.sidecar import read_sidecar, sidecar_path
 
-    version_dir = pathlib.Path(args.version_dir)
-    found = verification.find_manifest(version_dir / verification.MANIFEST_FILENAME)
-    if found is None:
-        raise FileNotFoundError(f"{version_dir / verification.MANIFEST_FILENAME}: no manifest (is this an exported "
-                                "version folder?)")
-    _, manifest = found
-    verification.verify_files(version_dir, manifest)
-    listed = set(manifest["files"]) | {verification.MANIFEST_FILENAME}
-    extra = sorted(str(p.relative_to(version_dir)) for p in version_dir.rglob("*") if p.is_file()
-                   and str(p.relative_to(version_dir)) not in listed)
-    if extra:
-        raise ValueError(f"{version_dir / extra[0]}: not listed in {verification.MANIFEST_FILENAME}; the version "
-                         f"was changed after export")
-    checked = 0
-    for name in manifest["files"]:
-        path = version_dir / name
-        if path.suffix in backends.RUNTIMES and sidecar_path(path).is_file():
-            spec = read_sidecar(path)
-            verification.check_sidecar_against_model(spec, backends.open_model(path, None, 1), sidecar_path(path))
-            checked += 1
-    source = manifest.get("source")
-    if source and pathlib.Path(source["path"]).is_file() and verification.sha256(source["path"]) != source["sha256"]:
-        raise ValueError(f"{source['path']}: sha256 differs from the model this version was exported from")
-    print(f"{version_dir}: {len(manifest['files'])} files match {verification.MANIFEST_FILENAME}; "
-          f"{checked} sidecars match their model files")
+    files, sidecars = verification.verify_version(pathlib.Path(args.version_dir))
+    print(f"{args.version_dir}: {files} files match {verification.MANIFEST_FILENAME}; "
+          f"{sidecars} sidecars match their model files")
 
 
 def _bench(args):
