@@ -206,7 +206,8 @@ def load_texts(
             raise DataError(f"{path}: only {len(names)} label name(s) ({', '.join(map(repr, names))}) found; a "
                             "multi-label classifier needs at least two")
     else:
-        labels, names = _encode_labels(records, label_column, class_names)
+        field = "class (folder or file name)" if path.is_dir() else f"field {label_column!r}"
+        labels, names = _encode_labels(records, field, class_names, typed_ids=not path.is_dir())
     if not multi_label and len(set(labels.tolist())) < 2:
         raise DataError(
             f"{path}: only one class ({names[labels[0]]!r}) found; a classifier needs at least two"
@@ -485,30 +486,33 @@ def _integer_value(label):
     return int(label) if _INTEGER.fullmatch(label) else None
 
 
-def _encode_labels(records, label_column, class_names):
+def _encode_labels(records, field, class_names, typed_ids=True):
     """int32 class ids and the class names they index.
 
-    Labels are compared as text (stripped; JSON integers as written). With
+    `field` names where labels come from in errors ("field 'label'"). A
+    name among mostly integer ids is taken for a typo where the ids were typed
+    (`typed_ids`), not for folder and file names. Labels are compared as text
+    (stripped; JSON integers as written). With
     `class_names`, a label is its name's index, or for integer labels that are
     not names, the id itself. Without, integer labels are sorted by value
     (0..N-1 keep their ids), others alphabetically.
     """
     for (_, label, where) in records:
         if not isinstance(label, (str, int)) or isinstance(label, bool):
-            raise DataError(f"{where}: field {label_column!r}: expected a class name or integer id, got {label!r}")
+            raise DataError(f"{where}: {field}: expected a class name or integer id, got {label!r}")
         if isinstance(label, str) and not label.strip():
-            raise DataError(f"{where}: field {label_column!r}: empty label")
+            raise DataError(f"{where}: {field}: empty label")
     labels = [str(label).strip() for _, label, _ in records]
     values = [_integer_value(label) for label in labels]
     numeric = [value is not None for value in values]
-    if not all(numeric) and sum(numeric) > len(numeric) // 2:
+    if typed_ids and not all(numeric) and sum(numeric) > len(numeric) // 2:
         _, label, where = records[numeric.index(False)]
         raise DataError(
-            f"{where}: field {label_column!r}: expected an integer class id like the other rows, got {label!r}"
+            f"{where}: {field}: expected an integer class id like the other rows, got {label!r}"
         )
-    _refuse_two_spellings(records, labels, values, label_column)
+    _refuse_two_spellings(records, labels, values, field)
     if class_names:
-        return _encode_with_names(records, labels, values, label_column, list(class_names))
+        return _encode_with_names(records, labels, values, field, list(class_names))
     if all(numeric):
         names = sorted(set(labels), key=_integer_value)
     else:
@@ -517,7 +521,7 @@ def _encode_labels(records, label_column, class_names):
     return np.asarray([index[label] for label in labels], dtype=np.int32), names
 
 
-def _refuse_two_spellings(records, labels, values, label_column):
+def _refuse_two_spellings(records, labels, values, field):
     """`1` and `01` (or `+1`, `١`) would be two classes of one number: a typo, almost always."""
     first_spelling = {}
     for (_, _, where), label, value in zip(records, labels, values):
@@ -526,12 +530,12 @@ def _refuse_two_spellings(records, labels, values, label_column):
         spelling, first_where = first_spelling.setdefault(value, (label, where))
         if label != spelling:
             raise DataError(
-                f"{where}: field {label_column!r}: label {label!r} is the number {value} written differently "
+                f"{where}: {field}: label {label!r} is the number {value} written differently "
                 f"from {spelling!r} at {first_where}; write each class one way"
             )
 
 
-def _encode_with_names(records, labels, values, label_column, names):
+def _encode_with_names(records, labels, values, field, names):
     index = {name: i for i, name in enumerate(names)}
     if all(label in index for label in labels):
         return np.asarray([index[label] for label in labels], dtype=np.int32), names
@@ -539,13 +543,13 @@ def _encode_with_names(records, labels, values, label_column, names):
         for (_, _, where), value in zip(records, values):
             if not 0 <= value < len(names):
                 raise DataError(
-                    f"{where}: field {label_column!r}: class id {value} is outside 0..{len(names) - 1} "
+                    f"{where}: {field}: class id {value} is outside 0..{len(names) - 1} "
                     f"(class names {names})"
                 )
         return np.asarray(values, dtype=np.int32), names
     for (_, _, where), label in zip(records, labels):
         if label not in index:
-            raise DataError(f"{where}: field {label_column!r}: unknown class {label!r}; expected one of {names}")
+            raise DataError(f"{where}: {field}: unknown class {label!r}; expected one of {names}")
     raise AssertionError("some label is not a class name")
 
 
