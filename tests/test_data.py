@@ -387,3 +387,11 @@ def test_a_fifo_or_device_is_refused_before_reading(tmp_path):
     with fed_fifo(tmp_path / "folder" / "neg" / "2.txt", b"worse"):
         assert_one_line_error(r"2\.txt: a named pipe \(FIFO\)", tmp_path / "folder")
     assert_one_line_error(r"/dev/null: a character device", "/dev/null")
+
+
+def test_utf16_without_a_byte_order_mark_and_an_open_quote_are_named(tmp_path):
+    path = write(tmp_path / "d.csv", "text,label\na,pos\nb,neg\n".encode("utf-16-le"))
+    assert_one_line_error(r"d\.csv: looks like UTF-16 without a byte-order mark", path)
+    assert load_texts(path, encoding="utf-16-le").texts == ("a", "b")
+    assert_one_line_error(r"d2\.csv:4: row has fewer fields than the header; is a quote left open\?",
+                          write(tmp_path / "d2.csv", 'text,label\n"open,pos\nb,neg\nc,pos\n'))

@@ -265,6 +265,9 @@ def _read_text(path, encoding=None):
     for mark, marked in _BYTE_ORDER_MARKS:
         if data.startswith(mark):
             return _decode_as(path, data, marked, marked.removesuffix("-sig"))
+    if _looks_like_utf16(data):
+        raise DataError(f"{path}: looks like UTF-16 without a byte-order mark (every other byte is 0); pass its "
+                        "encoding (encoding=, --encoding utf-16-le or utf-16-be)")
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as error:
@@ -281,6 +284,12 @@ def _read_text(path, encoding=None):
         except UnicodeDecodeError:
             continue
     raise AssertionError("Latin-1 decodes every byte")
+
+
+def _looks_like_utf16(data):
+    """ASCII text in UTF-16 is valid UTF-8 with a NUL in every other byte; real text has none."""
+    head = data[:200]
+    return len(head) >= 8 and any(head[start::2].count(0) == len(head[start::2]) for start in (0, 1))
 
 
 def _decode_as(path, data, codec, encoding):
@@ -344,7 +353,10 @@ def _read_delimited(path, text, text_column, label_column):
         for row in reader:
             line = reader.line_num
             if row.get(text_column) is None or row.get(label_column) is None:
-                raise DataError(f"{path}:{line}: row has fewer fields than the header")
+                # A quote never closed swallows the rest of the file into one field.
+                swallowed = any("\n" in value for value in row.values() if isinstance(value, str))
+                hint = "; is a quote left open?" if swallowed else ""
+                raise DataError(f"{path}:{line}: row has fewer fields than the header{hint}")
             if None in row:
                 # DictReader puts surplus fields under None: an unquoted delimiter
                 # in the text would otherwise shift the label and invent a class.
