@@ -18,8 +18,11 @@ sequences and also bytes invalid in UTF-8 is an error naming the first such
 byte (decoding it all as cp1252 would garble every UTF-8 character); a file
 with no UTF-8 sequence at all is a legacy 8-bit file, decoded as cp1252, else
 Latin-1. The encodings used are recorded.
-Every problem is reported as one `DataError` line naming file, line and field;
-what is skipped (files beside class folders) is logged as a warning.
+Only regular files and folders are read (a FIFO would block for ever); a
+folder of split folders (aclImdb's `train/`, `test/`) is refused, naming the
+split to read. Every problem is reported as one `DataError` line naming file,
+line and field; what is skipped (files beside class folders) is logged as a
+warning.
 
 Multi-label data (`multi_label=True`: each text has a set of labels, maybe
 none) is a CSV/TSV file whose label column lists the labels with a separator
@@ -163,9 +166,11 @@ def load_texts(
     Args:
         path: file or folder; None loads rt-polarity from the shared data dir.
         text_column, label_column: field names for CSV/TSV/JSONL.
-        encoding: force an encoding instead of trying utf-8, cp1252, Latin-1.
-        class_names: fix the class order (names for string labels, or names
-            given to integer ids 0..n-1; for multi-label data, the label names).
+        encoding: force an encoding instead of deciding per file (a recorded
+            mix such as "cp1252+utf-8" decides per file again).
+        class_names: fix the class order (labels are looked up by name, or
+            else integer labels index the names; for multi-label data, the
+            label names).
         multi_label: each text has a list of labels (maybe empty), read from
             a CSV/TSV or JSONL file into a multi-hot matrix.
         label_separator: what separates the labels of a CSV/TSV field.
