@@ -2,10 +2,8 @@
 
 import argparse
 import json
-import os
 import pathlib
 import sys
-import warnings
 
 from zoo.runtime.generator import KERAS_SAMPLERS
 
@@ -13,9 +11,17 @@ from zoo.runtime.generator import KERAS_SAMPLERS
 def main(argv=None):
     parser = _build_parser()
     args = parser.parse_args(argv)
-    # Quiet TensorFlow's C++ start-up chatter unless the user asked for it.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    warnings.filterwarnings("ignore", module="keras")
+    if args.verbose:
+        return _run(args)
+    # The libraries' start-up and progress logs stay off stderr (zoo.quiet); --verbose keeps them.
+    from zoo import quiet
+
+    quiet.quiet_python_logs()
+    with quiet.filtered_stderr():
+        return _run(args)
+
+
+def _run(args):
     from zoo.data import DataError
     from zoo.export import ExportError
 
@@ -55,6 +61,8 @@ def _one_line(message, limit=500):
 def _build_parser():
     parser = argparse.ArgumentParser(prog="zoo", description="Text models whose exports deploy.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    parser.add_argument("--verbose", action="store_true",
+                        help="keep TensorFlow's, LiteRT's and the converters' own logs and warnings")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     command = commands.add_parser("list", help="list registered models")
@@ -179,21 +187,22 @@ def _add_label_separator_argument(command):
 
 
 def _list(args):
-    import zoo
+    # From the written-down registry: no TensorFlow import (zoo.catalog).
+    from zoo import catalog
 
-    names = zoo.list_models(args.pattern, task=args.task)
+    entries = catalog.load()
+    names = catalog.names(args.pattern, task=args.task, catalog=entries)
     width = max((len(name) for name in names), default=4)
     for name in names:
-        spec = zoo.model_info(name)
-        print(f"{name:<{width}}  {spec.task:<20}  {spec.description}")
+        print(f"{name:<{width}}  {entries[name]['task']:<26}  {entries[name]['description']}")
 
 
 def _info(args):
-    import zoo
-    from zoo.export.formats import formats_for_task
+    from zoo import catalog
 
-    spec = zoo.model_info(args.name)
-    print(json.dumps(dict(spec.to_dict(), export_formats=list(formats_for_task(spec.task))), indent=2))
+    entry = catalog.info(args.name)
+    print(json.dumps({key: entry[key] for key in ("name", "task", "family", "description", "default_config",
+                                                  "test_config", "export_formats")}, indent=2))
 
 
 def _parse_overrides(pairs):
