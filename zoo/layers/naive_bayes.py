@@ -80,10 +80,10 @@ class NaiveBayesNgramLogits(keras.layers.Layer):
         super().build(input_shape)
 
     def features(self, token_ids):
-        """`(feature_ids, present)`, both `[batch, 2 * length - 1]`.
+        """`(feature_ids, present)`, both `[batch, 2 * length - 1]`, each row's features in descending order.
 
         `present` is False for padding and for repeats of a feature already
-        seen earlier in the same row.
+        counted in the same row.
         """
         token_ids = keras.ops.cast(token_ids, "int32")
         first, second = token_ids[:, :-1], token_ids[:, 1:]
@@ -95,19 +95,16 @@ class NaiveBayesNgramLogits(keras.layers.Layer):
             PAD_ID,
         )
         feature_ids = keras.ops.concatenate([token_ids, bigram_ids], axis=1)
-        # Binarize with a pairwise comparison against earlier positions: the
-        # rows are short (two per token), and sorting or bincounting would
-        # need ops that LiteRT lacks as builtins. The length may be unknown
-        # until run time; when it is fixed (as in an export), `earlier`
-        # folds to a constant.
-        positions = keras.ops.arange(keras.ops.shape(feature_ids)[1])
-        earlier = keras.ops.greater(positions[:, None], positions[None, :])
-        repeats = keras.ops.logical_and(
-            keras.ops.equal(feature_ids[:, :, None], feature_ids[:, None, :]), earlier
-        )
-        present = keras.ops.logical_and(
-            keras.ops.not_equal(feature_ids, PAD_ID), keras.ops.logical_not(keras.ops.any(repeats, axis=-1))
-        )
+        # Binarize by sorting each row: a feature is present at its first
+        # place in sorted order, so repeats drop out in memory linear in the
+        # length (comparing every position with every earlier one took
+        # [batch, 2L-1, 2L-1]). Every use sums over the row, so the order the
+        # features come in does not matter. The sort is top_k over the whole
+        # row: a builtin op in LiteRT (TOPK_V2) and ONNX (TopK).
+        feature_ids = keras.ops.top_k(feature_ids, keras.ops.shape(feature_ids)[1], sorted=True)[0]
+        previous = keras.ops.pad(feature_ids[:, :-1], [[0, 0], [1, 0]], constant_values=-1)
+        present = keras.ops.logical_and(keras.ops.not_equal(feature_ids, PAD_ID),
+                                        keras.ops.not_equal(feature_ids, previous))
         return feature_ids, present
 
     @contextlib.contextmanager
