@@ -258,6 +258,9 @@ def test_weights_that_do_not_exist_are_refused_in_one_line_by_the_library_and_zo
     with pytest.raises(ValueError) as error:
         zoo.create_model("gpt2_small", weights=str(missing))
     assert str(error.value) == f"weights={missing}: no such folder; {WEIGHTS_FOLDERS}"
+    with pytest.raises(ValueError) as error:
+        zoo.create_model("gpt2_small", weights="")
+    assert str(error.value) == f"weights=: an empty path; {WEIGHTS_FOLDERS}"
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(helpers.CORPUS)
     assert main(["train", "gpt2_small", "--data", str(corpus), "--out", str(tmp_path / "out"),

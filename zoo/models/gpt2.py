@@ -112,6 +112,8 @@ def check_weights_folder(weights, with_tokenizer=False):
         return WeightsError(f"weights={weights}: {problem}; zoo loads GPT-2 weights from a local folder (it never "
                             f"downloads): {WEIGHTS_FOLDERS}")
 
+    if not str(weights).strip():  # pathlib reads "" as the current folder
+        raise refuse("an empty path")
     if not folder.is_dir():
         raise refuse("not a folder" if folder.exists() else "no such folder")
     config = _read_config(folder, refuse)
