@@ -13,7 +13,7 @@ results (or fail in a kernel), so `LiteRTModel` runs each signature call
 (inputs in, invoke, outputs copied out) under its lock; code that drives a
 `ResidentSignature` over several invokes holds `LiteRTModel.lock` for the
 whole exchange. (One interpreter per thread was measured too, 8 threads on 2
-cores: slower for a 10 MB classifier, up to a third faster for a decoder's
+cores: slower for a 10 MB classifier, no steady gain for a decoder's
 token-by-token loop, and a copy of the interpreter's buffers and XNNPACK's
 packed weights for every thread that ever calls, unbounded in a server's
 thread pool.)

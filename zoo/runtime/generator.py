@@ -125,8 +125,8 @@ class Generator:
     generation (prefill and every decode step) holds the interpreter's lock;
     generations from several threads run one after another, each exactly as
     it would alone. (An interpreter per thread was measured too: with 8
-    threads on 2 cores it generated up to a third faster, but it costs the
-    whole interpreter, XNNPACK's packed weights included, per thread that ever
+    threads on 2 cores it was not steadily faster, and it costs the whole
+    interpreter, XNNPACK's packed weights included, per thread that ever
     generates, unbounded in a server's thread pool. Where that trade is
     wanted, give each worker its own `Generator`.)
 
