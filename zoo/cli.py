@@ -142,7 +142,7 @@ def _build_parser():
     command.add_argument("--top-k", type=int, default=10)
     command.add_argument("--top-p", type=float, default=0.9)
     command.add_argument("--num-beams", type=int, default=4)
-    command.add_argument("--seed", type=int)
+    command.add_argument("--seed", type=int, help="an integer in [0, 2**32): reproducible sampling")
     command.add_argument("--json", action="store_true", help="one JSON object per prompt")
     command.set_defaults(run=_generate)
 
@@ -307,14 +307,19 @@ def _train_causal_lm(args):
 
 
 def _generate(args):
-    if pathlib.Path(args.model).suffix == ".tflite":
+    # Every path checks its arguments and prompts with zoo.runtime.generator's rules: one message each.
+    if pathlib.Path(args.model).suffix in (".tflite", ".onnx"):
         outputs = _generate_litert(args)
     elif pathlib.Path(args.model).suffix == ".litertlm":
         outputs = _generate_litert_lm(args)
     else:
         from zoo.causal_lm import generate
 
-        outputs = generate(_load(args.model), list(args.prompt), max_length=args.max_length, sampler=args.sampler,
+        model = _load(args.model)
+        if hasattr(model, "class_names"):
+            raise ValueError(f"{args.model}: a {type(model).__name__} is a classifier, not a language model; "
+                             "use `zoo predict`")
+        outputs = generate(model, list(args.prompt), max_length=args.max_length, sampler=args.sampler,
                            seed=args.seed, temperature=args.temperature, **_sampler_args(args))
     for prompt, output in zip(args.prompt, outputs):
         if args.json:
@@ -326,25 +331,22 @@ def _generate(args):
 
 def _generate_litert(args):
     # An exported LiteRT decoder: zoo.runtime (the sidecar's BPE and ai_edge_litert, no TensorFlow).
-    from zoo.runtime import Generator
+    import zoo.runtime
 
-    return Generator(args.model).generate(list(args.prompt), max_length=args.max_length, sampler=args.sampler,
-                                          temperature=args.temperature, seed=args.seed, **_sampler_args(args))
+    generator = zoo.runtime.load(args.model)
+    if not hasattr(generator, "generate"):
+        raise ValueError(f"{args.model}: a {generator.spec['task']} file, not a language model; use `zoo predict`")
+    return generator.generate(list(args.prompt), max_length=args.max_length, sampler=args.sampler,
+                              temperature=args.temperature, seed=args.seed, **_sampler_args(args))
 
 
 def _generate_litert_lm(args):
     # A LiteRT-LM bundle on Google's engine (it tokenizes, prefills, samples; no TensorFlow).
-    from zoo.runtime.generator import SAMPLERS, check_generation_arguments
     from zoo.runtime.litertlm_runner import LiteRTLMGenerator, sampler_config
 
-    check_generation_arguments(args.sampler, args.max_length, args.temperature, args.top_k, args.top_p,
-                               samplers=SAMPLERS)
     sampler = sampler_config(args.sampler, temperature=args.temperature, seed=args.seed, **_sampler_args(args))
     with LiteRTLMGenerator(args.model, sampler=sampler) as generator:
-        max_new_tokens = [args.max_length - len(generator.prompt_token_ids(prompt)) for prompt in args.prompt]
-        if min(max_new_tokens) < 1:
-            raise ValueError(f"--max-length {args.max_length} leaves no room after the prompt (it counts the prompt)")
-        return [generator.generate(prompt, max_new_tokens=tokens) for prompt, tokens in zip(args.prompt, max_new_tokens)]
+        return generator.generate(list(args.prompt), max_length=args.max_length)
 
 
 def _sampler_args(args):
