@@ -114,6 +114,14 @@ def markdown(results, plots_relative_to=None, json_path=None):
                 "mediapipe_vs_litert_float32_batch_1", "litert_float32_vs_executorch_batch_1",
                 "litert_batch32_vs_executorch_batch_32")]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        if any(r.get("litert_float32_vs_fasttext_batch_1") for r in ratios_by_model.values()):
+            lines += ["", "Against fastText (word bigrams, the same split; raw text in, so its tokenizing is timed):", "",
+                      "| model | LiteRT fp32 (ids) / fastText (text), batch 1 | ONNX Runtime fp32 (ids) / fastText (text), "
+                      "batch 32 |", "|---|---|---|"]
+            for name, model_ratios in ratios_by_model.items():
+                cells = [_ratio(model_ratios.get(key)) for key in (
+                    "litert_float32_vs_fasttext_batch_1", "onnxruntime_float32_vs_fasttext_batch_32")]
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
 
         bounded = {name: entry["limits"] for name, entry in classifiers.items() if entry.get("limits")}
         if bounded:
