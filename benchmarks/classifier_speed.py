@@ -26,6 +26,8 @@ thread pools compete for the cores. Runtimes:
   recurrent families as ONNX's native LSTM/GRU/RNN ops with in-graph text
   lengths, the others by tf2onnx; ONNX Runtime's dynamic quantizer), run by
   ONNX Runtime's CPU provider with 2 intra-op threads and a dynamic batch.
+- `fasttext bigrams (text)`: fastText (`benchmarks.fasttext_peer`: supervised, word bigrams,
+  trained on the same split) predicting from raw text, the linear peer users reach for.
 - `executorch xnnpack float32` (the CNN classifier): PyTorch's phone runtime on the same
   weights (`benchmarks.executorch_peer`: a PyTorch twin, `torch.export` at a static batch of
   1 and 32, XNNPACK partitioner), built and checked in its own process.
@@ -43,7 +45,7 @@ import traceback
 
 import numpy as np
 
-from benchmarks import executorch_peer, run_child
+from benchmarks import executorch_peer, fasttext_peer, run_child
 from benchmarks.timing import time_calls
 
 THREADS = 2
@@ -114,7 +116,7 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
     from zoo.runtime import artifact_filename
 
     def own_process(kind, path):
-        inputs = {"texts": str(scratch / "texts.json")} if kind == "mediapipe" else {
+        inputs = {"texts": str(scratch / "texts.json")} if kind in ("mediapipe", "fasttext") else {
             "token_ids": str(scratch / "token_ids.npy")}
         return dict(kind=kind, path=path, batch_sizes=list(batch_sizes), warmup=warmup, repeats=repeats,
                     threads=threads, **inputs)
@@ -144,6 +146,21 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
 
         ops = {node.op_type for node in onnx_proto.load(str(export_path / relative_path(onnx, "float32"))).graph.node}
         onnx_info["native_recurrent_ops"] = sorted(ops & {"LSTM", "GRU", "RNN"})
+
+    # The linear peer users reach for: fastText with word bigrams, trained on the same split, raw text in.
+    if fasttext_peer.available():
+        try:
+            peer = fasttext_peer.train(train.texts, train.labels)
+            peer.save_model(str(scratch / "fasttext.bin"))
+            predicted = fasttext_peer.predict(peer, validation.texts)
+            artifacts[FASTTEXT] = {"bytes": (scratch / "fasttext.bin").stat().st_size,
+                                   "accuracy": float(np.mean(predicted == np.asarray(validation.labels))),
+                                   "max_abs_diff_vs_keras": None}
+            runtimes[FASTTEXT] = (FASTTEXT, own_process("fasttext", str(scratch / "fasttext.bin")))
+        except Exception as error:
+            failures["fasttext"] = describe_error(error)
+    else:
+        failures["fasttext"] = "fasttext not installed (pip install '.[peers]')"
 
     if executorch_peer.available():
         try:
@@ -188,6 +205,7 @@ def measure_classifier(model, export_path, validation, train, scratch, batch_siz
 
 
 EXECUTORCH = "executorch xnnpack float32"
+FASTTEXT = "fasttext bigrams (text)"
 
 
 def _executorch(model, token_ids, validation_ids, labels, keras_probabilities, folder, artifacts):
@@ -293,6 +311,12 @@ def ratios(rows):
         "litert_batch32_vs_float32_batch_32": ratio("litert batch32", "litert float32", 32),
         "litert_float32_vs_executorch_batch_1": ratio("litert float32", EXECUTORCH, 1),
         "litert_batch32_vs_executorch_batch_32": ratio("litert batch32", EXECUTORCH, 32),
+        "litert_float32_vs_fasttext_batch_1": ratio("litert float32", FASTTEXT, 1),
+        "onnxruntime_float32_vs_fasttext_batch_32": ratio("onnxruntime float32", FASTTEXT, 32),
+        # Runs before zoo's ONNX export wrote native recurrent ops timed that graph as a separate peer.
+        "litert_float32_vs_onnxruntime_native_rnn_batch_1": ratio("litert float32", "onnxruntime native_rnn float32", 1),
+        "litert_batch32_vs_onnxruntime_native_rnn_batch_32": ratio(
+            "litert batch32", "onnxruntime native_rnn float32", 32),
         "mediapipe_vs_litert_float32_batch_1": ratio("mediapipe TextClassifier float32 (text)", "litert float32", 1),
         "litert_int8_vs_float32_batch_1": ratio("litert int8", "litert float32", 1),
         "litert_dynamic_int8_vs_float32_batch_1": ratio("litert dynamic_int8", "litert float32", 1),

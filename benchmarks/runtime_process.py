@@ -9,10 +9,11 @@ imports TensorFlow. SPEC is a JSON object:
 
 - `kind`: `litert` (a `.tflite` through `zoo.runtime.TextClassifierRunner`, XNNPACK), `mediapipe`
   (MediaPipe Tasks' TextClassifier on a `.tflite`, raw text in), `onnxruntime` (CPU provider) or
-  `executorch` (`.pte` programs, one per static batch size, XNNPACK);
+  `executorch` (`.pte` programs, one per static batch size, XNNPACK) or `fasttext` (a fastText
+  `.bin`, raw text in);
 - `path`: the file, or for `executorch` `{batch size: program}`;
 - `token_ids`: a `.npy` of the timed token ids `[largest batch, sequence_length]`, or for `mediapipe`
-  `texts`: a JSON list of the same texts;
+  and `fasttext` `texts`: a JSON list of the same texts;
 - `batch_sizes`, `warmup`, `repeats`, `threads`.
 
 It prints `{"seconds": {batch size: [seconds of each timed call]}}`: the protocol of
@@ -53,6 +54,15 @@ def _onnxruntime(spec, token_ids):
     return lambda batch: session.run(None, {name: token_ids[:batch]})[0]
 
 
+def _fasttext(spec, texts):
+    import fasttext
+
+    from benchmarks.fasttext_peer import normalize
+
+    model = fasttext.load_model(spec["path"])
+    return lambda batch: model.predict([normalize(text) for text in texts[:batch]], k=1)
+
+
 def _executorch(spec, token_ids):
     import torch
     from executorch.extension.pybindings import portable_lib
@@ -65,12 +75,13 @@ def _executorch(spec, token_ids):
     return lambda batch: methods[batch].execute(inputs[batch])
 
 
-KINDS = {"litert": _litert, "mediapipe": _mediapipe, "onnxruntime": _onnxruntime, "executorch": _executorch}
+KINDS = {"litert": _litert, "mediapipe": _mediapipe, "onnxruntime": _onnxruntime, "executorch": _executorch,
+         "fasttext": _fasttext}
 
 
 def run(spec):
     """`{"seconds": {batch: [...]}}` for the runtime `spec` describes."""
-    if spec["kind"] == "mediapipe":
+    if spec["kind"] in ("mediapipe", "fasttext"):
         inputs = json.loads(pathlib.Path(spec["texts"]).read_text(encoding="utf-8"))
     else:
         inputs = np.load(spec["token_ids"]).astype(np.int32)

@@ -19,6 +19,7 @@ RUNTIMES = [
     "litert batch32",
     "mediapipe TextClassifier float32 (text)",
     "onnxruntime float32",
+    "fasttext bigrams (text)",
 ]
 
 
@@ -67,6 +68,9 @@ def test_results_json(quick_run):
     assert len(entry["ratios"]["saved_model_text_vs_token_ids_batch_1"]) == 2 and min(entry["ratios"]["saved_model_text_vs_token_ids_batch_1"]) > 0
     assert entry["training"]["examples_per_second"] > 0
     assert entry["onnx"]["converter"].startswith("tf2onnx")
+    # fastText, trained on the same split, is timed from raw text beside zoo's files.
+    assert entry["artifacts"]["fasttext bigrams (text)"]["bytes"] > 0
+    assert len(entry["ratios"]["litert_float32_vs_fasttext_batch_1"]) == 2
     # The benchmark times the file the export wrote: ONNX's own LSTM op, not tf2onnx's Loop.
     assert entry["onnx"]["native_recurrent_ops"] == ["LSTM"]
 
@@ -82,6 +86,7 @@ def test_markdown_and_plots(quick_run):
     markdown = (quick_run / "speed_quick.md").read_text()
     assert markdown.count("<!-- results:start -->") == 1 and markdown.count("<!-- results:end -->") == 1
     assert "| litert int8 |" in markdown and "| onnxruntime float32 |" in markdown
+    assert "| fasttext bigrams (text) |" in markdown and "LiteRT fp32 (ids) / fastText (text), batch 1" in markdown
     assert "Machine limits, measured in this run" in markdown and "| p50 / bound |" in markdown
     for name in ("speed_quick_latency.png", "speed_quick_accuracy_vs_size.png"):
         assert (quick_run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -288,3 +293,15 @@ def test_fasttext_peer_learns_and_predicts_a_class_per_text():
     predicted = fasttext_peer.predict(model, helpers.TEXTS)
     assert predicted.dtype == np.int64 and predicted.shape == (len(helpers.TEXTS),)
     assert (predicted == helpers.LABELS).mean() == 1.0  # separable training texts: it fits them
+
+
+def test_latency_plot_gives_each_runtime_its_own_colour_grouped_by_family_peers_first():
+    from benchmarks.report import runtime_colours
+
+    runtimes = [*RUNTIMES, "litert float32 batch", "executorch xnnpack float32", "fasttext bigrams"]
+    colours = runtime_colours(runtimes)
+    assert sorted(colours) == sorted(runtimes)
+    assert len(set(colours.values())) == len(runtimes)  # matplotlib's 10-colour cycle repeated after 10
+    order = [runtime.split(" ")[0] for runtime in colours]
+    assert order[0] == "executorch" and order[1] == "onnxruntime"
+    assert order == sorted(order, key=order.index)  # each family's runtimes side by side
