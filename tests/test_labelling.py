@@ -127,3 +127,20 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
         list(read_records(tmp_path / "fifo.txt"))
     with pytest.raises(LabellingError, match="expected an output ending in .jsonl, .csv or .tsv"):
         label_corpus("any.tflite", tmp_path / "bad.txt", tmp_path / "out.parquet")
+
+
+@pytest.mark.slow
+def test_bulk_labelling_benchmark_measures_each_artifact_and_the_fasttext_peer(gru_export, tmp_path):
+    from benchmarks import bulk_labelling
+
+    data = tmp_path / "reviews.jsonl"
+    data.write_text("".join(json.dumps({"text": text, "label": int(label)}) + "\n"
+                            for text, label in zip(helpers.TEXTS * 5, list(helpers.LABELS) * 5)), encoding="utf-8")
+    results = bulk_labelling.measure(gru_export, sizes=(300, 600), long_size=20, threads=2, data=data,
+                                     scratch=tmp_path / "scratch")
+    sides = {row["artifact"] for row in results["rows"]}
+    assert sides == {"saved_model (text)", "litert float32", "onnxruntime float32", "fasttext bigrams (peer)"}
+    for row in results["rows"]:
+        expected = {"300 short": 300, "600 short": 600, "20 long": 20}[row["corpus"]]
+        assert row["rows"] == expected and row["texts_per_second"] > 0 and row["max_rss_mb"] > 0, row
+    assert "| fasttext bigrams (peer) | 600 short |" in bulk_labelling.markdown_table(results)
