@@ -124,6 +124,11 @@ def test_a_dangling_symlink_out_dir_is_refused_before_the_data_is_read(tmp_path)
         train_gru(tmp_path / "missing.csv", out)
     with pytest.raises(ValueError, match="symbolic link"):
         causal_lm.train_causal_lm("gpt2_tiny", tmp_path / "missing.txt", out_dir=out / "lm")
+    # A language model's folders, too (they were found only once an epoch ended).
+    (tmp_path / "lm").mkdir()
+    (tmp_path / "lm" / "backup").write_text("")
+    with pytest.raises(ValueError, match=r"out_dir .*lm/backup: .*lm/backup is a file, expected a folder"):
+        causal_lm.train_causal_lm("gpt2_tiny", tmp_path / "missing.txt", out_dir=tmp_path / "lm")
 
 
 # === Evaluating and exporting on the training run's split (item 3) ===
@@ -147,7 +152,7 @@ def run_cli(capsys, *arguments):
 @pytest.mark.slow
 def test_evaluate_split_is_the_training_runs_split_and_changed_data_is_refused(seeded_run, capsys, tmp_path):
     model, data = seeded_run
-    report = saving.training_report(model)
+    report = json.loads((model / "train_report.json").read_text())
     status, out, _ = run_cli(capsys, "evaluate", model, "--data", data, "--split", "validation", "--json")
     figures = json.loads(out)
     assert status == 0 and sum(map(sum, figures["confusion_matrix"])) == report["data"]["validation_examples"] == 24
@@ -177,7 +182,7 @@ def test_the_exports_split_refuses_a_data_file_changed_since_training(seeded_run
     original = data.read_bytes()
     try:
         data.write_bytes(original + b"one more review,pos\n")
-        with pytest.raises(saving.StaleReportError, match=r"reviews.csv: changed since the model was trained on it"):
+        with pytest.raises(ValueError, match=r"reviews.csv: changed since the model was trained on it"):
             saving.held_out_split(copy)
     finally:
         data.write_bytes(original)

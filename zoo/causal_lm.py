@@ -217,7 +217,8 @@ def train_causal_lm(
     models.check_config(name, dict(spec.default_config, **{k: v for k, v in overrides.items()
                                                              if k in spec.default_config}))
     out_dir = pathlib.Path(out_dir or pathlib.Path("saved_models") / name)
-    check_folder(out_dir, "out_dir")
+    for folder in (out_dir, *(out_dir / sub for sub in (TOKENIZER_DIRNAME, BACKUP_DIRNAME, CHECKPOINTS_DIRNAME))):
+        check_folder(folder, "out_dir")
     corpus = load_corpus(data, encoding=encoding)
     train_corpus, validation_corpus = corpus.split(validation_fraction, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
