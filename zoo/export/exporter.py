@@ -80,8 +80,9 @@ def export(
         force: replace an existing version.
         validation_data: classifiers: held-out `TextDataset` (or `(texts,
             labels)`, or texts alone) to validate on; default the validation
-            split the model was trained against (from `train_report.json`
-            beside a model file), else rt-polarity's seeded validation split.
+            split the model was trained against (from the training report
+            inside a model file, refused when its data file changed since),
+            else rt-polarity's seeded validation split.
             Causal LMs: prompts (default `tasks.causal_lm.DEFAULT_PROMPTS`).
         calibration_texts: training texts for full-int8 calibration; default
             from the same training split.
