@@ -227,10 +227,12 @@ def train_causal_lm(
     config = dict(spec.default_config, **overrides)
     data_settings = {"data": data_fingerprint(corpus.source), "encoding": corpus.encoding,
                      "validation_fraction": validation_fraction, "seed": seed}
-    settings = _jsonable(dict(model=name, **config, **data_settings, epochs=epochs, batch_size=batch_size,
-                              learning_rate=learning_rate, warmup_fraction=warmup_fraction,
-                              weight_decay=weight_decay, clipnorm=clipnorm, lora_rank=lora_rank,
-                              max_train_windows=max_train_windows))
+    # Everything that decides what the run trains (the trainer's arguments win over a config's own
+    # `learning_rate`): a backup resumes only under the same.
+    settings = _jsonable({"model": name, **config, **data_settings, "epochs": epochs, "batch_size": batch_size,
+                          "learning_rate": learning_rate, "warmup_fraction": warmup_fraction,
+                          "weight_decay": weight_decay, "clipnorm": clipnorm, "lora_rank": lora_rank,
+                          "max_train_windows": max_train_windows})
     backup_dir = out_dir / BACKUP_DIRNAME
     resumed = read_backup(backup_dir, settings) if cluster is None else None
     if resumed is None and cluster is None:
