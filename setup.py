@@ -7,6 +7,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["zoo", "zoo.*"]),
+    package_data={"zoo": ["catalog.json"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow~=2.21.0",
@@ -39,8 +40,9 @@ setup(
         # The GPT-2 peer in benchmarks/hf_peer.py (skipped when absent). 2.13.0
         # is the CPU build this workplace keeps on disk; elsewhere install a
         # CPU torch first (pip's default Linux wheel is a multi-GB CUDA build).
-        # ExecuTorch 1.5.1 (XNNPACK) is the classifier's PyTorch phone-runtime peer (benchmarks/executorch_peer.py).
-        "peers": ["torch==2.13.0", "transformers>=5", "executorch>=1.5"],
+        # ExecuTorch 1.5.1 (XNNPACK) is the classifier's PyTorch phone-runtime peer (benchmarks/executorch_peer.py);
+        # fastText (supervised, bigrams) the linear peer of the accuracy and speed benchmarks (benchmarks/fasttext_peer.py).
+        "peers": ["torch==2.13.0", "transformers>=5", "executorch>=1.5", "fasttext-numpy2-wheel>=0.9.2"],
     },
     entry_points={"console_scripts": ["zoo=zoo.cli:main"]},
 )

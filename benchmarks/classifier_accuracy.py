@@ -2,8 +2,9 @@
 
 Each model is trained exactly as `zoo train NAME` does (same seeded 90/10
 split, same defaults), next to a multinomial Naive Bayes over binarized
-unigrams + bigrams (Wang & Manning 2012's MNB-bi, alpha=1) fitted on the same
-split: the published figures are 10-fold cross-validation means, so the peer on
+unigrams + bigrams (Wang & Manning 2012's MNB-bi, alpha=1) and fastText with
+word bigrams (`benchmarks.fasttext_peer`), each fitted on the same split: the
+published figures are 10-fold cross-validation means, so the peer on
 the identical split is what tells whether a split is easy or hard.
 
     python -m benchmarks.classifier_accuracy [--models lstm_classifier ...] [--seeds 1337 ...]
@@ -23,6 +24,7 @@ import tempfile
 
 import numpy as np
 
+from benchmarks import fasttext_peer
 from zoo.versions import library_versions
 
 RESULTS = pathlib.Path(__file__).parent / "results"
@@ -80,6 +82,10 @@ def main(argv=None):
              "validation_accuracy": naive_bayes_bigram_accuracy(train, validation)}
         )
         print(rows[-1], flush=True)
+        if fasttext_peer.available():
+            rows.append({"model": "fasttext bigrams (peer)", "seed": seed,
+                         "validation_accuracy": fasttext_peer.accuracy(train, validation, seed=seed)[0]})
+            print(rows[-1], flush=True)
         for name in args.models:
             with tempfile.TemporaryDirectory() as scratch:
                 out_dir = pathlib.Path(args.keep) / name if args.keep else scratch

@@ -85,18 +85,23 @@ def markdown(results, plots_relative_to=None, json_path=None):
 
     classifiers = {name: entry for name, entry in results["classifiers"].items() if "error" not in entry}
     if classifiers:
-        lines += ["", "#### Ratios of median latency, one per round: median (min-max) (below 1: the first is faster)", "",
-                  "| model | LiteRT fp32 / ONNX Runtime, batch 1 | LiteRT fp32 / ORT native RNN, batch 1 "
-                  "| LiteRT batch32 / ONNX Runtime, batch 32 | LiteRT batch32 / ORT native RNN, batch 32 "
-                  "| LiteRT int8 / fp32, batch 1 | LiteRT dynamic int8 / fp32, batch 1 "
-                  "| SavedModel text / token ids, batch 1 | same, batch 32 | Keras predict / tf.function, batch 1 |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        keys = ("litert_float32_vs_onnxruntime_batch_1", "litert_float32_vs_onnxruntime_native_rnn_batch_1",
-                "litert_batch32_vs_onnxruntime_batch_32", "litert_batch32_vs_onnxruntime_native_rnn_batch_32",
-                "litert_int8_vs_float32_batch_1", "litert_dynamic_int8_vs_float32_batch_1",
-                "saved_model_text_vs_token_ids_batch_1", "saved_model_text_vs_token_ids_batch_32",
-                "keras_predict_vs_tf_function_batch_1")
         ratios_by_model = {name: ratios(entry["inference"]) for name, entry in classifiers.items()}
+        columns = [("litert_float32_vs_onnxruntime_batch_1", "LiteRT fp32 / ONNX Runtime, batch 1"),
+                   ("litert_float32_vs_onnxruntime_native_rnn_batch_1", "LiteRT fp32 / ORT native RNN, batch 1"),
+                   ("litert_batch32_vs_onnxruntime_batch_32", "LiteRT batch32 / ONNX Runtime, batch 32"),
+                   ("litert_batch32_vs_onnxruntime_native_rnn_batch_32", "LiteRT batch32 / ORT native RNN, batch 32"),
+                   ("litert_int8_vs_float32_batch_1", "LiteRT int8 / fp32, batch 1"),
+                   ("litert_dynamic_int8_vs_float32_batch_1", "LiteRT dynamic int8 / fp32, batch 1"),
+                   ("saved_model_text_vs_token_ids_batch_1", "SavedModel text / token ids, batch 1"),
+                   ("saved_model_text_vs_token_ids_batch_32", "same, batch 32"),
+                   ("keras_predict_vs_tf_function_batch_1", "Keras predict / tf.function, batch 1")]
+        # The native-RNN peer columns only for runs that timed it as a separate peer (zoo's ONNX file is it now).
+        columns = [(key, title) for key, title in columns
+                   if "native_rnn" not in key or any(r.get(key) for r in ratios_by_model.values())]
+        keys = tuple(key for key, _ in columns)
+        lines += ["", "#### Ratios of median latency, one per round: median (min-max) (below 1: the first is faster)", "",
+                  "| model | " + " | ".join(title for _, title in columns) + " |",
+                  "|---|" + "---|" * len(columns)]
         for name, model_ratios in ratios_by_model.items():
             cells = [_ratio(model_ratios.get(key)) for key in keys]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -166,6 +171,28 @@ def _gpt2_lines(gpt2):
     return table(gpt2)
 
 
+# Runtime families in the latency plot's order (the peers first), each with its own colour scale.
+RUNTIME_FAMILIES = (("executorch", "Purples"), ("onnxruntime", "Blues"), ("keras", "Greys"),
+                    ("saved_model", "Oranges"), ("litert", "Greens"), ("mediapipe", "Reds"))
+
+
+def runtime_colours(runtimes):
+    """`{runtime: RGBA}` in plot order: grouped by family (the first word), shades of the family's colour."""
+    from matplotlib import colormaps
+
+    ordered = {}
+    known = [family for family, _ in RUNTIME_FAMILIES]
+    others = dict.fromkeys(runtime.split(" ")[0] for runtime in runtimes if runtime.split(" ")[0] not in known)
+    spare = ("YlOrBr", "PuRd", "BuGn", "RdPu", "YlGn")
+    families = [*RUNTIME_FAMILIES, *((name, spare[index % len(spare)]) for index, name in enumerate(others))]
+    for family, scale in families:
+        members = [runtime for runtime in runtimes if runtime.split(" ")[0] == family]
+        for index, runtime in enumerate(members):
+            # From a mid to a dark shade: light ends of the scales are hard to see on white.
+            ordered[runtime] = colormaps[scale](0.45 + 0.5 * index / max(1, len(members) - 1))
+    return ordered
+
+
 def plot(results, stem):
     """The two PNGs for `results`, named `<stem>_latency.png` and `<stem>_accuracy_vs_size.png`."""
     import matplotlib
@@ -176,6 +203,8 @@ def plot(results, stem):
     stem = pathlib.Path(stem)
     classifiers = {name: entry for name, entry in results["classifiers"].items() if "error" not in entry}
     runtimes = list(dict.fromkeys(row["runtime"] for entry in classifiers.values() for row in entry["inference"]))
+    colours = runtime_colours(runtimes)
+    runtimes = list(colours)
     written = []
 
     figure, axes = plt.subplots(figsize=(max(6, 1.5 + 1.6 * len(classifiers) * max(1, len(runtimes)) / 4), 4.5))
@@ -187,7 +216,7 @@ def plot(results, stem):
                        None)
             heights.append(row["p50_ms"] if row else 0.0)
         positions = [group + (index - (len(runtimes) - 1) / 2) * width for group in range(len(classifiers))]
-        axes.bar(positions, heights, width, label=runtime)
+        axes.bar(positions, heights, width, label=runtime, color=colours[runtime])
     axes.set_xticks(range(len(classifiers)), list(classifiers))
     axes.set_yscale("log")
     axes.set_ylabel("batch-1 median latency, ms (log)")

@@ -29,6 +29,13 @@ def error_line(result):
     return lines[0]
 
 
+def library_logs(result):
+    """TensorFlow's, LiteRT's and absl's own lines on stderr (zoo keeps them off without --verbose)."""
+    from zoo.quiet import is_noise
+
+    return [line for line in result.stderr.splitlines() if is_noise(line) or line.startswith("WARNING:")]
+
+
 @pytest.fixture(scope="module")
 def tiny_csv(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "reviews.csv"
@@ -52,6 +59,7 @@ def test_train_evaluate_predict(tiny_csv, tmp_path):
     out = tmp_path / "model"
     train = run_zoo("train", "lstm_classifier", "--data", tiny_csv, "--epochs", 3, "--batch-size", 8, "--out", out, *TINY)
     assert train.returncode == 0, train.stderr
+    assert not library_logs(train), train.stderr
     assert "validation accuracy:" in train.stdout and "confusion matrix" in train.stdout
     assert (out / "model.keras").is_file()
     report = json.loads((out / "train_report.json").read_text())
@@ -78,6 +86,7 @@ def test_train_evaluate_predict(tiny_csv, tmp_path):
     root = tmp_path / "serving"
     exported = run_zoo("export", out, "--root", root, "--variants", "float16")
     assert exported.returncode == 0, exported.stderr
+    assert not library_logs(exported), exported.stderr
     assert "exported model version 1" in exported.stdout and "litert float32" in exported.stdout
     version = root / "model" / "1"
     assert (version / "saved_model.pb").is_file() and (version / "litert" / "model.float16.tflite").is_file()

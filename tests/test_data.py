@@ -1,6 +1,9 @@
 """Loaders for every layout, encodings, splits, and one-line errors."""
 
+import contextlib
 import json
+import os
+import threading
 
 import numpy as np
 import pytest
@@ -111,7 +114,7 @@ def test_missing_column(tmp_path):
 
 def test_undecodable_bytes_with_explicit_encoding(tmp_path):
     path = write(tmp_path / "d.csv", b"text,label\nok,1\ncaf\xe9,0\n")
-    assert_one_line_error(r"d\.csv:3: byte 0xe9 is not valid utf-8", path, encoding="utf-8")
+    assert_one_line_error(r"d\.csv:3: byte 0xe9 \(column 4, offset 19\) is not valid utf-8", path, encoding="utf-8")
     assert load_texts(path).texts == ("ok", "café")
 
 
@@ -229,3 +232,166 @@ def test_a_relative_data_path_is_recorded_absolute(tmp_path, monkeypatch):
     assert load_texts("reviews.csv").source == str(tmp_path / "reviews.csv")
     (tmp_path / "corpus.txt").write_text("to be or not to be\n" * 50, encoding="utf-8")
     assert load_corpus("corpus.txt").source == str(tmp_path / "corpus.txt")
+
+
+# === Data that used to be read wrongly without a word ===
+
+
+def test_a_repeated_text_or_label_column_is_refused(tmp_path):
+    message = assert_one_line_error(r"d\.csv:1: column 'text' appears 2 times in the header \(columns 1, 3\)",
+                                    write(tmp_path / "d.csv", "text,label,text\na,pos,b\nc,neg,d\n"))
+    assert "rename" in message
+    assert_one_line_error(r"d\.tsv:1: column 'label' appears 2 times",
+                          write(tmp_path / "d.tsv", "label\ttext\tlabel\npos\ta\tneg\n"))
+    # A repeated column that is not read is harmless.
+    assert load_texts(write(tmp_path / "ok.csv", "note,text,label,note\nx,a,pos,y\nx,b,neg,y\n")).texts == ("a", "b")
+    assert_one_line_error(r"d\.jsonl:1: field 'text' appears more than once",
+                          write(tmp_path / "d.jsonl", '{"text": "a", "label": "pos", "text": "b"}\n'))
+
+
+def test_one_legacy_line_in_a_utf8_file_is_an_error_naming_its_place(tmp_path):
+    path = write(tmp_path / "d.csv", "text,label\ncafé crème,pos\n".encode() + b"na\xefve,neg\n")
+    message = assert_one_line_error(r"d\.csv:3: byte 0xef \(column 3, offset 30\) is not valid UTF-8, yet the "
+                                    r"file holds UTF-8 text", path)
+    assert "--encoding" in message
+    # The way out: the whole file's encoding, given.
+    assert load_texts(path, encoding="cp1252").texts[1] == "naïve"
+
+
+def test_each_file_of_a_folder_is_decoded_on_its_own(tmp_path):
+    write(tmp_path / "pos" / "utf8.txt", "café")
+    write(tmp_path / "pos" / "legacy.txt", b"caf\xe9 \x93cr\xe8me\x94")
+    write(tmp_path / "neg" / "bom16.txt", "\ufeffdéjà vu".encode("utf-16-le"))
+    write(tmp_path / "neg" / "bom8.txt", "\ufeffnaïve".encode())
+    dataset = load_texts(tmp_path)
+    assert sorted(dataset.texts) == ["café", "café \u201ccrème\u201d", "déjà vu", "naïve"]
+    assert dataset.encoding == "cp1252+utf-16+utf-8"
+    # The recorded mix reads the folder again (zoo evaluate and export pass it back).
+    assert load_texts(tmp_path, encoding=dataset.encoding).texts == dataset.texts
+
+
+def test_a_byte_order_mark_is_not_part_of_the_header(tmp_path):
+    path = write(tmp_path / "d.csv", "\ufefftext,label\na,pos\nb,neg\n".encode())
+    assert load_texts(path, encoding="utf-8").texts == ("a", "b")
+    utf16 = write(tmp_path / "d16.csv", "\ufefftext,label\nâ,pos\nb,neg\n".encode("utf-16-le"))
+    assert load_texts(utf16).texts == ("â", "b")
+
+
+def test_a_root_split_into_train_and_test_is_refused(tmp_path):
+    for split in ("train", "test"):
+        for label in ("pos", "neg"):
+            write(tmp_path / "aclImdb" / split / label / "0_1.txt", f"{split} {label}")
+    write(tmp_path / "aclImdb" / "imdb.vocab", "the\n")
+    message = assert_one_line_error(r"aclImdb: looks like a dataset split into test/, train/", tmp_path / "aclImdb")
+    assert str(tmp_path / "aclImdb" / "train") in message
+    assert load_texts(tmp_path / "aclImdb" / "train").class_names == ("neg", "pos")
+
+
+def test_files_beside_class_folders_are_named_in_a_warning(tmp_path, caplog):
+    write(tmp_path / "pos" / "1.txt", "good")
+    write(tmp_path / "neg" / "1.txt", "bad")
+    write(tmp_path / "urls_pos.txt", "http://example.com")
+    with caplog.at_level("WARNING", logger="zoo.data"):
+        dataset = load_texts(tmp_path)
+    assert len(dataset) == 2
+    assert "ignoring 1 file(s) beside the class folders (urls_pos.txt)" in caplog.text
+
+
+def test_an_empty_class_folder_or_class_file_is_an_error(tmp_path):
+    write(tmp_path / "folders" / "pos" / "1.txt", "good")
+    write(tmp_path / "folders" / "neg" / "1.txt", "bad")
+    (tmp_path / "folders" / "meh").mkdir()
+    assert_one_line_error(r"folders/meh: empty class folder", tmp_path / "folders")
+    write(tmp_path / "files" / "r.pos", "good\n")
+    write(tmp_path / "files" / "r.neg", "bad\n")
+    write(tmp_path / "files" / "r.meh", "\n \n")
+    assert_one_line_error(r"files/r\.meh: no examples", tmp_path / "files")
+
+
+def test_class_files_whose_names_would_clash_are_refused(tmp_path):
+    write(tmp_path / "rt-polarity.pos", "good\n")
+    write(tmp_path / "rt-polarity.neg", "bad\n")
+    write(tmp_path / "README.txt", "about\n")
+    assert_one_line_error(r"files rt-polarity\.neg, rt-polarity\.pos would all be class 'rt-polarity'", tmp_path)
+
+
+def test_one_number_written_two_ways_is_an_error(tmp_path):
+    message = assert_one_line_error(r"d\.csv:4: field 'label': label '01' is the number 1 written differently from "
+                                    r"'1' at .*d\.csv:2", write(tmp_path / "d.csv", "text,label\na,1\nb,0\nc,01\n"))
+    assert "one way" in message
+    assert_one_line_error(r"label '\u0661' is the number 1", write(tmp_path / "u.csv", "text,label\na,1\nb,0\nc,\u0661\n"))
+    jsonl = write(tmp_path / "d.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": "+1"}\n{"text": "c", "label": 0}\n')
+    assert_one_line_error(r"d\.jsonl:2: field 'label': label '\+1' is the number 1", jsonl)
+
+
+@pytest.mark.parametrize(
+    "labels, names, ids",
+    [
+        (["-1", "1", "1"], ("-1", "1"), [0, 1, 1]),
+        (["-1", "0", "1"], ("-1", "0", "1"), [0, 1, 2]),
+        (["5", "1", "3", "10"], ("1", "3", "5", "10"), [2, 0, 1, 3]),
+        (["01", "02", "10"], ("01", "02", "10"), [0, 1, 2]),
+        (["\u0661", "\u0662"], ("\u0661", "\u0662"), [0, 1]),
+        (["\u00b9", "\u00b2"], ("\u00b2", "\u00b9"), [1, 0]),
+        (["1", "0", "2"], ("0", "1", "2"), [1, 0, 2]),
+    ],
+)
+def test_integer_labels_other_than_0_to_n_are_class_names_in_numeric_order(tmp_path, labels, names, ids):
+    rows = "".join(f"t{i},{label}\n" for i, label in enumerate(labels))
+    dataset = load_texts(write(tmp_path / "d.csv", "text,label\n" + rows))
+    assert (dataset.class_names, dataset.labels.tolist()) == (names, ids)
+
+
+def test_given_class_names_read_labels_by_name_before_id(tmp_path):
+    # A model trained on star ratings 1..5 has class names "1".."5": reading its data again keeps them.
+    path = write(tmp_path / "d.csv", "text,label\na,1\nb,5\n")
+    assert load_texts(path, class_names=["1", "2", "3", "4", "5"]).labels.tolist() == [0, 4]
+    assert load_texts(path, class_names=[f"c{i}" for i in range(6)]).labels.tolist() == [1, 5]
+
+
+def test_all_empty_texts_are_an_error(tmp_path):
+    assert_one_line_error(r"d\.csv: all 2 texts are empty \(field 'text'\)", write(tmp_path / "d.csv", 'text,label\n"",a\n" ",b\n'))
+    write(tmp_path / "folder" / "pos" / "1.txt", "\n")
+    write(tmp_path / "folder" / "neg" / "1.txt", "")
+    assert_one_line_error(r"folder: all 2 texts are empty;", tmp_path / "folder")
+
+
+@contextlib.contextmanager
+def fed_fifo(path, content=b"text,label\na,pos\nb,neg\n"):
+    """A FIFO at `path` with a writer behind it: a loader that wrongly reads it gets data (and the test fails)
+    instead of blocking for ever."""
+    os.mkfifo(path)
+
+    def feed():
+        with open(path, "wb") as fifo:
+            fifo.write(content)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    try:
+        yield path
+    finally:
+        # Release a writer still waiting for a reader: it writes into the pipe's buffer and closes.
+        reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        writer.join(timeout=10)
+        os.close(reader)
+
+
+def test_a_fifo_or_device_is_refused_before_reading(tmp_path):
+    with fed_fifo(tmp_path / "d.csv") as fifo:
+        assert_one_line_error(r"d\.csv: a named pipe \(FIFO\), not a regular file or folder", fifo)
+    with fed_fifo(tmp_path / "corpus.txt") as fifo, pytest.raises(DataError, match=r"a named pipe \(FIFO\)"):
+        load_corpus(fifo)
+    write(tmp_path / "folder" / "neg" / "1.txt", "bad")
+    write(tmp_path / "folder" / "pos" / "1.txt", "good")
+    with fed_fifo(tmp_path / "folder" / "neg" / "2.txt", b"worse"):
+        assert_one_line_error(r"2\.txt: a named pipe \(FIFO\)", tmp_path / "folder")
+    assert_one_line_error(r"/dev/null: a character device", "/dev/null")
+
+
+def test_utf16_without_a_byte_order_mark_and_an_open_quote_are_named(tmp_path):
+    path = write(tmp_path / "d.csv", "text,label\na,pos\nb,neg\n".encode("utf-16-le"))
+    assert_one_line_error(r"d\.csv: looks like UTF-16 without a byte-order mark", path)
+    assert load_texts(path, encoding="utf-16-le").texts == ("a", "b")
+    assert_one_line_error(r"d2\.csv:4: row has fewer fields than the header; is a quote left open\?",
+                          write(tmp_path / "d2.csv", 'text,label\n"open,pos\nb,neg\nc,pos\n'))

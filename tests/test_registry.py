@@ -148,3 +148,27 @@ def test_zoo_info_prints_the_formats_the_exporter_writes_for_the_task(capsys):
         info = json.loads(capsys.readouterr().out)
         assert info["name"] == name and info["task"] == task
         assert info["export_formats"] == list(formats_for_task(task)) != []
+
+
+def test_the_catalog_is_the_registry_written_down():
+    from zoo import catalog
+
+    assert catalog.load() == catalog.build(), "zoo/catalog.json is stale: run python -m zoo.catalog"
+    assert catalog.names("*gru*") == zoo.list_models("*gru*")
+    assert catalog.names(task="causal-lm") == zoo.list_models(task="causal-lm")
+
+
+def test_zoo_list_and_info_answer_without_importing_tensorflow():
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom zoo.cli import main\nfor argv in (['list'], ['list', '*lstm*'], ['info', 'gru_classifier'],"
+              " ['info', 'no_such_model']):\n    main(argv)\n"
+              "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "False False"
+    assert any(line.startswith("gru_classifier ") and "text-classification" in line for line in lines)
+    assert '"name": "gru_classifier"' in result.stdout
+    assert "unknown model 'no_such_model'" in result.stderr

@@ -11,7 +11,10 @@ Invalid UTF-8: every runtime reads each maximal invalid sequence as U+FFFD
 """
 
 import copy
+import hashlib
 import json
+import pathlib
+import re
 import shutil
 
 import hypothesis
@@ -166,3 +169,82 @@ def test_runners_equal_keras_on_arbitrary_bytes_and_text(exports, litert_runner,
     probabilities = litert_runner.predict(texts)
     np.testing.assert_allclose(probabilities, keras_probabilities, atol=1e-5)
     np.testing.assert_allclose(probabilities.sum(axis=-1), 1, atol=1e-5)
+
+
+# === What `zoo verify` and the runners' load-time check read (issue 27, item 8) ===
+
+def copied_version(gru_export, tmp_path):
+    version = tmp_path / "serving" / "gru_classifier" / "1"
+    shutil.copytree(gru_export, version, symlinks=True)
+    return version
+
+
+def zoo_verify(version, capsys):
+    """`zoo verify DIR` in this process: (exit status, its one error line or its report)."""
+    from zoo import cli
+
+    status = cli.main(["verify", str(version)])
+    captured = capsys.readouterr()
+    return status, (captured.err or captured.out).strip()
+
+
+def add_to_manifest(version, entry, path):
+    manifest = json.loads((version / "manifest.json").read_text())
+    manifest["files"][entry] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (version / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("entry", ["../outside.bin", "ABSOLUTE", "litert/../../outside.bin", "./export_report.json"])
+def test_zoo_verify_refuses_manifest_entries_outside_the_version(gru_export, tmp_path, capsys, entry):
+    version = copied_version(gru_export, tmp_path)
+    outside = version.parent / "outside.bin"
+    outside.write_bytes(b"not part of the version")
+    entry = str(outside) if entry == "ABSOLUTE" else entry
+    add_to_manifest(version, entry, version / entry)
+    status, message = zoo_verify(version, capsys)
+    assert status != 0
+    assert message == (f"zoo verify: error: {version / 'manifest.json'}: field 'files': entry {entry!r}: expected a "
+                       "relative path inside the version folder")
+
+
+def test_zoo_verify_does_not_read_the_source_path_the_manifest_names(gru_export, tmp_path, capsys):
+    version = copied_version(gru_export, tmp_path)
+    elsewhere = tmp_path / "somebody_elses.keras"
+    elsewhere.write_bytes(b"changed since")
+    manifest = json.loads((version / "manifest.json").read_text())
+    manifest["source"] = {"path": str(elsewhere), "sha256": "0" * 64}
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    status, message = zoo_verify(version, capsys)
+    assert status == 0 and message.endswith("2 sidecars match their model files"), message
+
+
+@pytest.mark.parametrize("linked", ["litert/model.tflite", "litert"])
+def test_a_symlink_in_a_version_is_refused_by_zoo_verify_and_on_load(gru_export, tmp_path, capsys, linked):
+    version = copied_version(gru_export, tmp_path)
+    target = tmp_path / "elsewhere" / pathlib.Path(linked).name
+    target.parent.mkdir()
+    shutil.move(version / linked, target)  # the same bytes: only the link is wrong
+    (version / linked).symlink_to(target)
+    expected = f"{version / linked}: a symlink inside an exported version"
+    status, message = zoo_verify(version, capsys)
+    assert status != 0 and message.startswith(f"zoo verify: error: {expected}"), message
+    with pytest.raises(VerificationError, match=re.escape(expected)):
+        TextClassifierRunner(version / "litert" / "model.tflite")
+
+
+def test_a_version_without_its_manifest_does_not_load_but_a_lone_file_does(gru_export, tmp_path, capsys):
+    version = copied_version(gru_export, tmp_path)
+    (version / "manifest.json").unlink()
+    with pytest.raises(VerificationError, match=re.escape(f"{version / 'manifest.json'}: missing, so ")):
+        TextClassifierRunner(version / "litert" / "model.tflite")
+    assert zoo_verify(version, capsys)[1] == (f"zoo verify: error: {version / 'manifest.json'}: no manifest (is this "
+                                              "an exported version folder?)")
+    expected = TextClassifierRunner(gru_export / "litert" / "model.tflite").predict(["a great film"])
+    unchecked = TextClassifierRunner(version / "litert" / "model.tflite", verify=False).predict(["a great film"])
+    np.testing.assert_array_equal(unchecked, expected)
+    # A format's single file outside any version folder (e.g. on a phone) has nothing to be checked against.
+    alone = tmp_path / "phone"
+    alone.mkdir()
+    for name in ("model.tflite", "model.json"):
+        shutil.copy(gru_export / "litert" / name, alone / name)
+    np.testing.assert_array_equal(TextClassifierRunner(alone / "model.tflite").predict(["a great film"]), expected)

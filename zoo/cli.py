@@ -4,11 +4,9 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import pathlib
 import signal
 import sys
-import warnings
 
 from zoo import interrupts
 
@@ -37,9 +35,17 @@ def _command_name(argv):
 def _main(argv):
     parser = _build_parser()
     args = parser.parse_args(argv)
-    # Quiet TensorFlow's C++ start-up chatter unless the user asked for it.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    warnings.filterwarnings("ignore", module="keras")
+    if args.verbose:
+        return _run(args)
+    # The libraries' start-up and progress logs stay off stderr (zoo.quiet); --verbose keeps them.
+    from zoo import quiet
+
+    quiet.quiet_python_logs()
+    with quiet.filtered_stderr():
+        return _run(args)
+
+
+def _run(args):
     from zoo.data import DataError
     from zoo.export import ExportError
 
@@ -93,6 +99,8 @@ def _build_parser():
 
     parser = argparse.ArgumentParser(prog="zoo", description="Text models whose exports deploy.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    parser.add_argument("--verbose", action="store_true",
+                        help="keep TensorFlow's, LiteRT's and the converters' own logs and warnings")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     command = commands.add_parser("list", help="list registered models")
@@ -176,7 +184,7 @@ def _build_parser():
     command.add_argument("--top-k", type=int, default=10)
     command.add_argument("--top-p", type=float, default=0.9)
     command.add_argument("--num-beams", type=int, default=4)
-    command.add_argument("--seed", type=int)
+    command.add_argument("--seed", type=int, help="an integer in [0, 2**32): reproducible sampling")
     command.add_argument("--json", action="store_true", help="one JSON object per prompt")
     command.set_defaults(run=_generate)
 
@@ -231,21 +239,22 @@ def _add_label_separator_argument(command):
 
 
 def _list(args):
-    import zoo
+    # From the written-down registry: no TensorFlow import (zoo.catalog).
+    from zoo import catalog
 
-    names = zoo.list_models(args.pattern, task=args.task)
+    entries = catalog.load()
+    names = catalog.names(args.pattern, task=args.task, catalog=entries)
     width = max((len(name) for name in names), default=4)
     for name in names:
-        spec = zoo.model_info(name)
-        print(f"{name:<{width}}  {spec.task:<20}  {spec.description}")
+        print(f"{name:<{width}}  {entries[name]['task']:<26}  {entries[name]['description']}")
 
 
 def _info(args):
-    import zoo
-    from zoo.export.formats import formats_for_task
+    from zoo import catalog
 
-    spec = zoo.model_info(args.name)
-    print(json.dumps(dict(spec.to_dict(), export_formats=list(formats_for_task(spec.task))), indent=2))
+    entry = catalog.info(args.name)
+    print(json.dumps({key: entry[key] for key in ("name", "task", "family", "description", "default_config",
+                                                  "test_config", "export_formats")}, indent=2))
 
 
 def _parse_overrides(pairs):
@@ -350,14 +359,19 @@ def _train_causal_lm(args):
 
 
 def _generate(args):
-    if pathlib.Path(args.model).suffix == ".tflite":
+    # Every path checks its arguments and prompts with zoo.runtime.generator's rules: one message each.
+    if pathlib.Path(args.model).suffix in (".tflite", ".onnx"):
         outputs = _generate_litert(args)
     elif pathlib.Path(args.model).suffix == ".litertlm":
         outputs = _generate_litert_lm(args)
     else:
         from zoo.causal_lm import generate
 
-        outputs = generate(_load(args.model), list(args.prompt), max_length=args.max_length, sampler=args.sampler,
+        model = _load(args.model)
+        if hasattr(model, "class_names"):
+            raise ValueError(f"{args.model}: a {type(model).__name__} is a classifier, not a language model; "
+                             "use `zoo predict`")
+        outputs = generate(model, list(args.prompt), max_length=args.max_length, sampler=args.sampler,
                            seed=args.seed, temperature=args.temperature, **_sampler_args(args))
     for prompt, output in zip(args.prompt, outputs):
         if args.json:
@@ -369,25 +383,22 @@ def _generate(args):
 
 def _generate_litert(args):
     # An exported LiteRT decoder: zoo.runtime (the sidecar's BPE and ai_edge_litert, no TensorFlow).
-    from zoo.runtime import Generator
+    import zoo.runtime
 
-    return Generator(args.model).generate(list(args.prompt), max_length=args.max_length, sampler=args.sampler,
-                                          temperature=args.temperature, seed=args.seed, **_sampler_args(args))
+    generator = zoo.runtime.load(args.model)
+    if not hasattr(generator, "generate"):
+        raise ValueError(f"{args.model}: a {generator.spec['task']} file, not a language model; use `zoo predict`")
+    return generator.generate(list(args.prompt), max_length=args.max_length, sampler=args.sampler,
+                              temperature=args.temperature, seed=args.seed, **_sampler_args(args))
 
 
 def _generate_litert_lm(args):
     # A LiteRT-LM bundle on Google's engine (it tokenizes, prefills, samples; no TensorFlow).
-    from zoo.runtime.generator import SAMPLERS, check_generation_arguments
     from zoo.runtime.litertlm_runner import LiteRTLMGenerator, sampler_config
 
-    check_generation_arguments(args.sampler, args.max_length, args.temperature, args.top_k, args.top_p,
-                               samplers=SAMPLERS)
     sampler = sampler_config(args.sampler, temperature=args.temperature, seed=args.seed, **_sampler_args(args))
     with LiteRTLMGenerator(args.model, sampler=sampler) as generator:
-        max_new_tokens = [args.max_length - len(generator.prompt_token_ids(prompt)) for prompt in args.prompt]
-        if min(max_new_tokens) < 1:
-            raise ValueError(f"--max-length {args.max_length} leaves no room after the prompt (it counts the prompt)")
-        return [generator.generate(prompt, max_new_tokens=tokens) for prompt, tokens in zip(args.prompt, max_new_tokens)]
+        return generator.generate(list(args.prompt), max_length=args.max_length)
 
 
 def _sampler_args(args):
@@ -489,35 +500,11 @@ def _predict(args):
 
 def _verify(args):
     # Runtime-only: no TensorFlow needed to check an export.
-    from zoo.runtime import backends
     from zoo.runtime import verify as verification
-    from zoo.runtime.sidecar import read_sidecar, sidecar_path
 
-    version_dir = pathlib.Path(args.version_dir)
-    found = verification.find_manifest(version_dir / verification.MANIFEST_FILENAME)
-    if found is None:
-        raise FileNotFoundError(f"{version_dir / verification.MANIFEST_FILENAME}: no manifest (is this an exported "
-                                "version folder?)")
-    _, manifest = found
-    verification.verify_files(version_dir, manifest)
-    listed = set(manifest["files"]) | {verification.MANIFEST_FILENAME}
-    extra = sorted(str(p.relative_to(version_dir)) for p in version_dir.rglob("*") if p.is_file()
-                   and str(p.relative_to(version_dir)) not in listed)
-    if extra:
-        raise ValueError(f"{version_dir / extra[0]}: not listed in {verification.MANIFEST_FILENAME}; the version "
-                         f"was changed after export")
-    checked = 0
-    for name in manifest["files"]:
-        path = version_dir / name
-        if path.suffix in backends.RUNTIMES and sidecar_path(path).is_file():
-            spec = read_sidecar(path)
-            verification.check_sidecar_against_model(spec, backends.open_model(path, None, 1), sidecar_path(path))
-            checked += 1
-    source = manifest.get("source")
-    if source and pathlib.Path(source["path"]).is_file() and verification.sha256(source["path"]) != source["sha256"]:
-        raise ValueError(f"{source['path']}: sha256 differs from the model this version was exported from")
-    print(f"{version_dir}: {len(manifest['files'])} files match {verification.MANIFEST_FILENAME}; "
-          f"{checked} sidecars match their model files")
+    files, sidecars = verification.verify_version(pathlib.Path(args.version_dir))
+    print(f"{args.version_dir}: {files} files match {verification.MANIFEST_FILENAME}; "
+          f"{sidecars} sidecars match their model files")
 
 
 def _bench(args):

@@ -16,6 +16,12 @@ What the loop guarantees (tests/test_distributed.py):
   same seed: each epoch is one seeded permutation, cut to whole global
   batches (the rest, fewer than one global batch, is left out that epoch and
   reported), then element `i` goes to input pipeline `i % pipelines`.
+- Dropout masks are a function of (seed, epoch, step, the example's place in
+  the global batch), not of the replica: every replica draws the whole
+  global batch's mask from one stateless seed and keeps its own examples'
+  rows (`_GlobalBatchDropout`). So n workers drop what one process drops,
+  and a resumed epoch draws the masks an uninterrupted run drew (the Keras
+  layers' seed-generator state, which no checkpoint holds, is not read).
 - Gradients are clipped (clipnorm / global_clipnorm / clipvalue) after the
   all-reduce, as one device clips the whole batch's gradient; Keras's
   optimizer clips each replica's part before summing, which is another
@@ -23,6 +29,12 @@ What the loop guarantees (tests/test_distributed.py):
 - Metrics are sums over all replicas; validation runs on every worker on the
   whole validation split (same weights, so the same early-stopping decision
   everywhere without another collective).
+- A worker that dies (killed, crashed, unreachable) stops the others within
+  TF's heartbeat timeout (10 s) with `WorkerLostError`, one line naming it
+  and what to do: start every worker again, training resumes from the last
+  epoch all of them saved. After a normal finish every worker waits at exit
+  for the others (a coordination-service barrier), so none is reported as
+  crashed while the chief still writes the model.
 - Only the chief prints progress and writes `model.keras` and the report.
   Each worker keeps its own checkpoints in `<out>/distributed-backup/worker-<i>`
   (TF's rule: workers never write to the same file); a restarted job resumes
@@ -30,14 +42,17 @@ What the loop guarantees (tests/test_distributed.py):
   backups are removed when training ends.
 """
 
+import atexit
 import contextlib
 import dataclasses
 import json
 import math
 import os
 import pathlib
+import re
 import shutil
 import socket
+import threading
 import time
 
 import numpy as np
@@ -48,16 +63,30 @@ from zoo import interrupts
 STRATEGIES = ("auto", "mirrored", "multi_worker")
 CLIPPING = ("clipnorm", "global_clipnorm", "clipvalue")
 BACKUP_DIRNAME = "distributed-backup"
+# How long a finished worker waits at exit for the others (the chief saves and evaluates the model first).
+EXIT_BARRIER_SECONDS = 30 * 60
+
+
+class WorkerLostError(ValueError):
+    """Another worker of a multi-worker job stopped answering (killed, crashed, unreachable)."""
 
 
 @dataclasses.dataclass
 class Cluster:
-    """A strategy and where this process sits in it."""
+    """A strategy and where this process sits in it.
+
+    `tasks` names the members for messages: TF's task name (`/job:worker/task:1`)
+    to `"worker 1 (host:port)"`; `task` is this process's TF task name.
+    """
 
     strategy: tf.distribute.Strategy
     name: str
     num_workers: int = 1
     worker_index: int = 0
+    tasks: dict = dataclasses.field(default_factory=dict)
+    task: str = ""
+    # Set when a peer was lost: the job is over for this process, no exit barrier.
+    broken: bool = False
 
     @property
     def is_chief(self):
@@ -98,13 +127,45 @@ def make_cluster(name="auto"):
             workers = config["cluster"].get("chief", []) + config["cluster"]["worker"]
             index = config["task"]["index"] + (len(config["cluster"].get("chief", []))
                                                if config["task"]["type"] == "worker" else 0)
-            _CLUSTERS[key] = Cluster(tf.distribute.MultiWorkerMirroredStrategy(), "multi_worker", len(workers), index)
+            tasks = {f"/job:{job}/task:{i}": f"{job} {i} ({address})"
+                     for job in ("chief", "worker") for i, address in enumerate(config["cluster"].get(job, []))}
+            cluster = Cluster(tf.distribute.MultiWorkerMirroredStrategy(), "multi_worker", len(workers), index,
+                              tasks, f"/job:{config['task']['type']}/task:{config['task']['index']}")
+            atexit.register(_wait_for_the_others, cluster)
+            _CLUSTERS[key] = cluster
         return _CLUSTERS[key]
     devices = [device.name for device in tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")]
     key = (name, tuple(devices))
     if key not in _CLUSTERS:
         _CLUSTERS[key] = Cluster(tf.distribute.MirroredStrategy(devices), "mirrored")
     return _CLUSTERS[key]
+
+
+def _wait_for_the_others(cluster):
+    """At exit, wait until every worker gets here: a worker that exits first stops sending heartbeats, and the
+    coordination service (in the chief) then logs it as crashed ("StartAbort ... The tasks have crashed")."""
+    if cluster.broken:
+        return
+    try:
+        from tensorflow.python.eager import context
+
+        context.context().wait_at_barrier("zoo.distributed:exit", EXIT_BARRIER_SECONDS * 1000)
+    except (tf.errors.OpError, ValueError):  # another worker died meanwhile: nothing left to wait for
+        pass
+
+
+def lost_peer_error(error, cluster, resume_epoch):
+    """A `WorkerLostError` naming the member(s) `error` (a collective's failure) blames, and what to do."""
+    named = []
+    for job, index in re.findall(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)", str(error)):
+        task = f"/job:{job}/task:{index}"
+        if task != cluster.task and task in cluster.tasks and cluster.tasks[task] not in named:
+            named.append(cluster.tasks[task])
+    who = " and ".join(named) or "another worker (" + ", ".join(
+        name for task, name in cluster.tasks.items() if task != cluster.task) + ")"
+    return WorkerLostError(
+        f"{who} stopped answering (killed, crashed or unreachable); start every worker again with the same "
+        f"command: training resumes from the last epoch all of them saved (epoch {resume_epoch} on this one)")
 
 
 def local_tf_configs(num_workers):
@@ -188,12 +249,15 @@ def fit(model, train, validation, cluster, *, epochs, global_batch_size, seed, o
     def epoch_dataset(epoch):
         order = epoch_order(count, global_batch_size, seed, epoch)
 
+        # Each example's place in its global batch travels with it, whichever replica it is dealt to.
+        positions = np.arange(len(order), dtype=np.int32) % global_batch_size
+
         def dataset_fn(context):
-            dataset = tf.data.Dataset.from_tensor_slices((_take(train_x, order), np.asarray(train_y)[order]))
+            dataset = tf.data.Dataset.from_tensor_slices((_take(train_x, order), np.asarray(train_y)[order], positions))
             dataset = dataset.shard(context.num_input_pipelines, context.input_pipeline_id)
             dataset = dataset.batch(per_replica, drop_remainder=True)
             if preprocess is not None:
-                dataset = dataset.map(lambda x, y: (preprocess(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+                dataset = dataset.map(lambda x, y, p: (preprocess(x), y, p), num_parallel_calls=tf.data.AUTOTUNE)
             return dataset.prefetch(tf.data.AUTOTUNE)
 
         return strategy.distribute_datasets_from_function(dataset_fn)
@@ -201,12 +265,13 @@ def fit(model, train, validation, cluster, *, epochs, global_batch_size, seed, o
     clipping = {key: getattr(model.optimizer, key) for key in CLIPPING}
 
     @tf.function
-    def train_step(x, y):
-        def step(x, y):
+    def train_step(x, y, positions, step_seed):
+        def step(x, y, positions):
             # What the model's own train_step runs its forward pass in (a classifier's Naive Bayes branch
             # scores each training example leave-one-out), so this step trains what `fit` would.
             context = model.training_context(y) if hasattr(model, "training_context") else contextlib.nullcontext()
-            with tf.GradientTape() as tape, context:
+            dropout = _GlobalBatchDropout(step_seed, positions, global_batch_size)
+            with tf.GradientTape() as tape, context, dropout:
                 outputs = model(x, training=True)
                 per_example = loss_object(y, outputs)
                 loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
@@ -217,7 +282,7 @@ def fit(model, train, validation, cluster, *, epochs, global_batch_size, seed, o
             model.optimizer.apply(gradients, model.trainable_variables)
             return loss, _correct(outputs, y)
 
-        loss, correct = strategy.run(step, args=(x, y))
+        loss, correct = strategy.run(step, args=(x, y, positions))
         return (strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None),
                 strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None))
 
@@ -227,15 +292,17 @@ def fit(model, train, validation, cluster, *, epochs, global_batch_size, seed, o
             model.optimizer.build(model.trainable_variables)
     evaluate = evaluator(model, validation, global_batch_size, preprocess, from_logits)
     state = _State(model, cluster, pathlib.Path(out_dir) / BACKUP_DIRNAME)
-    start_epoch = state.restore()
+    with _peers_watched(cluster, state):
+        start_epoch = state.restore()
     history = state.history
     started, trained_epochs = time.perf_counter(), 0
-    with _clipping_taken_from(model.optimizer), interrupts.interruptible() as interrupt:
+    with _clipping_taken_from(model.optimizer), interrupts.interruptible() as interrupt, \
+            _peers_watched(cluster, state):
         for epoch in range(start_epoch, epochs):
             epoch_started = time.perf_counter()
             total_loss = total_correct = 0.0
-            for x, y in epoch_dataset(epoch):
-                loss, correct = train_step(x, y)
+            for step_index, (x, y, positions) in enumerate(epoch_dataset(epoch)):
+                loss, correct = train_step(x, y, positions, seed_of_step(seed, epoch, step_index))
                 interrupt.raise_if_requested()  # a Ctrl-C a library swallowed (zoo.interrupts)
                 total_loss += float(loss)
                 total_correct += float(correct)
@@ -261,6 +328,104 @@ def epoch_order(count, global_batch_size, seed, epoch):
     whole global batches (the rest is left out this epoch); consecutive runs of `global_batch_size` are the steps."""
     steps = count // global_batch_size
     return np.random.default_rng([seed, epoch]).permutation(count)[: steps * global_batch_size]
+
+
+# What a collective raises when a peer is gone: UNAVAILABLE (heartbeat timeout, connection reset), or
+# ABORTED / CANCELLED when another failure aborted it first.
+PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError)
+
+
+@contextlib.contextmanager
+def _peers_watched(cluster, state):
+    """A collective failing because another worker is gone becomes a `WorkerLostError` (several workers only).
+
+    Any failure marks the cluster broken: this process then exits at once
+    (no exit barrier), and the others learn of it from the missing heartbeats.
+    """
+    try:
+        yield
+    except PEER_FAILURES as error:
+        cluster.broken = True
+        if cluster.num_workers <= 1:
+            raise
+        raise lost_peer_error(error, cluster, int(state.epoch)) from None
+    except BaseException:
+        cluster.broken = True
+        raise
+
+
+def seed_of_step(seed, epoch, step):
+    """The stateless seed of one training step's random draws: the same on every worker, and again on resume."""
+    return tf.constant(np.random.default_rng([seed, epoch, step]).integers(2**62, size=2), dtype=tf.int64)
+
+
+class _GlobalBatchDropout:
+    """Within the block (one replica's forward pass, as traced), Keras's dropout draws masks for the global batch.
+
+    Keras's `Dropout` (and a recurrent cell's dropout) asks the backend for a
+    mask of the replica's own shape, seeded from the layer's seed generator:
+    each replica would draw other masks than one process draws for the same
+    examples, and the generator's state is in no checkpoint. Here every
+    dropout call `k` of the step instead draws the mask of the whole global
+    batch from `fold_in(step_seed, k)` and keeps the rows of the replica's
+    examples (`positions`, each one's place in the global batch). Rows
+    being examples, the mask of an example is the one one process gives it.
+    The replaced function only acts on the thread that entered the block
+    (MirroredStrategy traces each replica on its own thread); anything else
+    calls Keras's own.
+    """
+
+    _active = threading.local()
+    _lock = threading.Lock()
+    _installs = 0
+    _keras_dropout = None
+
+    def __init__(self, step_seed, positions, global_batch_size):
+        self.step_seed = step_seed
+        self.positions = positions
+        self.global_batch_size = global_batch_size
+        self.calls = 0
+
+    def __enter__(self):
+        from keras.src import backend
+
+        with _GlobalBatchDropout._lock:
+            if _GlobalBatchDropout._installs == 0:
+                _GlobalBatchDropout._keras_dropout = backend.random.dropout
+                backend.random.dropout = _GlobalBatchDropout._dispatch
+            _GlobalBatchDropout._installs += 1
+        _GlobalBatchDropout._active.current = self
+        return self
+
+    def __exit__(self, *exc_info):
+        from keras.src import backend
+
+        _GlobalBatchDropout._active.current = None
+        with _GlobalBatchDropout._lock:
+            _GlobalBatchDropout._installs -= 1
+            if _GlobalBatchDropout._installs == 0:
+                backend.random.dropout = _GlobalBatchDropout._keras_dropout
+
+    @staticmethod
+    def _dispatch(inputs, rate, noise_shape=None, seed=None):
+        current = getattr(_GlobalBatchDropout._active, "current", None)
+        if current is None or rate in (0.0, 1.0):
+            return _GlobalBatchDropout._keras_dropout(inputs, rate, noise_shape=noise_shape, seed=seed)
+        return current.dropout(inputs, rate, noise_shape)
+
+    def dropout(self, inputs, rate, noise_shape):
+        inputs = tf.convert_to_tensor(inputs)
+        shape = tf.shape(inputs)
+        if noise_shape is not None:
+            shape = tf.stack([shape[i] if size is None else size for i, size in enumerate(noise_shape)])
+        seed = tf.random.experimental.stateless_fold_in(self.step_seed, self.calls)
+        self.calls += 1
+        if noise_shape is not None and noise_shape[0] == 1:  # one mask shared by the batch
+            keep = tf.random.stateless_uniform(shape, seed) >= rate
+        else:
+            whole_batch = tf.concat([[self.global_batch_size], shape[1:]], axis=0)
+            keep = tf.gather(tf.random.stateless_uniform(whole_batch, seed) >= rate, self.positions)
+        return tf.where(keep, inputs / tf.cast(1.0 - rate, inputs.dtype), tf.zeros_like(inputs))
 
 
 def _sum_and_clip(gradients, clipping, num_replicas):

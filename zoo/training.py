@@ -27,7 +27,7 @@ import time
 
 import keras
 
-from zoo import interrupts, models
+from zoo import interrupts, memory, models
 from zoo.data import LABEL_SEPARATOR, load_texts
 from zoo.evaluation import evaluate_classifier
 from zoo.saving import check_folder, data_fingerprint, remove_stale, save_trained_model
@@ -99,6 +99,7 @@ def train_classifier(
     check_folder(out_dir, "out_dir")
     dataset = load_texts(data, text_column=text_column, label_column=label_column, encoding=encoding,
                          multi_label=multi_label, label_separator=label_separator)
+    memory.check_classifier_training(dict(models.model_info(name).default_config, **overrides), dataset, label_column)
     train, validation = dataset.split(validation_fraction, seed)
     keras.utils.set_random_seed(seed)
     # Under a strategy the variables (and the optimizer's) are made in its scope: mirrored on every replica.

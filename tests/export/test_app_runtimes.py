@@ -129,6 +129,18 @@ def test_zoo_generate_runs_a_bundle_on_the_engine(litert_lm_export):
     assert text == "ROMEO: the" + continuation
 
 
+def test_zoo_generate_samples_top_p_on_a_bundle_by_seed_without_engine_logs(litert_lm_export):
+    # Issue 27, items 11 and 15: top_p reached the engine as k = 0 ("top_k should be positive"), among ~30 log lines.
+    from tests.test_cli import run_zoo
+
+    bundle = litert_lm_export[1].path / "litert_lm" / "model.litertlm"
+    runs = [run_zoo("generate", bundle, "--prompt", "ROMEO:", "--sampler", "top_p", "--top-p", "0.95",
+                    "--temperature", "2", "--seed", seed, "--max-length", 30, "--json") for seed in (1, 1, 2)]
+    assert [run.returncode for run in runs] == [0, 0, 0] and [run.stderr for run in runs] == ["", "", ""]
+    texts = [json.loads(run.stdout)["text"] for run in runs]
+    assert texts[0] == texts[1] != texts[2]
+
+
 def test_a_bundle_leaves_its_version_as_exported_and_a_flipped_bit_is_refused(litert_lm_export, tmp_path):
     import shutil
 

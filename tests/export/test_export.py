@@ -278,3 +278,100 @@ def test_saved_model_stores_each_weight_once(model, tmp_path):
     assert not any(name.startswith("_all_variables") for name, _ in weights)
     # Weights plus the dropout layers' seed states, nothing twice.
     assert model.count_params() <= sum(int(np.prod(shape)) for _, shape in weights) <= model.count_params() + 64
+
+
+# === Publishing: versions, claims and leftovers (zoo.export.publish; no model needed) ===
+
+def fake_claim(base, version, pid, host):
+    """The claim of an export running in another PID namespace (another container or NFS client): its pid is
+    meaningless here. Returns the claim's `pid` file, for the caller to lock as its live owner would."""
+    claim = base / f".claim-{version}"
+    claim.mkdir(parents=True)
+    (claim / "host").write_text(f"{host} other-container")
+    (claim / "pid").write_text(str(pid))
+    return claim / "pid"
+
+
+def publish_version(base, version=None, force=False):
+    """Claim, stage and publish a version (an empty one) as `export` does; its number."""
+    from zoo.export import publish
+
+    with publish.claimed_version(base, version, force) as number, publish.staged_version(base, number, force):
+        pass
+    return number
+
+
+def test_an_export_in_another_pid_namespace_is_alive_while_it_holds_its_claim(tmp_path):
+    import fcntl
+
+    base = tmp_path / "model"
+    not_a_process_here = 999999
+    other_host = "h" + "0" * 12
+    owner_file = fake_claim(base, 1, not_a_process_here, other_host)
+    staging = base / f".tmp-1-{not_a_process_here}-{other_host}-abcd"
+    staging.mkdir()
+    (staging / "saved_model.pb").write_bytes(b"half written")
+    with open(owner_file, "r+") as owner:
+        fcntl.flock(owner, fcntl.LOCK_EX)  # as the live owner holds it
+        assert publish_version(base) == 2
+        assert staging.exists() and owner_file.exists()
+        with pytest.raises(ExportError, match=r"model/1 is being exported right now by process 999999 on host "
+                                              r"other-container"):
+            publish_version(base, 1)
+    # Its owner is gone (the kernel, or the NFS server, freed the lock): claim and staging are leftovers.
+    assert publish_version(base, 1) == 1
+    assert entries(base) == ["1", "2"]
+
+
+def test_a_dead_process_of_this_host_leaves_nothing_that_outlives_the_next_export(tmp_path):
+    from zoo.export import publish
+
+    base = tmp_path / "model"
+    base.mkdir()
+    dead = 999999
+    for name in (f".claiming-{dead}-{publish.HOST}-x", f".tmp-1-{dead}-{publish.HOST}-y", f".old-1-{dead}-{publish.HOST}"):
+        (base / name).mkdir()
+    assert publish_version(base) == 1
+    assert entries(base) == ["1"]
+
+
+@pytest.mark.parametrize("kind", ["file", "symlink", "dangling symlink"])
+def test_force_over_a_file_or_symlink_replaces_it_and_leaves_no_old_copy(tmp_path, kind):
+    base, target = tmp_path / "model", tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep.txt").write_text("not zoo's")
+    base.mkdir()
+    if kind == "file":
+        (base / "1").write_text("a file")
+    else:
+        (base / "1").symlink_to(target if kind == "symlink" else tmp_path / "missing")
+    with pytest.raises(ExportError, match="already exists"):
+        publish_version(base, 1)
+    assert publish_version(base, 1, force=True) == 1
+    assert entries(base) == ["1"] and (base / "1").is_dir() and not (base / "1").is_symlink()
+    assert (target / "keep.txt").read_text() == "not zoo's"  # a symlink's target is not touched
+
+
+@pytest.mark.parametrize("name", ["٣", "²", "١٠", "３"])
+def test_folders_named_with_non_ascii_digits_are_not_versions(tmp_path, name):
+    from zoo.export import publish
+
+    base = tmp_path / "model"
+    (base / name).mkdir(parents=True)
+    (base / "1").mkdir()
+    assert publish.choose_version(base, None, False) == 2
+    assert publish_version(base) == 2
+    assert entries(base) == sorted(["1", "2", name])
+
+
+@pytest.mark.parametrize("kind", ["file", "symlink"])
+def test_a_claim_that_is_not_a_folder_is_taken_over_not_looped_on(tmp_path, kind):
+    base, target = tmp_path / "model", tmp_path / "elsewhere"
+    target.mkdir()
+    base.mkdir()
+    if kind == "file":
+        (base / ".claim-1").write_text("not a claim")
+    else:
+        (base / ".claim-1").symlink_to(target)
+    assert publish_version(base) == 1
+    assert entries(base) == ["1"] and target.is_dir()

@@ -103,8 +103,9 @@ def test_generator_samplers_lengths_and_errors(exported, tmp_path):
     generator = Generator(exported.path / "litert" / "model.dynamic_int8.tflite")
     prompt_ids = generator.prompt_token_ids("ROMEO:")
     assert len(generator.generate_token_ids(prompt_ids, max_length=len(prompt_ids) + 1)) == 1
-    # max_length beyond the cache is capped at the cache length (32).
-    assert len(prompt_ids) + len(generator.generate_token_ids(prompt_ids, max_length=500)) <= 32
+    # max_length beyond the cache (32) is refused, as on every generation path (issue 27, item 12).
+    with pytest.raises(ValueError, match="max_length 500 is past the model's context of 32 tokens"):
+        generator.generate_token_ids(prompt_ids, max_length=500)
     for sampler in ["top_k", "top_p"]:
         first = generator.generate("ROMEO:", max_length=20, sampler=sampler, seed=7)
         assert first == generator.generate("ROMEO:", max_length=20, sampler=sampler, seed=7)

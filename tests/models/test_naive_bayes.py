@@ -109,3 +109,22 @@ def test_multi_class_classifier_with_naive_bayes():
     probabilities = model.predict(helpers.UNSEEN, verbose=0)
     assert probabilities.shape == (len(helpers.UNSEEN), 3)
     np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)
+
+
+def test_binarized_features_take_memory_linear_in_the_length():
+    import tensorflow as tf
+
+    layer = NaiveBayesNgramLogits(vocabulary_size=50, num_classes=3, bigram_buckets=64)
+    length = 300
+    layer.build((None, length))
+    graph = tf.function(layer.features).get_concrete_function(tf.TensorSpec([2, length], tf.int32)).graph
+    largest = max(int(np.prod(output.shape)) for op in graph.get_operations() for output in op.outputs
+                  if output.shape.is_fully_defined())
+    assert largest <= 2 * (2 * length - 1)  # the pairwise comparison made [2, 599, 599]
+    # Repeats and padding drop out exactly as a set of the row's features would.
+    ids = np.array([[3, 4, 3, 4, 3, 0, 0], [5, 5, 5, 5, 0, 0, 0]], np.int32)
+    feature_ids, present = (np.asarray(x) for x in layer.features(ids))
+    for row, (features, kept) in enumerate(zip(feature_ids, present)):
+        tokens = [t for t in ids[row] if t]
+        expected = set(tokens) | {50 + (a * 50 + b) % 64 for a, b in zip(tokens, tokens[1:])}
+        assert sorted(features[kept].tolist()) == sorted(expected)

@@ -24,11 +24,16 @@ class RuntimeTarget:
             (for a format whose loop op is slow or missing).
         sequence_ops: use fused sequence ops (TFLite's fused LSTM) where the
             architecture has them; they take precedence over `unroll`.
+        features_input: the format writes the backbone itself (ONNX's native
+            recurrent ops), so the graph takes the backbone's output as a
+            second input, float32 `features` `[batch, width]`, and holds only
+            what follows it (asked only of a task with `splits_at_features`).
     """
 
     batch_size: Optional[int] = 1
     unroll: bool = False
     sequence_ops: bool = False
+    features_input: bool = False
 
 
 @dataclasses.dataclass

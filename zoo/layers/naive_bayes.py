@@ -80,10 +80,10 @@ class NaiveBayesNgramLogits(keras.layers.Layer):
         super().build(input_shape)
 
     def features(self, token_ids):
-        """`(feature_ids, present)`, both `[batch, 2 * length - 1]`.
+        """`(feature_ids, present)`, both `[batch, 2 * length - 1]`, each row's features in descending order.
 
         `present` is False for padding and for repeats of a feature already
-        seen earlier in the same row.
+        counted in the same row.
         """
         token_ids = keras.ops.cast(token_ids, "int32")
         first, second = token_ids[:, :-1], token_ids[:, 1:]
@@ -95,19 +95,16 @@ class NaiveBayesNgramLogits(keras.layers.Layer):
             PAD_ID,
         )
         feature_ids = keras.ops.concatenate([token_ids, bigram_ids], axis=1)
-        # Binarize with a pairwise comparison against earlier positions: the
-        # rows are short (two per token), and sorting or bincounting would
-        # need ops that LiteRT lacks as builtins. The length may be unknown
-        # until run time; when it is fixed (as in an export), `earlier`
-        # folds to a constant.
-        positions = keras.ops.arange(keras.ops.shape(feature_ids)[1])
-        earlier = keras.ops.greater(positions[:, None], positions[None, :])
-        repeats = keras.ops.logical_and(
-            keras.ops.equal(feature_ids[:, :, None], feature_ids[:, None, :]), earlier
-        )
-        present = keras.ops.logical_and(
-            keras.ops.not_equal(feature_ids, PAD_ID), keras.ops.logical_not(keras.ops.any(repeats, axis=-1))
-        )
+        # Binarize by sorting each row: a feature is present at its first
+        # place in sorted order, so repeats drop out in memory linear in the
+        # length (comparing every position with every earlier one took
+        # [batch, 2L-1, 2L-1]). Every use sums over the row, so the order the
+        # features come in does not matter. The sort is top_k over the whole
+        # row: a builtin op in LiteRT (TOPK_V2) and ONNX (TopK).
+        feature_ids = keras.ops.top_k(feature_ids, keras.ops.shape(feature_ids)[1], sorted=True)[0]
+        previous = keras.ops.pad(feature_ids[:, :-1], [[0, 0], [1, 0]], constant_values=-1)
+        present = keras.ops.logical_and(keras.ops.not_equal(feature_ids, PAD_ID),
+                                        keras.ops.not_equal(feature_ids, previous))
         return feature_ids, present
 
     @contextlib.contextmanager
@@ -154,25 +151,38 @@ class NaiveBayesNgramLogits(keras.layers.Layer):
         return keras.ops.where(seen, centered, 0.0)
 
     def fit(self, token_ids, labels, batch_size=1024):
-        """Count features in training token ids `[n, length]` with int labels `[n]`."""
+        """Count features in training token ids `[n, length]` with int labels `[n]`.
+
+        The tables are `num_features x num_classes` (a million cells per four
+        classes at the default sizes), so they are computed in float32 and in
+        place: one working array beside the two weights.
+        """
         token_ids = np.asarray(token_ids, dtype="int32")
         labels = np.asarray(labels, dtype="int64")
         if not self.built:
             self.build(token_ids.shape)
-        counts = np.zeros((self.num_features, self.num_classes))
+        counts = np.zeros((self.num_features, self.num_classes), dtype="float32")
         for start in range(0, len(token_ids), batch_size):
             feature_ids, present = (
                 keras.ops.convert_to_numpy(x) for x in self.features(token_ids[start : start + batch_size])
             )
             rows = np.broadcast_to(labels[start : start + batch_size, None], feature_ids.shape)
             np.add.at(counts, (feature_ids[present], rows[present]), 1)
-        log_probabilities = np.log(counts + self.alpha) - np.log(
-            counts.sum(axis=0) + self.alpha * self.num_features
-        )
-        table = self._centered(log_probabilities, counts.sum(axis=-1, keepdims=True) > 0)
-        self.counts.assign(counts.astype(self.counts.dtype))
-        self.table.assign(keras.ops.cast(table, self.table.dtype))
+        self.counts.assign(counts)
+        self.table.assign(self._table_in_place(counts))
         self.scale.assign(self._calibrated_scale(token_ids, labels, batch_size))
+
+    def _table_in_place(self, counts):
+        """`counts` turned into the centered, smoothed log-probabilities inference reads (see `_centered`)."""
+        seen = counts.sum(axis=-1, dtype="float64") > 0
+        totals = counts.sum(axis=0, dtype="float64") + self.alpha * self.num_features
+        table = counts
+        table += self.alpha
+        np.log(table, out=table)
+        table -= np.log(totals).astype(table.dtype)
+        table -= table.mean(axis=-1, keepdims=True, dtype="float64").astype(table.dtype)
+        table[~seen] = 0.0
+        return table
 
     def _calibrated_scale(self, token_ids, labels, batch_size):
         """The scale that maximizes the leave-one-out likelihood of the training labels.

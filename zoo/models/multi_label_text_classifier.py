@@ -153,7 +153,7 @@ class MultiLabelTextClassifier(WordClassifier):
         if labels is None:
             return
         if self.naive_bayes is not None:
-            self.naive_bayes.fit(keras.ops.convert_to_numpy(self.preprocessor(texts)), labels)
+            self.naive_bayes.fit(keras.ops.convert_to_numpy(self.preprocessor(self.string_batch(texts))), labels)
         else:
             # At 0 every label starts at 0.5, and rare labels spend the first epochs learning how rare they are.
             labels = np.asarray(labels, dtype="float64")

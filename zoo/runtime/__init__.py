@@ -7,7 +7,8 @@ an `.onnx` file; `mediapipe` for `mediapipe_runner`, `litert_lm` for
 only"). Every file comes with a sidecar JSON (`zoo.runtime.sidecar`) holding
 its tokenizer, labels or cache layout, so a raw string goes in and a label
 or text comes out. Which runner runs a file is registered by task and suffix
-(`zoo.runtime.registry`).
+(`zoo.runtime.registry`). Every runner is safe to share between threads
+(each says how in its docstring; docs/runtime.md "Threads").
 
 Example:
 >>> from zoo.runtime import TextClassifierRunner, Generator

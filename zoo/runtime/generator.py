@@ -7,6 +7,8 @@ recurrent network's state: each step returns every cache tensor anew, under
 its input's name).
 """
 
+import collections.abc
+import numbers
 import pathlib
 
 import numpy as np
@@ -22,12 +24,19 @@ SAMPLERS = ("greedy", "top_k", "top_p")
 KERAS_SAMPLERS = SAMPLERS + ("beam",)
 
 
+SEED_LIMIT = 2**32  # what every path takes: NumPy's and Keras's seeds, the LiteRT-LM engine's 32-bit one
+
+
 def check_generation_arguments(sampler="greedy", max_length=64, temperature=1.0, top_k=10, top_p=0.9, num_beams=4,
-                               samplers=SAMPLERS, vocabulary_size=None):
-    """The one set of rules for generation arguments, in Keras `generate` and in the LiteRT `Generator`.
+                               seed=None, samplers=SAMPLERS, vocabulary_size=None, context_length=None):
+    """The one set of rules for generation arguments: Keras `generate`, the LiteRT `Generator`, the LiteRT-LM
+    runner and `zoo generate` all call it, so a value is refused (or taken) alike on every path.
 
     A temperature of 0 would divide the logits by zero (NaN text), top_p
-    above 1 and top_k below 1 select nothing sensible: refuse them before any work.
+    above 1 and top_k below 1 select nothing sensible, a seed outside
+    [0, 2**32) means something else to each random generator, and a
+    `max_length` past the model's context (`context_length`: the position
+    embedding, the exported cache) cannot be generated: refuse them before any work.
     """
     import math
 
@@ -36,6 +45,9 @@ def check_generation_arguments(sampler="greedy", max_length=64, temperature=1.0,
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
         raise ValueError(f"max_length must be an integer >= 2 (it counts the prompt and the start token), "
                          f"got {max_length!r}")
+    if context_length is not None and max_length > context_length:
+        raise ValueError(f"max_length {max_length} is past the model's context of {context_length} tokens "
+                         f"(prompt and start token included): ask for at most {context_length}")
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
             math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
@@ -47,18 +59,57 @@ def check_generation_arguments(sampler="greedy", max_length=64, temperature=1.0,
         raise ValueError(f"top_p must be a number in (0, 1], got {top_p!r}")
     if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
         raise ValueError(f"num_beams must be an integer >= 1, got {num_beams!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                             or not 0 <= seed < SEED_LIMIT):
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
 
 
 def check_prompt_lengths(prompt_lengths, max_length):
     """Each prompt (start token included) must leave room for a new token within `max_length`.
 
     Keras would otherwise cut the prompt silently and LiteRT refuse it:
-    both paths refuse it, with this message.
+    every path refuses it, with this message.
     """
     for index, length in enumerate(prompt_lengths):
         if length >= max_length:
             raise ValueError(f"prompt {index} has {length} tokens (start token included); max_length {max_length} "
-                             f"counts the prompt and leaves no room for new tokens: raise max_length or shorten it")
+                             f"counts the prompt and leaves no room for new tokens: raise max_length (up to the "
+                             f"model's context) or shorten the prompt")
+
+
+def prompt_list(prompts):
+    """`(texts, single)`: one prompt or a list of them as a list of `str`, and whether one was given.
+
+    A prompt is text: `str`, or `bytes` holding UTF-8. Bytes that are not
+    UTF-8, and the lone surrogates a command line's undecodable bytes
+    become in Python (U+DC80..U+DCFF), are refused with one message on every
+    path; no path guesses another encoding or drops them.
+    """
+    single = isinstance(prompts, (str, bytes))
+    if not single and not isinstance(prompts, collections.abc.Iterable):
+        raise TypeError(f"prompts must be a string or a list of strings, got {type(prompts).__name__}")
+    prompts = [prompts] if single else list(prompts)
+    if not prompts:
+        raise ValueError("prompts is empty: pass a string or a list of strings")
+    return [_prompt_text(index, prompt) for index, prompt in enumerate(prompts)], single
+
+
+def _prompt_text(index, prompt):
+    if isinstance(prompt, bytes):
+        try:
+            return prompt.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"prompt {index} is not UTF-8 text: byte 0x{prompt[error.start]:02x} at position "
+                             f"{error.start}") from None
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt {index} must be a string, got {type(prompt).__name__}")
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as error:
+        code = ord(prompt[error.start])
+        what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"lone surrogate U+{code:04X}"
+        raise ValueError(f"prompt {index} is not UTF-8 text: {what} at position {error.start}") from None
+    return prompt
 
 
 @registry.register_runner(TASK, (".tflite",))
@@ -69,6 +120,15 @@ class Generator:
     detokenization run here in Python/NumPy; the `.tflite` file runs the
     network. Greedy output is token-for-token Keras `generate`'s (zoo's
     export checks it for the float32 file).
+
+    Safe to share between threads: the caches live in the interpreter, so a
+    generation (prefill and every decode step) holds the interpreter's lock;
+    generations from several threads run one after another, each exactly as
+    it would alone. (An interpreter per thread was measured too: with 8
+    threads on 2 cores it was not steadily faster, and it costs the whole
+    interpreter, XNNPACK's packed weights included, per thread that ever
+    generates, unbounded in a server's thread pool. Where that trade is
+    wanted, give each worker its own `Generator`.)
 
     Args:
         model_path: the `.tflite` file; its sidecar is `<same name>.json`.
@@ -115,29 +175,31 @@ class Generator:
         """Run the prompt (at most `cache_length` ids) through `prefill`, chunk by chunk, and hand its
         keys and values to `decode`.
 
-        Returns `{"logits": [1, V] after the last id}`.
+        Returns `{"logits": [1, V] after the last id}`. The caches it leaves
+        belong to the caller only while it holds `self.model.lock` (re-entrant).
         """
-        prefill, chunk = self._prefill, self.prefill_length
-        if self._replace_cache:
-            # A recurrent state is the whole cache: every prompt starts from zeros, not where the
-            # last generation ended. (A KV cache needs no reset: prefill writes every row it reads.)
+        with self.model.lock:
+            prefill, chunk = self._prefill, self.prefill_length
+            if self._replace_cache:
+                # A recurrent state is the whole cache: every prompt starts from zeros, not where the
+                # last generation ended. (A KV cache needs no reset: prefill writes every row it reads.)
+                for name in self._cache_names():
+                    prefill.input(name)[...] = 0.0
+            for start in range(0, len(prompt_ids), chunk):
+                piece = prompt_ids[start : start + chunk]
+                token_ids = np.zeros((1, chunk), np.int32)
+                token_ids[0, : len(piece)] = piece
+                prefill.set("token_ids", token_ids)
+                prefill.set("position", start)
+                prefill.set("length", len(piece))
+                prefill.invoke()
+                # Rows past the prompt get the padding's keys; decode overwrites
+                # each before any later token reads it.
+                self._update_cache(prefill, start)
+            logits = np.array(prefill.output("logits"))
             for name in self._cache_names():
-                prefill.input(name)[...] = 0.0
-        for start in range(0, len(prompt_ids), chunk):
-            piece = prompt_ids[start : start + chunk]
-            token_ids = np.zeros((1, chunk), np.int32)
-            token_ids[0, : len(piece)] = piece
-            prefill.set("token_ids", token_ids)
-            prefill.set("position", start)
-            prefill.set("length", len(piece))
-            prefill.invoke()
-            # Rows past the prompt get the padding's keys; decode overwrites
-            # each before any later token reads it.
-            self._update_cache(prefill, start)
-        logits = np.array(prefill.output("logits"))
-        for name in self._cache_names():
-            self._decode.input(name)[...] = prefill.input(name)
-        return {"logits": logits}
+                self._decode.input(name)[...] = prefill.input(name)
+            return {"logits": logits}
 
     def _cache_names(self):
         return [name for pair in self._cache_inputs for name in pair]
@@ -161,51 +223,51 @@ class Generator:
 
         Args:
             max_length: total tokens, prompt included; at most the file's
-                `cache_length`.
+                `cache_length` (more is refused, as on every path).
+            seed: an integer in [0, 2**32) for a reproducible sample; None draws a fresh one.
         """
-        check_generation_arguments(sampler, max_length, temperature, top_k, top_p,
-                                   vocabulary_size=self.tokenizer.vocabulary_size())
-        max_length = min(int(max_length), self.cache_length)
+        check_generation_arguments(sampler, max_length, temperature, top_k, top_p, seed=seed,
+                                   vocabulary_size=self.tokenizer.vocabulary_size(), context_length=self.cache_length)
         prompt_ids = list(prompt_ids)
         if not prompt_ids:
             raise ValueError("prompt_ids is empty: it needs at least the start token")
-        self._check_context(len(prompt_ids))
         check_prompt_lengths([len(prompt_ids)], max_length)
         rng = np.random.default_rng(seed)
-        logits = self.prefill(prompt_ids)["logits"][0]
-        decode = self._decode
-        length, new_ids = len(prompt_ids), []
-        while length < max_length:
-            token = _sample(logits, sampler, temperature, top_k, top_p, rng)
-            new_ids.append(token)
-            length += 1
-            if token == self.end_token_id or length == max_length:
-                break
-            position = length - 1
-            decode.set("token_id", [[token]])
-            decode.set("position", position)
-            decode.invoke()
-            # A KV decoder hands back only this token's keys/values: that row is all that is written.
-            self._update_cache(decode, position)
-            logits = np.array(decode.output("logits")[0])
+        with self.model.lock:  # the caches are the interpreter's: one generation at a time
+            logits = self.prefill(prompt_ids)["logits"][0]
+            decode = self._decode
+            length, new_ids = len(prompt_ids), []
+            while length < max_length:
+                token = _sample(logits, sampler, temperature, top_k, top_p, rng)
+                new_ids.append(token)
+                length += 1
+                if token == self.end_token_id or length == max_length:
+                    break
+                position = length - 1
+                decode.set("token_id", [[token]])
+                decode.set("position", position)
+                decode.invoke()
+                # A KV decoder hands back only this token's keys/values: that row is all that is written.
+                self._update_cache(decode, position)
+                logits = np.array(decode.output("logits")[0])
         return new_ids
 
     def generate(self, prompts, max_length=64, sampler="greedy", strip_prompt=False, **sampler_args):
-        """Continue a prompt (or a list of them); returns text like Keras `generate`."""
-        single = isinstance(prompts, str)
-        outputs = []
-        prompts = [prompts] if single else list(prompts)
+        """Continue a prompt (or a list of them); returns text like Keras `generate`.
+
+        Invalid UTF-8 in the generated bytes reads as U+FFFD, as on every path.
+        """
+        prompts, single = prompt_list(prompts)
+        # Every argument and prompt is checked before the first is generated (as in Keras `generate`).
+        check_generation_arguments(sampler, max_length, **sampler_args,
+                                   vocabulary_size=self.tokenizer.vocabulary_size(), context_length=self.cache_length)
         all_prompt_ids = [self.prompt_token_ids(prompt) for prompt in prompts]
-        # Every prompt is checked before the first is generated (as in Keras `generate`).
-        check_generation_arguments(sampler, max_length)
-        lengths = [len(ids) for ids in all_prompt_ids]
-        for index, length in enumerate(lengths):
-            self._check_context(length, index)
-        check_prompt_lengths(lengths, min(max_length, self.cache_length))
+        check_prompt_lengths([len(ids) for ids in all_prompt_ids], max_length)
+        special = (self.start_token_id, self.end_token_id)
+        outputs = []
         for prompt_ids in all_prompt_ids:
             new_ids = [token for token in self.generate_token_ids(prompt_ids, max_length, sampler, **sampler_args)
                        if token != self.end_token_id]
-            special = (self.start_token_id, self.end_token_id)
             kept = new_ids if strip_prompt else [t for t in prompt_ids if t not in special] + new_ids
             outputs.append(self.tokenizer.decode(kept))
         return outputs[0] if single else outputs
@@ -220,11 +282,6 @@ class Generator:
         return {"tokens": np.array([t for row in tokens for t in row], np.int32),
                 "token_lengths": np.array([len(row) for row in tokens], np.int32),
                 "prefill_logits": np.stack(logits)}
-
-    def _check_context(self, length, index=0):
-        if length >= self.cache_length:
-            raise ValueError(f"prompt {index} has {length} tokens (start token included); this decoder's "
-                             f"context (cache_length) is {self.cache_length}: shorten it or export a longer cache")
 
 
 def _sample(logits, sampler, temperature, top_k, top_p, rng):

@@ -28,6 +28,7 @@ import contextlib
 import importlib.abc
 import os
 import sys
+import threading
 import weakref
 
 import numpy as np
@@ -86,6 +87,9 @@ class MediaPipeTextClassifier:
 
     Attributes:
         class_names: label of each class index (from the file's label file).
+
+    Safe to share between threads: one classification at a time runs in
+    MediaPipe's task (its graph is not documented as re-entrant), under a lock.
     """
 
     def __init__(self, model, delegate="cpu"):
@@ -105,6 +109,7 @@ class MediaPipeTextClassifier:
             score_threshold=_NO_THRESHOLD,
         )
         self._classifier = text_classifier.TextClassifier.create_from_options(options)
+        self._lock = threading.Lock()
         _OPEN.add(self)
         # The class count and names, by index, from one classification.
         categories = self._categories("")
@@ -115,7 +120,10 @@ class MediaPipeTextClassifier:
         self.class_names = [names[index] for index in indices]
 
     def _categories(self, text):
-        result = self._classifier.classify(text)
+        with self._lock:
+            if self._classifier is None:
+                raise ValueError(f"{self.model_path or 'model'}: this MediaPipe classifier is closed")
+            result = self._classifier.classify(text)
         (head,) = result.classifications  # zoo's classifiers have one output
         return head.categories
 
@@ -138,9 +146,10 @@ class MediaPipeTextClassifier:
         return [(self.class_names[i], float(row[i])) for i, row in zip(best, scores)]
 
     def close(self):
-        if self._classifier is not None:
-            self._classifier.close()
-            self._classifier = None
+        with self._lock:
+            if self._classifier is not None:
+                self._classifier.close()
+                self._classifier = None
 
     def __enter__(self):
         return self

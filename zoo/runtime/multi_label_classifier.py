@@ -15,7 +15,8 @@ class MultiLabelClassifierRunner(TextClassifierRunner):
     As `TextClassifierRunner` (the same arguments, tokenizer and files); the
     scores are independent, one per label, and a label is predicted where its
     score reaches its threshold (from the sidecar: the ones chosen on the
-    validation split at training).
+    validation split at training). Safe to share between threads, as
+    `TextClassifierRunner`.
 
     Example:
     >>> runner = MultiLabelClassifierRunner("saved_models/lstm_multi_label_classifier/1/litert/model.tflite")

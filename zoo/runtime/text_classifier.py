@@ -29,6 +29,11 @@ class TextClassifierRunner:
             (sha256) first; the sidecar is always checked against the
             file's tensor shapes.
 
+    Safe to share between threads (a web back end's worker threads, say):
+    the tokenizer is pure Python, an ONNX session runs concurrent calls itself,
+    and a LiteRT file's interpreter runs one batch at a time under its lock,
+    so every call returns its own texts' probabilities, exactly as alone.
+
     Example:
     >>> runner = TextClassifierRunner("saved_models/lstm_classifier/1/litert/model.tflite")
     >>> runner.predict_labels(["a gorgeous, witty, seductive movie."])

@@ -57,7 +57,7 @@ import uuid
 import keras
 import tensorflow as tf
 
-from zoo.export.architectures import Recipe, register_recipe
+from zoo.export.architectures import Recipe, recurrent_onnx, register_recipe
 from zoo.export.errors import ExportError
 from zoo.models.recurrent import RecurrentBackbone
 
@@ -239,3 +239,9 @@ class RecurrentRecipe(Recipe):
         # Inside the traced function, so every trace of it (the converter's too) sees the unrolled layers.
         with unrolled(backbone) if target.unroll else contextlib.nullcontext():
             return backbone(token_ids, training=False)
+
+    def onnx_backbone(self, backbone, token_ids, features):
+        # ONNX's fused ops take only their default activations.
+        if not recurrent_onnx.native_cells(backbone):
+            return None
+        return recurrent_onnx.backbone_fragment(backbone, token_ids, features)

@@ -1,19 +1,26 @@
 """ONNX files for ONNX Runtime: `onnx/model[.dynamic_int8].onnx` + sidecar, token ids in, any batch size.
 
-The task's runtime graph with a dynamic batch dimension, traced as Keras
-runs it, converted by tf2onnx; `dynamic_int8` is ONNX Runtime's dynamic
+The task's runtime graph with a dynamic batch dimension, converted by
+tf2onnx. Where the architecture's recipe writes its backbone as ONNX nodes
+of its own (`Recipe.onnx_backbone`: the recurrent families as ONNX's native
+LSTM/GRU/RNN ops, which stop at each text's end) and the task's graph splits
+at the backbone's output, tf2onnx converts only what follows the backbone
+and the recipe's nodes feed it, computed from the token ids in the graph; a
+caller still passes token ids only. `dynamic_int8` is ONNX Runtime's dynamic
 quantizer (int8 weights, activations quantized per call), applied to the
 float32 file. Validated in a child process on ONNX Runtime's CPU provider
 under the same parity rules as the other formats; the sidecar carries the
 task's description (tokenizer, labels), so `zoo.runtime` runs the file.
 """
 
+import dataclasses
 import logging
 import pathlib
 
 import tensorflow as tf
 
 from zoo.export import isolation
+from zoo.export.architectures import recipe_for
 from zoo.export.errors import ConversionError, ExportError
 from zoo.export.formats import runtime_files
 from zoo.export.graphs import RuntimeTarget
@@ -51,11 +58,11 @@ def write(model, path, variant="float32", *, task=None, options=None, validation
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if variant == "float32":
-        _convert(task.runtime_graph(model, TARGET, options), path)
+        _write_float32(model, task, options, path)
     else:
         float32 = path.parent / artifact_filename("float32", SUFFIX)
         if not float32.exists():
-            _convert(task.runtime_graph(model, TARGET, options), float32)
+            _write_float32(model, task, options, float32)
         _quantize(float32, path, variant)
     import onnx
 
@@ -72,6 +79,44 @@ def write(model, path, variant="float32", *, task=None, options=None, validation
 
 def run(path, variant, task, validation, scratch):
     return isolation.run_in_child(path, task.probe_inputs(validation), RUNTIMES, scratch)
+
+
+def _write_float32(model, task, options, path):
+    backbone = getattr(model, "backbone", None)
+    native = None
+    if task.splits_at_features and backbone is not None:
+        native = recipe_for(backbone).onnx_backbone(backbone, token_ids="token_ids", features="backbone_features")
+    if native is None:
+        _convert(task.runtime_graph(model, TARGET, options), path)
+        return
+    _convert(task.runtime_graph(model, dataclasses.replace(TARGET, features_input=True), options), path)
+    _join_backbone(path, native)
+
+
+def _join_backbone(path, fragment):
+    """Feed the head graph at `path` (inputs: token ids, features) from `fragment`'s nodes on the token ids."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    token_ids, features = (value.name for value in graph.input)  # the runtime graph's signature order
+    renames = {"token_ids": token_ids, "backbone_features": features}
+    for node in fragment.nodes:
+        node.input[:] = [renames.get(name, name) for name in node.input]
+        node.output[:] = [renames.get(name, name) for name in node.output]
+    head_nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(fragment.nodes + head_nodes)
+    graph.initializer.extend(fragment.initializers)
+    kept = [value for value in graph.input if value.name != features]
+    del graph.input[:]
+    graph.input.extend(kept or [helper.make_tensor_value_info(token_ids, TensorProto.INT32, [None, None])])
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as error:
+        raise ConversionError(f"ONNX native backbone: {str(error).splitlines()[0][:300]}") from None
+    onnx.save(model, str(path))
 
 
 def _convert(graph, path):

@@ -26,12 +26,16 @@ class ExportTask:
         variants: the variants besides the float32 reference that this
             task's files may come in (names the formats define).
         default_variants: variants written when none are asked for.
+        splits_at_features: `runtime_graph` can take the backbone's output
+            as an input (`RuntimeTarget.features_input`), for a format that
+            writes the backbone itself.
     """
 
     name = None
     default_formats = ()
     variants = ()
     default_variants = ()
+    splits_at_features = False
 
     # === Arguments and data ===
 

@@ -38,6 +38,7 @@ from zoo.runtime.sidecar import sidecar_path
 
 CALIBRATION_EXAMPLES = 200
 INPUT_NAME = "token_ids"
+FEATURES_NAME = "features"
 OUTPUT_NAME = "probabilities"
 TEXT_SIGNATURE = "serving_default"
 TOKEN_IDS_SIGNATURE = "predict_token_ids"
@@ -60,6 +61,7 @@ class TextClassificationExport(ExportTask):
     default_formats = ("saved_model", "litert", "onnx")
     variants = ("float16", "dynamic_int8", "int8", "batch32")
     default_variants = variants
+    splits_at_features = True
 
     # === Arguments and data ===
 
@@ -170,9 +172,14 @@ class TextClassificationExport(ExportTask):
 
     def runtime_graph(self, model, target, options):
         signature = [tf.TensorSpec([target.batch_size, model.sequence_length], tf.int32, name=INPUT_NAME)]
+        if target.features_input:  # the format writes the backbone; the graph is the head
+            width = model.backbone.output.shape[-1]
+            signature.append(tf.TensorSpec([target.batch_size, width], tf.float32, name=FEATURES_NAME))
+            endpoint = Endpoint(lambda token_ids, features: {OUTPUT_NAME: model.head(features, token_ids)}, signature)
+        else:
+            endpoint = Endpoint(lambda token_ids: {OUTPUT_NAME: self.forward(model, token_ids, target)}, signature)
         return Graph(
-            endpoints={RUNTIME_SIGNATURE: Endpoint(
-                lambda token_ids: {OUTPUT_NAME: self.forward(model, token_ids, target)}, signature)},
+            endpoints={RUNTIME_SIGNATURE: endpoint},
             tracked=[token_id_model(model)],
             fused=recipe_for(model.backbone).fuses(model.backbone, target),
         )

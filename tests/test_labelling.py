@@ -1,0 +1,129 @@
+"""`zoo.labelling`: a corpus labelled from a file, in input order, resumable after a kill, with clear errors."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tests import helpers
+from zoo.labelling import LabellingError, label_corpus, read_records
+
+TEXTS = [f"{text} {i}" for i, text in enumerate(helpers.TEXTS * 3)]
+
+
+def _jsonl(path, texts=TEXTS):
+    path.write_text("".join(json.dumps({"id": f"doc-{i}", "text": text}) + "\n" for i, text in enumerate(texts)),
+                    encoding="utf-8")
+    return path
+
+
+def _rows(path):
+    if path.suffix == ".csv":
+        with open(path, newline="", encoding="utf-8") as file:
+            return list(csv.DictReader(file))
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_every_row_labelled_once_in_input_order_as_the_runner_labels_it(gru_export, tmp_path):
+    import zoo.runtime
+
+    model = gru_export / "litert" / "model.tflite"
+    output = tmp_path / "labels.csv"
+    result = label_corpus(model, _jsonl(tmp_path / "in.jsonl"), output, batch_size=5, threads=4,
+                          probabilities=True)
+    rows = _rows(output)
+    assert result.rows == len(rows) == len(TEXTS) and result.resumed_from == 0
+    assert [row["id"] for row in rows] == [f"doc-{i}" for i in range(len(TEXTS))]
+    expected = zoo.runtime.load(model).predict(TEXTS)
+    names = ["negative", "positive"]
+    assert [row["label"] for row in rows] == [names[i] for i in expected.argmax(axis=1)]
+    np.testing.assert_allclose([float(row["p:positive"]) for row in rows], expected[:, 1], atol=1e-6)
+    assert not (tmp_path / "labels.csv.progress.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["onnx/model.onnx", "saved_model", "keras"])
+def test_every_model_kind_labels_the_same(kind, gru_export, tiny_gru, tmp_path):
+    reference = tmp_path / "reference.jsonl"
+    label_corpus(gru_export / "litert" / "model.tflite", _jsonl(tmp_path / "in.jsonl"), reference, threads=2)
+    if kind == "keras":
+        model = tmp_path / "model.keras"
+        tiny_gru.save(model)
+    else:
+        model = gru_export if kind == "saved_model" else gru_export / kind
+    output = tmp_path / "labels.jsonl"
+    label_corpus(model, tmp_path / "in.jsonl", output, batch_size=7, threads=2)
+    got, want = _rows(output), _rows(reference)
+    assert [row["label"] for row in got] == [row["label"] for row in want]
+    np.testing.assert_allclose([row["score"] for row in got], [row["score"] for row in want], atol=1e-5)
+
+
+class Killed(BaseException):
+    """Stands in for a kill between two batches."""
+
+
+def test_a_killed_run_continues_where_the_output_ends(gru_export, tmp_path):
+    model, source = gru_export / "litert" / "model.tflite", _jsonl(tmp_path / "in.jsonl")
+    complete = tmp_path / "complete.csv"
+    label_corpus(model, source, complete, batch_size=4, threads=1)
+
+    output = tmp_path / "labels.csv"
+
+    def kill_after_three_batches(rows, *_):
+        if rows >= 12:
+            raise Killed
+
+    with pytest.raises(Killed):
+        label_corpus(model, source, output, batch_size=4, threads=1, progress=kill_after_three_batches)
+    with open(output, "a", encoding="utf-8") as file:  # a batch half-written when the kill came
+        file.write("doc-12,positive,0.5")
+    result = label_corpus(model, source, output, batch_size=4, threads=3)
+    assert result.resumed_from == 12 and result.rows == len(TEXTS) - 12
+    assert output.read_bytes() == complete.read_bytes()
+
+
+def test_another_job_or_a_finished_output_is_not_continued(gru_export, tmp_path):
+    model, source = gru_export / "litert" / "model.tflite", _jsonl(tmp_path / "in.jsonl")
+    output = tmp_path / "labels.jsonl"
+
+    def kill(rows, *_):
+        raise Killed
+
+    with pytest.raises(Killed):
+        label_corpus(model, source, output, batch_size=4, threads=1, progress=kill)
+    with pytest.raises(LabellingError, match="another job's partial output .*model"):
+        label_corpus(gru_export / "onnx" / "model.onnx", source, output)
+    label_corpus(model, source, output, batch_size=4, threads=1)
+    with pytest.raises(LabellingError, match="exists and is complete.*--overwrite"):
+        label_corpus(model, source, output)
+    assert label_corpus(model, source, output, overwrite=True).rows == len(TEXTS)
+
+
+def test_inputs_read_like_training_data(tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"\xef\xbb\xbffirst line\nsecond, line\n")
+    assert list(read_records(tmp_path / "a.txt")) == [(1, "first line"), (2, "second, line")]
+    (tmp_path / "a.tsv").write_text('text\tid\n"two\nlines"\tx\nplain\ty\n', encoding="utf-8")
+    assert list(read_records(tmp_path / "a.tsv")) == [("x", "two\nlines"), ("y", "plain")]
+    (tmp_path / "b.csv").write_text("text,label\nfine,1\n", encoding="utf-8")
+    assert list(read_records(tmp_path / "b.csv")) == [(1, "fine")]
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path):
+    (tmp_path / "bad.txt").write_bytes(b"fine\ncaf\xe9\n")
+    with pytest.raises(LabellingError, match=r"bad.txt: line 2 is not valid utf-8 \(byte 8\)"):
+        list(read_records(tmp_path / "bad.txt"))
+    (tmp_path / "dup.csv").write_text("text,label,text\na,1,b\n", encoding="utf-8")
+    with pytest.raises(LabellingError, match="names column 'text' twice"):
+        list(read_records(tmp_path / "dup.csv"))
+    (tmp_path / "short.csv").write_text("id,text\n1\n", encoding="utf-8")
+    with pytest.raises(LabellingError, match="line 2: 1 fields, the header has 2"):
+        list(read_records(tmp_path / "short.csv"))
+    (tmp_path / "x.jsonl").write_text('{"body": "a"}\n', encoding="utf-8")
+    with pytest.raises(LabellingError, match="line 1: expected an object with a string 'text' field"):
+        list(read_records(tmp_path / "x.jsonl"))
+    os.mkfifo(tmp_path / "fifo.txt")
+    with pytest.raises(LabellingError, match="not a regular file"):
+        list(read_records(tmp_path / "fifo.txt"))
+    with pytest.raises(LabellingError, match="expected an output ending in .jsonl, .csv or .tsv"):
+        label_corpus("any.tflite", tmp_path / "bad.txt", tmp_path / "out.parquet")

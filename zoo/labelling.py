@@ -1,0 +1,421 @@
+"""Label a corpus: texts streamed from a file, predicted in batches on every core, written in input order.
+
+`label_corpus(model, input, output)` is what `zoo predict MODEL --input F
+--output F` runs. Memory does not grow with the corpus: the input is read a
+batch at a time and at most `2 x threads` batches are in flight.
+
+- Model: a `.keras` file (or its folder, or a registered name trained into
+  `saved_models/`), an exported SavedModel version folder, or an exported
+  `.tflite` / `.onnx` file (run by `zoo.runtime`, no TensorFlow).
+- Input: JSONL (`.jsonl`, `.json`: one object per line, the text in
+  `text_column`), CSV / TSV (`.csv`, `.tsv`: a header naming `text_column`),
+  or plain text (anything else, or `-` for stdin: one text per line). UTF-8
+  (a BOM is skipped) unless `encoding` says otherwise; a line that does not
+  decode is an error naming the file, the line and the byte.
+- Output: JSONL (`.jsonl`, and `-` for stdout) or CSV (`.csv`, `.tsv`), one
+  row per input row, in input order: its id (`id_column` when the input has
+  it, else the 1-based line or record number), the label and its
+  probability; a multi-label model's every label over its threshold; with
+  `probabilities=True` also every class's probability.
+- Resuming: a progress file beside the output (`<output>.progress.json`)
+  records how many rows and bytes are complete, written after each batch. A
+  killed run restarted with the same command cuts the output back to that
+  point and continues from the next input row, so no row is written twice or
+  dropped; the progress file also names the model and input, and a different
+  job refuses to continue another's output. A finished run removes it.
+"""
+
+import concurrent.futures
+import csv
+import dataclasses
+import io
+import json
+import os
+import pathlib
+import sys
+import threading
+import time
+
+import numpy as np
+
+PROGRESS_SUFFIX = ".progress.json"
+JSON_SUFFIXES = (".jsonl", ".json")
+DELIMITED_SUFFIXES = {".csv": ",", ".tsv": "\t"}
+
+
+class LabellingError(ValueError):
+    """A bad input, output or model for labelling, said in one line."""
+
+
+@dataclasses.dataclass
+class LabellingResult:
+    rows: int  # rows written by this run
+    resumed_from: int  # rows already in the output when it started
+    seconds: float
+
+    @property
+    def texts_per_second(self):
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+# === Models ===
+
+
+class Predictor:
+    """Probabilities for a batch of texts, with the class names (and thresholds, for a multi-label model)."""
+
+    def __init__(self, probabilities, class_names, thresholds=None, describe=""):
+        self.probabilities = probabilities
+        self.class_names = list(class_names)
+        self.thresholds = None if thresholds is None else np.asarray(thresholds, np.float32)
+        self.describe = describe
+
+
+def open_predictor(model, threads=1):
+    """A `Predictor` for `model` (see the module docstring for what it may be)."""
+    path = pathlib.Path(model)
+    suffix = path.suffix
+    if suffix in (".tflite", ".onnx"):
+        return _runtime_predictor(path, threads)
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        return _saved_model_predictor(path)
+    from zoo.saving import load_model
+
+    classifier = load_model(model)
+    if not hasattr(classifier, "class_names"):
+        raise LabellingError(f"{model}: a {type(classifier).__name__} is not a text classifier")
+    # Keras's predict() builds and counts state on the model: one call at a time (TensorFlow spreads each
+    # call over the cores itself).
+    lock = threading.Lock()
+
+    def probabilities(texts):
+        with lock:
+            return np.asarray(classifier.predict(texts, batch_size=len(texts), verbose=0))
+
+    return Predictor(probabilities, classifier.class_names, getattr(classifier, "thresholds", None), f"{model} (Keras)")
+
+
+def _runtime_predictor(path, threads):
+    import zoo.runtime
+
+    # A LiteRT interpreter serves one call at a time: every worker thread opens its own on the same file.
+    local = threading.local()
+    first = zoo.runtime.load(path, num_threads=1)
+    if not hasattr(first, "class_names"):
+        raise LabellingError(f"{path}: a {first.spec['task']} file, not a classifier")
+
+    def probabilities(texts):
+        runner = getattr(local, "runner", None)
+        if runner is None:
+            runner = local.runner = zoo.runtime.load(path, num_threads=1, verify=False)
+        return np.asarray(runner.predict(texts))
+
+    return Predictor(probabilities, first.class_names, getattr(first, "thresholds", None), str(path))
+
+
+def _saved_model_predictor(path):
+    import tensorflow as tf
+
+    from zoo.export.manifest import MANIFEST_FILENAME
+
+    manifest_path = path / MANIFEST_FILENAME
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        class_names = manifest["labels"]
+    except (OSError, ValueError, KeyError):
+        raise LabellingError(f"{manifest_path}: expected zoo's export manifest with the model's labels") from None
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    return Predictor(lambda texts: serve(text=tf.constant(texts))["probabilities"].numpy(), class_names,
+                     manifest.get("thresholds"), f"{path} (SavedModel)")
+
+
+# === Input ===
+
+
+def read_records(source, *, text_column="text", id_column="id", encoding=None, position=None):
+    """`(id, text)` for every row of `source` (a path or `-`), streamed, in order.
+
+    `position`, a dict, gets `"bytes"`: how far into the input the reader is.
+    """
+    name = "<stdin>" if str(source) == "-" else str(source)
+    suffix = "" if name == "<stdin>" else pathlib.Path(source).suffix.lower()
+    lines = _decoded_lines(source, name, encoding, {} if position is None else position)
+    if suffix in JSON_SUFFIXES:
+        return _json_records(lines, name, text_column, id_column)
+    if suffix in DELIMITED_SUFFIXES:
+        return _delimited_records(lines, name, DELIMITED_SUFFIXES[suffix], text_column, id_column)
+    return ((number, line.rstrip("\r\n")) for number, line in lines)
+
+
+def _decoded_lines(source, name, encoding, position):
+    """`(line number, text)` of each line, decoded strictly: a bad byte is an error naming line and offset."""
+    if name != "<stdin>":
+        path = pathlib.Path(source)
+        if not path.exists():
+            raise LabellingError(f"{name}: no such file")
+        if not path.is_file():
+            raise LabellingError(f"{name}: not a regular file (a folder, FIFO or device cannot be labelled)")
+    stream = sys.stdin.buffer if name == "<stdin>" else open(source, "rb")  # noqa: SIM115 - closed below
+    codec = encoding or "utf-8"
+    try:
+        offset = 0
+        for number, raw in enumerate(stream, start=1):
+            if number == 1 and codec.replace("-", "").lower() in ("utf8", "utf8sig") and raw.startswith(b"\xef\xbb\xbf"):
+                raw, offset = raw[3:], 3
+            try:
+                yield number, raw.decode(codec)
+            except UnicodeDecodeError as error:
+                raise LabellingError(
+                    f"{name}: line {number} is not valid {codec} (byte {offset + error.start}); "
+                    "pass --encoding with the file's encoding") from None
+            except LookupError:
+                raise LabellingError(f"--encoding: unknown encoding {codec!r}") from None
+            offset += len(raw)
+            position["bytes"] = offset
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+def _json_records(lines, name, text_column, id_column):
+    for number, line in lines:
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as error:
+            raise LabellingError(f"{name}: line {number} is not JSON ({error.msg})") from None
+        if not isinstance(record, dict) or not isinstance(record.get(text_column), str):
+            raise LabellingError(f"{name}: line {number}: expected an object with a string {text_column!r} field")
+        yield record.get(id_column, number), record[text_column]
+
+
+def _delimited_records(lines, name, delimiter, text_column, id_column):
+    current = [0]
+
+    def numbered():
+        for number, line in lines:
+            current[0] = number
+            yield line
+
+    reader = csv.reader(numbered(), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    if header.count(text_column) != 1:
+        found = "twice" if header.count(text_column) > 1 else "not at all"
+        raise LabellingError(f"{name}: the header names column {text_column!r} {found}; expected it once "
+                             f"(header: {', '.join(header)})")
+    text_index = header.index(text_column)
+    id_index = header.index(id_column) if id_column in header else None
+    for row_number, row in enumerate(reader, start=1):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise LabellingError(f"{name}: line {current[0]}: {len(row)} fields, the header has {len(header)}")
+        yield (row[id_index] if id_index is not None else row_number), row[text_index]
+
+
+# === Output ===
+
+
+class _Writer:
+    """Rows to JSONL or CSV text, one batch at a time."""
+
+    def __init__(self, kind, predictor, probabilities):
+        self.kind = kind
+        self.predictor = predictor
+        self.probabilities = probabilities
+
+    def header(self):
+        if self.kind == "jsonl":
+            return ""
+        columns = ["id", "labels", "scores"] if self.predictor.thresholds is not None else ["id", "label", "score"]
+        if self.probabilities:
+            columns += [f"p:{name}" for name in self.predictor.class_names]
+        return self._csv_line(columns)
+
+    def rows(self, ids, probabilities):
+        names, thresholds = self.predictor.class_names, self.predictor.thresholds
+        lines = []
+        for identifier, row in zip(ids, probabilities):
+            if thresholds is not None:
+                chosen = sorted((i for i in range(len(names)) if row[i] >= thresholds[i]), key=lambda i: -row[i])
+                fields = {"id": identifier, "labels": [names[i] for i in chosen],
+                          "scores": [round(float(row[i]), 6) for i in chosen]}
+            else:
+                best = int(np.argmax(row))
+                fields = {"id": identifier, "label": names[best], "score": round(float(row[best]), 6)}
+            if self.probabilities:
+                fields["probabilities"] = {name: round(float(p), 6) for name, p in zip(names, row)}
+            lines.append(self._line(fields))
+        return "".join(lines)
+
+    def _line(self, fields):
+        if self.kind == "jsonl":
+            return json.dumps(fields, ensure_ascii=False) + "\n"
+        values = [fields["id"]]
+        if "labels" in fields:
+            values += [json.dumps(fields["labels"], ensure_ascii=False), json.dumps(fields["scores"])]
+        else:
+            values += [fields["label"], fields["score"]]
+        values += list(fields.get("probabilities", {}).values())
+        return self._csv_line(values)
+
+    def _csv_line(self, values):
+        buffer = io.StringIO()
+        csv.writer(buffer, delimiter="\t" if self.kind == "tsv" else ",", lineterminator="\n").writerow(values)
+        return buffer.getvalue()
+
+
+def _output_kind(output):
+    if str(output) == "-":
+        return "jsonl"
+    suffix = pathlib.Path(output).suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return suffix[1:]
+    if suffix in JSON_SUFFIXES:
+        return "jsonl"
+    raise LabellingError(f"{output}: expected an output ending in .jsonl, .csv or .tsv (or - for stdout)")
+
+
+def _job(model, source, text_column, id_column, probabilities, kind):
+    """What must match for a run to continue another's output."""
+    source_path = pathlib.Path(source)
+    stat = source_path.stat()
+    return {"model": str(pathlib.Path(model).resolve()) if pathlib.Path(model).exists() else str(model),
+            "input": str(source_path.resolve()), "input_bytes": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
+            "text_column": text_column, "id_column": id_column, "probabilities": probabilities, "output": kind}
+
+
+def _write_progress(path, job, rows, size):
+    temporary = path.with_name(path.name + f".tmp-{os.getpid()}")
+    temporary.write_text(json.dumps({"job": job, "rows": rows, "bytes": size}), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+# === The job ===
+
+
+def label_corpus(model, source, output, *, text_column="text", id_column="id", encoding=None, batch_size=256,
+                 threads=None, probabilities=False, overwrite=False, progress=None):
+    """Label every text of `source` with `model` into `output`; see the module docstring. Returns `LabellingResult`."""
+    threads = threads or os.cpu_count() or 1
+    if batch_size < 1 or threads < 1:
+        raise LabellingError(f"--batch-size and --threads: expected positive numbers, got {batch_size} and {threads}")
+    kind = _output_kind(output)
+    to_stdout = str(output) == "-"
+    resumable = not to_stdout and str(source) != "-"
+    progress_path = None if to_stdout else pathlib.Path(str(output) + PROGRESS_SUFFIX)
+    position = {"bytes": 0}
+    records = read_records(source, text_column=text_column, id_column=id_column, encoding=encoding,
+                           position=position)
+    done = 0
+    if not to_stdout:
+        output = pathlib.Path(output)
+        done = _prepare_output(output, progress_path, overwrite, resumable and _job(
+            model, source, text_column, id_column, probabilities, kind))
+    predictor = open_predictor(model, threads)
+    writer = _Writer(kind, predictor, probabilities)
+    job = _job(model, source, text_column, id_column, probabilities, kind) if resumable else None
+    total_bytes = pathlib.Path(source).stat().st_size if str(source) != "-" else None
+    started = time.perf_counter()
+    written = 0
+    stream = sys.stdout if to_stdout else open(output, "a" if done else "w", encoding="utf-8", newline="")  # noqa: SIM115
+    try:
+        if not done:
+            stream.write(writer.header())
+        batches = _batches(records, batch_size, skip=done, position=position)
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            for ids, scores in _in_order(pool, predictor, batches, window=2 * threads):
+                stream.write(writer.rows(ids, scores))
+                stream.flush()
+                written += len(ids)
+                if job is not None:
+                    os.fsync(stream.fileno())
+                    _write_progress(progress_path, job, done + written, stream.tell())
+                if progress is not None:
+                    start = position.get("start", 0)  # where this run's reading began, past any resumed rows
+                    progress(done + written, time.perf_counter() - started, written, position["bytes"] - start,
+                             None if total_bytes is None else total_bytes - start)
+    finally:
+        if not to_stdout:
+            stream.close()
+    if progress_path is not None and progress_path.exists():
+        progress_path.unlink()
+    return LabellingResult(rows=written, resumed_from=done, seconds=time.perf_counter() - started)
+
+
+def _prepare_output(output, progress_path, overwrite, job):
+    """Rows already complete in `output` (0 for a fresh one), after cutting back an interrupted batch."""
+    if output.is_dir():
+        raise LabellingError(f"{output}: is a folder; expected a file to write")
+    if not output.parent.is_dir():
+        raise LabellingError(f"{output}: no folder {output.parent} to write into")
+    if overwrite or not output.exists():
+        if progress_path.exists():
+            progress_path.unlink()
+        return 0
+    if not progress_path.exists():
+        raise LabellingError(f"{output}: exists and is complete (no {progress_path.name}); pass --overwrite to "
+                             "label again")
+    try:
+        state = json.loads(progress_path.read_text(encoding="utf-8"))
+        rows, size = int(state["rows"]), int(state["bytes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise LabellingError(f"{progress_path}: unreadable progress record; pass --overwrite to start over") from None
+    if job and state.get("job") != job:
+        differing = sorted(key for key in job if state.get("job", {}).get(key) != job[key])
+        raise LabellingError(f"{output}: another job's partial output (its {', '.join(differing)} differ); pass "
+                             "--overwrite or choose another --output")
+    if output.stat().st_size < size:
+        raise LabellingError(f"{output}: shorter than its progress record ({size} bytes); pass --overwrite")
+    with open(output, "r+b") as file:  # drop what a killed batch wrote after the last recorded row
+        file.truncate(size)
+    return rows
+
+
+def _batches(records, batch_size, skip=0, position=None):
+    ids, texts = [], []
+    for index, (identifier, text) in enumerate(records):
+        if index < skip:
+            continue
+        if index == skip and position is not None:
+            position["start"] = position.get("bytes", 0)
+        ids.append(identifier)
+        texts.append(text)
+        if len(texts) == batch_size:
+            yield ids, texts
+            ids, texts = [], []
+    if texts:
+        yield ids, texts
+
+
+def _in_order(pool, predictor, batches, window):
+    """`(ids, probabilities)` per batch in input order, with at most `window` batches submitted ahead."""
+    pending = []
+    for ids, texts in batches:
+        pending.append((ids, pool.submit(predictor.probabilities, texts)))
+        if len(pending) >= window:
+            ids_done, future = pending.pop(0)
+            yield ids_done, future.result()
+    for ids_done, future in pending:
+        yield ids_done, future.result()
+
+
+def progress_printer(stream=sys.stderr):
+    """A `progress` callback drawing one line on a terminal (texts, texts/s, ETA), or None when not a terminal."""
+    if not stream.isatty():
+        return None
+
+    def show(total_rows, seconds, rows_this_run, bytes_read, bytes_to_read):
+        rate = rows_this_run / seconds if seconds else 0.0
+        line = f"\r{total_rows:,} texts  {rate:,.0f} texts/s"
+        if bytes_to_read and bytes_read:
+            remaining = seconds * (bytes_to_read - bytes_read) / bytes_read
+            line += f"  {min(bytes_read / bytes_to_read, 1):.0%}  ETA {int(remaining) // 60}:{int(remaining) % 60:02d}"
+        stream.write(line + "   ")
+        stream.flush()
+
+    return show
