@@ -138,3 +138,32 @@ def test_ctrl_c_during_training_is_one_line_exit_130_and_leaves_nothing(tiny_csv
     lines = [line for line in process.stderr.read().splitlines() if line.startswith("zoo ")]
     assert process.returncode == 130 and lines == ["zoo train: error: interrupted; nothing half-written was left"]
     assert list(out.iterdir()) == []
+
+
+def test_an_export_stopped_at_each_write_point_publishes_nothing_and_the_next_one_succeeds(tmp_path, monkeypatch):
+    from zoo import saving
+    from zoo.export import exporter
+
+    class SimulatedKill(BaseException):
+        pass
+
+    model = helpers.build_tiny("gru_classifier", class_names=["negative", "positive"])
+    base = tmp_path / "serving" / "gru_classifier"
+    for point in exporter.WRITE_POINTS:
+        passed = []
+
+        def stop(reached, point=point, passed=passed):
+            passed.append(reached)
+            if reached == point:
+                raise SimulatedKill(point)
+
+        monkeypatch.setattr(saving, "on_write_point", stop)
+        with pytest.raises(SimulatedKill):
+            exporter.export(model, root=tmp_path / "serving", formats=("litert",), variants=(),
+                            validation_data=helpers.TEXTS)
+        published = [path.name for path in base.iterdir()]
+        # Stopped before the rename: nothing (no staging folder, no claim); after it: the whole version.
+        assert published == (["1"] if point == "export published" else []), f"stopped at {point}"
+        if published:
+            assert run_zoo("verify", base / "1").returncode == 0
+    assert passed == list(exporter.WRITE_POINTS)

@@ -14,9 +14,12 @@ Example:
 
 import contextlib
 import dataclasses
+import hashlib
 import json
+import logging
 import math
 import pathlib
+import shutil
 import time
 
 import keras
@@ -29,7 +32,7 @@ from zoo import interrupts, models
 from zoo.data import load_corpus
 from zoo.preprocessing import bpe
 from zoo.runtime import generator as runtime_generator
-from zoo.saving import MODEL_FILENAME, REPORT_FILENAME, check_folder, write_atomically
+from zoo.saving import check_folder, data_fingerprint, new_run_id, reached, save_trained_model, write_atomically
 from zoo.training import check_training_arguments, library_versions
 
 SAMPLERS = runtime_generator.KERAS_SAMPLERS
@@ -214,21 +217,33 @@ def train_causal_lm(
     models.check_config(name, dict(spec.default_config, **{k: v for k, v in overrides.items()
                                                              if k in spec.default_config}))
     out_dir = pathlib.Path(out_dir or pathlib.Path("saved_models") / name)
-    check_folder(out_dir, "out_dir")
+    for folder in (out_dir, *(out_dir / sub for sub in (TOKENIZER_DIRNAME, BACKUP_DIRNAME, CHECKPOINTS_DIRNAME))):
+        check_folder(folder, "out_dir")
     corpus = load_corpus(data, encoding=encoding)
     train_corpus, validation_corpus = corpus.split(validation_fraction, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
 
     config = dict(spec.default_config, **overrides)
+    data_settings = {"data": data_fingerprint(corpus.source), "encoding": corpus.encoding,
+                     "validation_fraction": validation_fraction, "seed": seed}
+    # Everything that decides what the run trains (the trainer's arguments win over a config's own
+    # `learning_rate`): a backup resumes only under the same.
+    settings = _jsonable({"model": name, **config, **data_settings, "epochs": epochs, "batch_size": batch_size,
+                          "learning_rate": learning_rate, "warmup_fraction": warmup_fraction,
+                          "weight_decay": weight_decay, "clipnorm": clipnorm, "lora_rank": lora_rank,
+                          "max_train_windows": max_train_windows})
+    backup_dir = out_dir / BACKUP_DIRNAME
+    resumed = read_backup(backup_dir, settings) if cluster is None else None
+    if resumed is None and cluster is None:
+        # A fresh run: the previous run's per-epoch checkpoints are not this run's.
+        shutil.rmtree(out_dir / CHECKPOINTS_DIRNAME, ignore_errors=True)
     if config["tokenizer"] == "train" and config.get("vocabulary") is None:
         # The vocabulary is part of the model: learn it on the training part
         # only, and keep it beside the checkpoints so a resumed run reuses it.
-        vocabulary_dir = out_dir / "tokenizer"
-        if not (vocabulary_dir / bpe.MERGES_FILENAME).is_file():
-            vocabulary, merges = bpe.train_byte_level_bpe(train_corpus.documents, config["bpe_vocabulary_size"])
-            bpe.write_vocabulary_files(vocabulary_dir, vocabulary, merges)
-        overrides["vocabulary"], overrides["merges"] = bpe.vocabulary_files(vocabulary_dir)
+        tokenizer_settings = dict(data_settings, bpe_vocabulary_size=config["bpe_vocabulary_size"])
+        overrides["vocabulary"], overrides["merges"] = prepare_vocabulary(
+            out_dir / TOKENIZER_DIRNAME, train_corpus, tokenizer_settings)
     def scope():  # under a strategy every variable (the optimizer's too) is made mirrored
         return cluster.strategy.scope() if cluster else contextlib.nullcontext()
 
@@ -260,23 +275,210 @@ def train_causal_lm(
     if cluster is not None:
         return _train_distributed(model, trainer, cluster, out_dir, epochs, verbose, facts)
     initial = trainer.evaluate(validation_data, verbose=0, return_dict=True)
+    backup = ResumableBackup(backup_dir, settings, resumed)
     callbacks = [
         TokensPerSecond(batch_size * sequence_length),
-        keras.callbacks.BackupAndRestore(str(out_dir / "backup"), delete_checkpoint=True),
-        keras.callbacks.ModelCheckpoint(str(out_dir / "checkpoints" / "epoch_{epoch:03d}.weights.h5"),
-                                        save_weights_only=True),
+        EpochCheckpoint(out_dir / CHECKPOINTS_DIRNAME),
+        backup,
         *callbacks,
     ]
     started = time.perf_counter()
     with interrupts.interruptible() as interrupt:
-        history = trainer.fit(train_data, validation_data=validation_data, epochs=epochs,
-                              callbacks=callbacks + [interrupts.InterruptCheck(interrupt)], verbose=verbose)
+        trainer.fit(train_data, validation_data=validation_data, epochs=epochs,
+                    callbacks=callbacks + [interrupts.InterruptCheck(interrupt)], verbose=verbose)
     seconds = time.perf_counter() - started
     final = trainer.evaluate(validation_data, verbose=0, return_dict=True)
 
-    report = _report(facts, history.history, seconds, initial["loss"], final["loss"],
-                     jit_compile=jit_compile, tokens_per_second=history.history.get("tokens_per_second", [None])[-1])
-    return _save(model, out_dir, report)
+    history = backup.history  # every epoch of the run, those before a resume too
+    report = _report(facts, history, seconds, initial["loss"], final["loss"],
+                     jit_compile=jit_compile, tokens_per_second=(history.get("tokens_per_second") or [None])[-1])
+    report.update(run_id=backup.run_id, resumed_from_epoch=resumed["epoch"] if resumed else 0)
+    result = _save(model, out_dir, report)
+    # Only now is the run whole on disk: a kill before this line resumes from the backup. Its state
+    # file goes first, so a kill while the rest is removed leaves nothing that looks resumable.
+    (backup_dir / BACKUP_STATE).unlink(missing_ok=True)
+    shutil.rmtree(backup_dir, ignore_errors=True)
+    reached("backup removed")
+    return result
+
+
+# === A run's files in out_dir ===
+
+TOKENIZER_DIRNAME = "tokenizer"
+BACKUP_DIRNAME = "backup"
+CHECKPOINTS_DIRNAME = "checkpoints"
+# Beside vocab.json and merges.txt: what they were learned from, and their sha256.
+TOKENIZER_RECORD = "zoo_tokenizer.json"
+BACKUP_STATE = "training_metadata.json"
+
+# Where a run changes what is on disk, in order (`zoo.saving.reached`; each file also has a
+# "<point> staged" point just before its rename): the tokenizer (when it is trained), then per epoch
+# a checkpoint and the resume backup (weights, then the state naming them: the commit), then
+# model.keras carrying its report, its readable copy, and the backup's removal.
+WRITE_POINTS = tuple(
+    point
+    for name in ("tokenizer vocab.json", "tokenizer merges.txt", "tokenizer record", "checkpoint",
+                 "backup weights", "backup", "model", "report")
+    for point in (f"{name} staged", name)
+) + ("backup removed",)
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_vocabulary(directory, train_corpus, settings):
+    """`(vocab.json, merges.txt)` learned on `train_corpus`: those in `directory` when a run with the
+    same `settings` (data, split, size) wrote them whole, else learned again and written."""
+    directory = pathlib.Path(directory)
+    record_path = directory / TOKENIZER_RECORD
+    try:
+        record = json.loads(record_path.read_text())
+        files = bpe.vocabulary_files(directory)
+        if record["settings"] == settings and record["sha256"] == [sha256_file(path) for path in files]:
+            return files
+        logger.warning(f"{directory}: learned with other settings or data than this run's; learning it again")
+    except FileNotFoundError:
+        pass
+    except (ValueError, KeyError, TypeError) as error:
+        logger.warning(f"{directory}: unusable ({str(error).splitlines()[0]}); learning it again")
+    vocabulary, merges = bpe.train_byte_level_bpe(train_corpus.documents, settings["bpe_vocabulary_size"])
+    files = bpe.write_vocabulary_files(directory, vocabulary, merges)
+    record = {"settings": settings, "sha256": [sha256_file(path) for path in files]}
+    write_atomically(record_path, lambda path: pathlib.Path(path).write_text(json.dumps(record, indent=2)),
+                     point="tokenizer record")
+    return files
+
+
+def read_backup(backup_dir, settings):
+    """The resume state an interrupted run left in `backup_dir`, or None when there is none to resume.
+
+    A state of a run with other `settings` is refused, naming the first
+    difference (resuming it would train on other data or another tokenizer
+    under this run's report); one that cannot be read (cut short, or left by
+    Keras's own BackupAndRestore in an older zoo) is discarded with a warning.
+    """
+    backup_dir = pathlib.Path(backup_dir)
+    if not backup_dir.is_dir():
+        return None
+    state, reason = _backup_state(backup_dir)
+    if state is None:
+        if reason:
+            logger.warning(f"{backup_dir}: cannot resume the interrupted run's backup: {reason}; starting over")
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        return None
+    saved_settings = state["settings"]
+    differences = [key for key in sorted(set(settings) | set(saved_settings))
+                   if settings.get(key) != saved_settings.get(key)]
+    if differences:
+        key = differences[0]
+        raise ValueError(
+            f"{backup_dir}: an interrupted run with other settings waits there to be resumed ({key}: "
+            f"{_shown(saved_settings.get(key))}, this run: {_shown(settings.get(key))}); rerun with its settings "
+            f"to resume it, or delete {backup_dir} (or use another --out) to start over")
+    return state
+
+
+def _backup_state(backup_dir):
+    """`(state, None)`, or `(None, why it cannot be resumed)`.
+
+    The state file is the commit: without it no backup was ever whole (a run
+    stopped in its first backup, or while removing it), so there is nothing
+    to resume and nothing to say (`None, ""`).
+    """
+    state_path = backup_dir / BACKUP_STATE
+    if not state_path.exists():
+        return None, ""
+    try:
+        state = json.loads(state_path.read_text())
+    except (OSError, ValueError) as error:
+        return None, f"{BACKUP_STATE} is not whole ({error})"
+    if not isinstance(state, dict) or not {"weights", "settings", "run_id", "epoch", "history"} <= set(state):
+        return None, (f"{BACKUP_STATE} does not record the run's settings (written by Keras's BackupAndRestore "
+                      "in an older zoo, or by another program)")
+    try:
+        check_weights_file(backup_dir / state["weights"])
+    except (OSError, TypeError, ValueError) as error:
+        return None, f"{state['weights']} is cut short or unreadable ({str(error).splitlines()[0]})"
+    return dict(state, weights=backup_dir / state["weights"]), None
+
+
+def check_weights_file(path):
+    """Raise OSError unless `path` is a whole HDF5 file (a cut-short one fails to open)."""
+    import h5py
+
+    with h5py.File(path, "r") as file:
+        file.visit(lambda name: None)
+
+
+def sha256_file(path):
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+
+def _shown(value):
+    if isinstance(value, dict) and "sha256" in value:
+        return f"sha256 {value['sha256'][:12]}..."
+    return repr(value)
+
+
+def _jsonable(settings):
+    """`settings` as JSON gives them back (paths as strings), the tokenizer's own files left out."""
+    settings = {key: value for key, value in settings.items() if key not in ("vocabulary", "merges")}
+    return json.loads(json.dumps(settings, default=str))
+
+
+class ResumableBackup(keras.callbacks.BackupAndRestore):
+    """Keras's `BackupAndRestore` whose backup is never half-written, and that knows whose it is.
+
+    Each epoch writes the weights (and optimizer state) under a new name,
+    then `training_metadata.json` naming them, the run's settings, run id and
+    history: that rename is the commit, so a kill at any moment leaves the
+    previous backup whole. `resumed` is `read_backup`'s answer (None: a fresh
+    run). The backup is removed by the trainer once the model is saved, not
+    when `fit` ends.
+    """
+
+    def __init__(self, backup_dir, settings, resumed=None):
+        super().__init__(str(backup_dir), delete_checkpoint=False)
+        self.directory, self.settings, self.resumed = pathlib.Path(backup_dir), settings, resumed
+        self.run_id = resumed["run_id"] if resumed else new_run_id()
+        self.history = {key: list(values) for key, values in (resumed or {}).get("history", {}).items()}
+
+    def _load_model(self):
+        if self.resumed is None:
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(self.resumed["weights"])
+        self.model._initial_epoch = self.resumed["epoch"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        super().on_epoch_end(epoch, logs)
+
+    def _save_model(self):
+        self.directory.mkdir(parents=True, exist_ok=True)
+        weights = f"state_epoch_{self._current_epoch:03d}.weights.h5"
+        write_atomically(self.directory / weights, lambda path: self.model.save_weights(path), point="backup weights")
+        state = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": weights,
+                 "run_id": self.run_id, "settings": self.settings, "history": self.history}
+        write_atomically(self.directory / BACKUP_STATE, lambda path: pathlib.Path(path).write_text(json.dumps(state)),
+                         point="backup")
+        for path in self.directory.glob("state_epoch_*.weights.h5"):
+            if path.name != weights:
+                path.unlink(missing_ok=True)
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """`directory/epoch_NNN.weights.h5` after each epoch, each written whole or not at all."""
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = pathlib.Path(directory)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.directory.mkdir(parents=True, exist_ok=True)
+        write_atomically(self.directory / f"epoch_{epoch + 1:03d}.weights.h5", self.model.save_weights,
+                         point="checkpoint")
 
 
 def enable_lora(model, rank):
@@ -334,9 +536,7 @@ def _report(facts, history, seconds, loss_before, loss_after, *, jit_compile, to
 
 
 def _save(model, out_dir, report):
-    model_path = out_dir / MODEL_FILENAME
-    write_atomically(model_path, model.save)
-    write_atomically(out_dir / REPORT_FILENAME, lambda path: pathlib.Path(path).write_text(json.dumps(report, indent=2)))
+    model_path, report = save_trained_model(model, out_dir, report)
     return LanguageModelResult(model, model_path, report)
 
 

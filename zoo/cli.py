@@ -1,14 +1,38 @@
 """`zoo` command line: parses arguments and calls the library, nothing more."""
 
 import argparse
+import contextlib
 import json
+import logging
 import pathlib
+import signal
 import sys
 
-from zoo.runtime.generator import KERAS_SAMPLERS
+from zoo import interrupts
 
 
 def main(argv=None):
+    # Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt (`interrupts.interrupted`) from here on, at start-up too: every
+    # command ends on them with one line and the signal's exit status, after its clean-up ran.
+    with interrupts.interruptible() as interrupt:
+        command = _command_name(argv)
+        try:
+            return _main(argv)
+        except KeyboardInterrupt as error:
+            number = getattr(error, "signal_number", None) or interrupt.signal_number or signal.SIGINT
+            what = "interrupted" if number == signal.SIGINT else f"stopped by {signal.Signals(number).name}"
+            # What was half-written is already removed (or was never in place: files are renamed when whole).
+            print(f"zoo {command}: error: {what}; nothing half-written was left", file=sys.stderr)
+            return 128 + number
+
+
+def _command_name(argv):
+    """The subcommand's name for messages, before (or without) a full parse."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    return next((word for word in words if not word.startswith("-")), "")
+
+
+def _main(argv):
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.verbose:
@@ -26,11 +50,8 @@ def _run(args):
     from zoo.export import ExportError
 
     try:
-        return args.run(args) or 0
-    except KeyboardInterrupt:
-        # Ctrl-C (and SIGTERM during an export): what was half-written is already removed.
-        print(f"zoo {args.command}: error: interrupted; nothing half-written was left", file=sys.stderr)
-        return 130
+        with _warnings_shown(args.command):
+            return args.run(args) or 0
     except ImportError as error:
         # A runtime-only install (zoo-runtime) has no TensorFlow stack: only exported files run there.
         print(f"zoo {args.command}: error: this command needs the full zoo install (TensorFlow, Keras): {error}",
@@ -49,6 +70,21 @@ def _run(args):
         return 2
 
 
+@contextlib.contextmanager
+def _warnings_shown(command):
+    """zoo's own warnings (a backup that cannot be resumed, a vocabulary learned again) as `zoo CMD: warning:`."""
+    logger = logging.getLogger("zoo")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"zoo {command}: warning: %(message)s"))
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
 def _one_line(message, limit=500):
     """The first line of an error (Keras and TensorFlow errors run to many lines)."""
     lines = [line.strip() for line in str(message).splitlines() if line.strip()]
@@ -59,6 +95,8 @@ def _one_line(message, limit=500):
 
 
 def _build_parser():
+    from zoo.runtime.generator import KERAS_SAMPLERS
+
     parser = argparse.ArgumentParser(prog="zoo", description="Text models whose exports deploy.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     parser.add_argument("--verbose", action="store_true",
@@ -95,10 +133,13 @@ def _build_parser():
         "evaluate", help="accuracy, per-class P/R/F1 and confusion matrix (multi-label: micro/macro F1, per-label P/R/F1)"
     )
     command.add_argument("model", help=".keras file, its folder, or a registered name trained into saved_models/")
-    _add_data_arguments(command)
+    _add_data_arguments(command, default_help="the data the model was trained on, else rt-polarity",
+                        split_help="the model's training run's, else")
     _add_label_separator_argument(command)
     command.add_argument(
-        "--split", choices=("all", "train", "validation"), default="all", help="which part of the seeded split to use"
+        "--split", choices=("all", "train", "validation"), default="all",
+        help="which part of the training run's seeded split to use (train/validation need the data it was "
+             "trained on, unchanged)"
     )
     command.add_argument("--json", action="store_true", help="print the report as JSON")
     command.set_defaults(run=_evaluate)
@@ -125,7 +166,8 @@ def _build_parser():
         "--prompt", action="append", help="language models: a validation prompt (repeat; default: built-in prompts)"
     )
     command.add_argument("--force", action="store_true", help="replace an existing version")
-    _add_data_arguments(command, default_help="validation split the model was trained against")
+    _add_data_arguments(command, default_help="validation split the model was trained against",
+                        split_help="the model's training run's (for its data), else")
     _add_label_separator_argument(command)
     command.set_defaults(run=_export)
 
@@ -170,13 +212,23 @@ def _build_parser():
     return parser
 
 
-def _add_data_arguments(command, default_help="rt-polarity in ../shared/data"):
+def _add_data_arguments(command, default_help="rt-polarity in ../shared/data", split_help=None):
+    """The data options; with `split_help`, --seed and --validation-fraction default to None (the training
+    run's split, where the model has a report), as the help says."""
     command.add_argument("--data", help=f"CSV/TSV/JSONL file or folder (default: {default_help})")
     command.add_argument("--text-column", default="text")
     command.add_argument("--label-column", default="label")
     command.add_argument("--encoding", help="file encoding (default: try utf-8, cp1252, latin-1)")
-    command.add_argument("--validation-fraction", type=float, default=0.1)
-    command.add_argument("--seed", type=int, default=1337)
+    if split_help is None:
+        command.add_argument("--validation-fraction", type=float, default=DEFAULT_SPLIT["validation_fraction"])
+        command.add_argument("--seed", type=int, default=DEFAULT_SPLIT["seed"])
+        return
+    command.add_argument("--validation-fraction", type=float,
+                         help=f"default: {split_help} {DEFAULT_SPLIT['validation_fraction']}")
+    command.add_argument("--seed", type=int, help=f"default: {split_help} {DEFAULT_SPLIT['seed']}")
+
+
+DEFAULT_SPLIT = {"validation_fraction": 0.1, "seed": 1337}
 
 
 def _add_label_separator_argument(command):
@@ -372,13 +424,16 @@ def _evaluate(args):
     from zoo.evaluation import evaluate_classifier
 
     classifier = _load_classifier(args.model)
-    dataset = load_texts(
-        args.data, text_column=args.text_column, label_column=args.label_column, encoding=args.encoding,
-        class_names=classifier.class_names, multi_label=getattr(classifier, "multi_label", False),
-        label_separator=args.label_separator,
-    )
-    if args.split != "all":
-        train, validation = dataset.split(args.validation_fraction, args.seed)
+    if args.split == "all":
+        dataset = load_texts(
+            args.data, text_column=args.text_column, label_column=args.label_column, encoding=args.encoding,
+            class_names=classifier.class_names, multi_label=getattr(classifier, "multi_label", False),
+            label_separator=args.label_separator,
+        )
+    else:
+        train, validation = _training_split(args, classifier, "--split train and validation are parts of the data "
+                                                              "the model was trained on; evaluate other data with "
+                                                              "--split all")
         dataset = train if args.split == "train" else validation
     report = evaluate_classifier(classifier, dataset)
     if args.json:
@@ -386,6 +441,31 @@ def _evaluate(args):
     else:
         print(f"{dataset.source} ({dataset.encoding}, split: {args.split})")
         print(report.format())
+
+
+def _training_split(args, classifier, advice):
+    """`(train, validation)` as the model was trained: its report's data (or `--data`, which must be that data,
+    unchanged) and its seed and validation fraction. A model without a report: `--data` split by the options."""
+    from zoo.data import load_texts
+    from zoo.saving import training_report, training_split
+
+    report = training_report(args.model)
+    data = report["data"] if report else {}
+    if "class_names" not in data:
+        dataset = load_texts(
+            args.data, text_column=args.text_column, label_column=args.label_column, encoding=args.encoding,
+            class_names=classifier.class_names, multi_label=getattr(classifier, "multi_label", False),
+            label_separator=args.label_separator,
+        )
+        return dataset.split(*(DEFAULT_SPLIT[key] if getattr(args, key) is None else getattr(args, key)
+                               for key in ("validation_fraction", "seed")))
+    for key in ("validation_fraction", "seed"):
+        given = getattr(args, key)
+        if given is not None and given != data[key]:
+            option = "--" + key.replace("_", "-")
+            raise ValueError(f"{option} {given}: the model was trained with {option} {data[key]}; leave it out to "
+                             "use the training run's split")
+    return training_split(report, args.data or data["source"], advice)
 
 
 def _predict(args):
@@ -440,7 +520,6 @@ def _bench(args):
 
 def _export(args):
     import zoo.export
-    from zoo.data import load_texts
 
     validation_data = calibration_texts = None
     if args.prompt:
@@ -449,12 +528,7 @@ def _export(args):
         classifier = _load(args.model)
         if not hasattr(classifier, "class_names"):
             raise ValueError("--data is labeled text for classifiers; give a language model --prompt")
-        dataset = load_texts(
-            args.data, text_column=args.text_column, label_column=args.label_column,
-            encoding=args.encoding, class_names=classifier.class_names,
-            multi_label=getattr(classifier, "multi_label", False), label_separator=args.label_separator,
-        )
-        train, validation_data = dataset.split(args.validation_fraction, args.seed)
+        train, validation_data = _export_split(args, classifier)
         calibration_texts = train.texts
     result = zoo.export.export(
         args.model,
@@ -471,6 +545,26 @@ def _export(args):
     print(f"exported {result.name} version {result.version} to {result.path} "
           f"({result.report['validation_examples']} validation examples, {result.report['seconds']:.1f} s)")
     print(result.format_table())
+
+
+def _export_split(args, classifier):
+    """Validation and calibration data from `--data`: the training run's split where it is the data the model
+    was trained on (refused when that file changed since), else `--data` split by the options."""
+    from zoo.data import load_texts
+    from zoo.saving import is_training_source, same_data, training_report
+
+    report = training_report(args.model)
+    data = report["data"] if report else {}
+    if "class_names" in data and (same_data(args.data, data) or is_training_source(args.data, data)):
+        # The run's own split; refused (naming the file) where it changed since.
+        return _training_split(args, classifier, "pass held-out data the model was not trained on")
+    dataset = load_texts(
+        args.data, text_column=args.text_column, label_column=args.label_column,
+        encoding=args.encoding, class_names=classifier.class_names,
+        multi_label=getattr(classifier, "multi_label", False), label_separator=args.label_separator,
+    )
+    return dataset.split(*(DEFAULT_SPLIT[key] if getattr(args, key) is None else getattr(args, key)
+                           for key in ("validation_fraction", "seed")))
 
 
 def _default_export_name(model):

@@ -19,7 +19,6 @@ Example:
 
 import contextlib
 import dataclasses
-import json
 import os
 import pathlib
 import shutil
@@ -31,7 +30,12 @@ import keras
 from zoo import interrupts, memory, models
 from zoo.data import LABEL_SEPARATOR, load_texts
 from zoo.evaluation import evaluate_classifier
-from zoo.saving import MODEL_FILENAME, REPORT_FILENAME, check_folder, remove_stale, write_atomically
+from zoo.saving import check_folder, data_fingerprint, remove_stale, save_trained_model
+
+# Where a run changes what a reader sees, in order (`zoo.saving.reached`): model.keras, carrying its
+# report, is the commit point; train_report.json is its readable copy.
+WRITE_POINTS = ("model staged", "model", "report staged", "report")
+
 
 @dataclasses.dataclass
 class TrainResult:
@@ -69,7 +73,8 @@ def train_classifier(
     validation figure the task monitors (accuracy unless it says otherwise;
     checkpointed while training, restored at the end), writes `model.keras`
     and `train_report.json` into `out_dir` (default `saved_models/<name>`),
-    each written whole or not at all. Multi-label tasks read label lists
+    each written whole or not at all, the report also inside the model
+    file (`zoo.saving.training_report`). Multi-label tasks read label lists
     (CSV/TSV fields separated by `label_separator`, or JSONL lists).
 
     `strategy` ("auto", "mirrored", "multi_worker", or a
@@ -107,6 +112,8 @@ def train_classifier(
     out_dir.mkdir(parents=True, exist_ok=True)
     data_fields = {
         "source": dataset.source,
+        # So that a later split of this file (zoo evaluate, zoo export) can be checked to be this one.
+        "fingerprint": data_fingerprint(dataset.source),
         "encoding": dataset.encoding,
         "examples": len(dataset),
         "train_examples": len(train),
@@ -156,12 +163,10 @@ def train_classifier(
     best_epoch = (max if mode == "max" else min)(range(len(monitored)), key=monitored.__getitem__) + 1
     if hasattr(model, "choose_thresholds"):
         model.choose_thresholds(validation.texts, validation.labels)
-    model_path = out_dir / MODEL_FILENAME
-    write_atomically(model_path, model.save)
     report = evaluate_classifier(model, validation)
     summary = _summary(name, overrides, data_fields, history.history, monitor, best_epoch, seconds,
                        len(train) * len(monitored) / seconds, report)
-    _write_report(out_dir, summary)
+    model_path, summary = save_trained_model(model, out_dir, summary)
     return TrainResult(model, model_path, report, history.history, best_epoch, seconds, summary)
 
 
@@ -176,15 +181,16 @@ def _train_distributed(name, model, cluster, train, validation, out_dir, overrid
                              patience=patience, verbose=verbose)
     if not cluster.is_chief:
         return TrainResult(model, None, None, fitted.history, fitted.best_epoch, fitted.seconds, None)
-    model_path = out_dir / MODEL_FILENAME
-    write_atomically(model_path, model.save)
-    # Keras's predict has the same PerReplica failure as fit: report on the saved model, outside the strategy.
-    saved = keras.saving.load_model(model_path, safe_mode=True)
+    # Keras's predict has the same PerReplica failure as fit: report on a copy loaded outside the strategy.
+    remove_stale(out_dir, ".copy-")
+    with tempfile.TemporaryDirectory(prefix=f".copy-{os.getpid()}-", dir=out_dir) as scratch:
+        model.save(pathlib.Path(scratch) / "model.keras")
+        saved = keras.saving.load_model(pathlib.Path(scratch) / "model.keras", safe_mode=True)
     report = evaluate_classifier(saved, validation)
     summary = _summary(name, overrides, data_fields, fitted.history, "val_accuracy", fitted.best_epoch,
                        fitted.seconds, fitted.examples_per_second, report)
     summary["distributed"] = fitted.layout
-    _write_report(out_dir, summary)
+    model_path, summary = save_trained_model(saved, out_dir, summary)
     return TrainResult(saved, model_path, report, fitted.history, fitted.best_epoch, fitted.seconds, summary)
 
 
@@ -202,12 +208,6 @@ def _summary(name, overrides, data_fields, history, monitor, best_epoch, seconds
         "validation": report.to_dict(),
         "versions": library_versions(),
     }
-
-
-def _write_report(out_dir, summary):
-    write_atomically(
-        out_dir / REPORT_FILENAME, lambda path: pathlib.Path(path).write_text(json.dumps(summary, indent=2))
-    )
 
 
 def task_class(name):

@@ -159,8 +159,8 @@ def test_resume_after_interruption(tmp_path):
         quick_train(tmp_path, out_dir, epochs=3, callbacks=[KillAfterFirstEpoch()])
     assert (out_dir / "backup").is_dir() and not (out_dir / "model.keras").exists()
     result = quick_train(tmp_path, out_dir, epochs=3)
-    # Epoch 1 was kept; only epochs 2 and 3 ran again.
-    assert result.report["epochs_run"] == 2
+    # Epoch 1 was kept; only epochs 2 and 3 ran again (the report's history has all three).
+    assert result.report["resumed_from_epoch"] == 1 and result.report["epochs_run"] == 3
     assert not (out_dir / "backup").exists()
 
 

@@ -31,6 +31,9 @@ from zoo.export.tasks import task_for
 from zoo.runtime.sidecar import REFERENCE_VARIANT, sidecar_path
 
 REPORT_FILENAME = "export_report.json"
+# Where an export changes what is on disk, in order (`zoo.saving.reached`): files in the staging folder
+# (after each artifact is written and validated, the report, the manifest), then the version published.
+WRITE_POINTS = ("export artifact", "export report", "export manifest", "export published")
 
 
 @dataclasses.dataclass
@@ -77,8 +80,9 @@ def export(
         force: replace an existing version.
         validation_data: classifiers: held-out `TextDataset` (or `(texts,
             labels)`, or texts alone) to validate on; default the validation
-            split the model was trained against (from `train_report.json`
-            beside a model file), else rt-polarity's seeded validation split.
+            split the model was trained against (from the training report
+            inside a model file, refused when its data file changed since),
+            else rt-polarity's seeded validation split.
             Causal LMs: prompts (default `tasks.causal_lm.DEFAULT_PROMPTS`).
         calibration_texts: training texts for full-int8 calibration; default
             from the same training split.
@@ -95,7 +99,7 @@ def export(
     >>> result = export("saved_models/lstm_classifier/model.keras", root="/tmp/serving")
     >>> print(result.format_table())
     """
-    from zoo.saving import check_folder, held_out_split, load_model
+    from zoo.saving import check_folder, held_out_split, load_model, reached
 
     started = time.perf_counter()
     model_path = None
@@ -131,6 +135,7 @@ def export(
                 continue
             parity[key]["bytes"] = artifact["bytes"]
             artifacts[key] = _relative_to(artifact, path, staging)
+            reached("export artifact")
         report = {
             "name": name,
             "version": version,
@@ -141,15 +146,21 @@ def export(
             "seconds": round(time.perf_counter() - started, 2),
         }
         (staging / REPORT_FILENAME).write_text(json.dumps(report, indent=2))
+        reached("export report")
         described = manifest.build_manifest(name, version, task, model, options, artifacts, parity,
                                             publish.file_hashes(staging))
         if model_path is not None:  # the .keras file it came from, so `zoo verify` can check it too
             from zoo.runtime.verify import sha256
-            from zoo.saving import model_file
+            from zoo.saving import model_file, training_report
 
             source = model_file(model_path).resolve()
             described["source"] = {"path": str(source), "sha256": sha256(source)}
+            run_id = (training_report(source) or {}).get("run_id")
+            if run_id:  # the training run whose model.keras (and report) this version was made from
+                described["source"]["run_id"] = run_id
         (staging / manifest.MANIFEST_FILENAME).write_text(json.dumps(described, indent=2, ensure_ascii=False))
+        reached("export manifest")
+    reached("export published")
     return ExportResult(base / str(version), name, version, report, task)
 
 

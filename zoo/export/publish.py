@@ -221,8 +221,9 @@ def staged_version(base, version, force):
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{version}-{os.getpid()}-{HOST}-", dir=base))
     scratch = pathlib.Path(tempfile.mkdtemp(prefix=f"zoo-export-{os.getpid()}-{HOST}-"))
     try:
-        # SIGTERM (a container stop, `kill`) cleans up like Ctrl-C instead of leaving the staging folder.
-        with interrupts.interruptible((signal.SIGTERM,)):
+        # SIGTERM (a container stop, `kill`) and SIGHUP (a closed terminal) clean up like Ctrl-C instead of
+        # leaving the staging folder.
+        with interrupts.interruptible((signal.SIGTERM, signal.SIGHUP)):
             yield staging, scratch
             make_readable(staging)
             _move_into_place(staging, base / str(version), force)

@@ -31,13 +31,40 @@ def gpt2_vocabulary_files():
 
 
 def vocabulary_files(directory):
-    """`(vocab.json, merges.txt)` in `directory`, with a clear error if missing."""
+    """`(vocab.json, merges.txt)` in `directory`, checked readable, with a clear error if missing or cut short."""
     directory = pathlib.Path(directory)
     files = directory / VOCABULARY_FILENAME, directory / MERGES_FILENAME
     missing = [path.name for path in files if not path.is_file()]
     if missing:
         raise FileNotFoundError(f"{directory}: missing {', '.join(missing)} (a byte-level BPE vocabulary)")
+    check_vocabulary_files(*files)
     return files
+
+
+class VocabularyError(ValueError):
+    """A `vocab.json` or `merges.txt` that is not a byte-level BPE vocabulary (empty, cut short, other format)."""
+
+
+def check_vocabulary_files(vocabulary_path, merges_path):
+    """Raise `VocabularyError` naming the file unless `vocab.json` is a `{token: id}` object and
+    `merges.txt` holds at least one "a b" merge rule (keras-hub fails on anything else with an opaque
+    table error)."""
+    try:
+        vocabulary = json.loads(pathlib.Path(vocabulary_path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise VocabularyError(f"{vocabulary_path}: not a JSON vocabulary ({error}); it is empty or cut short") from None
+    if not isinstance(vocabulary, dict) or not vocabulary or not all(
+            isinstance(index, int) for index in vocabulary.values()):
+        raise VocabularyError(f"{vocabulary_path}: expected a non-empty JSON object of token: integer id")
+    try:
+        merges = read_merges(merges_path)
+    except UnicodeDecodeError as error:
+        raise VocabularyError(f"{merges_path}: not UTF-8 text ({error})") from None
+    if not merges:
+        raise VocabularyError(f"{merges_path}: no merge rules; the file is empty or cut short")
+    bad = next((rule for rule in merges if len(rule.split(" ")) != 2), None)
+    if bad is not None:
+        raise VocabularyError(f"{merges_path}: merge rule {bad[:40]!r} is not two tokens separated by one space")
 
 
 def train_byte_level_bpe(texts, vocabulary_size, min_frequency=2):
@@ -77,9 +104,14 @@ def read_merges(path):
 
 
 def write_vocabulary_files(directory, vocabulary, merges):
-    """Write `vocab.json` + `merges.txt` (Hugging Face's layout)."""
+    """Write `vocab.json` + `merges.txt` (Hugging Face's layout), each whole or not at all."""
+    from zoo.saving import write_atomically
+
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / VOCABULARY_FILENAME).write_text(json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8")
-    (directory / MERGES_FILENAME).write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    contents = {VOCABULARY_FILENAME: json.dumps(vocabulary, ensure_ascii=False),
+                MERGES_FILENAME: "#version: 0.2\n" + "\n".join(merges) + "\n"}
+    for filename, text in contents.items():
+        write_atomically(directory / filename, lambda path, text=text: pathlib.Path(path).write_text(text, encoding="utf-8"),
+                         point=f"tokenizer {filename}")
     return directory / VOCABULARY_FILENAME, directory / MERGES_FILENAME
