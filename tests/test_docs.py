@@ -46,6 +46,7 @@ PAGE_TIMEOUT = 900
 PAGE_NEEDS = {
     "docs/cli.md": [("gpt2_tiny", "exported")],
     "docs/export.md": [("lstm_classifier", "trained"), ("cnn_multi_label_classifier", "exported")],
+    "docs/labelling.md": [("lstm_classifier", "exported")],
     "docs/phones.md": [("lstm_classifier", "exported"), ("gpt2_tiny", "exported")],
     "docs/runtime.md": [("lstm_classifier", "exported"), ("cnn_multi_label_classifier", "exported"),
                         ("gpt2_tiny", "exported")],

@@ -103,6 +103,9 @@ def test_another_job_or_a_finished_output_is_not_continued(gru_export, tmp_path)
 def test_inputs_read_like_training_data(tmp_path):
     (tmp_path / "a.txt").write_bytes(b"\xef\xbb\xbffirst line\nsecond, line\n")
     assert list(read_records(tmp_path / "a.txt")) == [(1, "first line"), (2, "second, line")]
+    # A legacy 8-bit file (no UTF-8 in it, as rt-polarity) is cp1252, as training reads it.
+    (tmp_path / "legacy.txt").write_bytes(b"plain\ncaf\xe9 \x93quoted\x94\n")
+    assert list(read_records(tmp_path / "legacy.txt")) == [(1, "plain"), (2, "café “quoted”")]
     (tmp_path / "a.tsv").write_text('text\tid\n"two\nlines"\tx\nplain\ty\n', encoding="utf-8")
     assert list(read_records(tmp_path / "a.tsv")) == [("x", "two\nlines"), ("y", "plain")]
     (tmp_path / "b.csv").write_text("text,label\nfine,1\n", encoding="utf-8")
@@ -110,9 +113,14 @@ def test_inputs_read_like_training_data(tmp_path):
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path):
-    (tmp_path / "bad.txt").write_bytes(b"fine\ncaf\xe9\n")
-    with pytest.raises(LabellingError, match=r"bad.txt: line 2 is not valid utf-8 \(byte 8\)"):
+    (tmp_path / "bad.txt").write_bytes("naïve\n".encode() + b"caf\xe9\n")
+    with pytest.raises(LabellingError, match=r"bad.txt: line 2 is not valid UTF-8 \(byte 10\), yet the file holds UTF-8"):
         list(read_records(tmp_path / "bad.txt"))
+    with pytest.raises(LabellingError, match=r"line 1 is not valid ascii \(byte 2\); pass --encoding"):
+        list(read_records(tmp_path / "bad.txt", encoding="ascii"))
+    (tmp_path / "wide.txt").write_bytes("text\n".encode("utf-16"))
+    with pytest.raises(LabellingError, match="UTF-16 or UTF-32"):
+        list(read_records(tmp_path / "wide.txt"))
     (tmp_path / "dup.csv").write_text("text,label,text\na,1,b\n", encoding="utf-8")
     with pytest.raises(LabellingError, match="names column 'text' twice"):
         list(read_records(tmp_path / "dup.csv"))
@@ -144,3 +152,27 @@ def test_bulk_labelling_benchmark_measures_each_artifact_and_the_fasttext_peer(g
         expected = {"300 short": 300, "600 short": 600, "20 long": 20}[row["corpus"]]
         assert row["rows"] == expected and row["texts_per_second"] > 0 and row["max_rss_mb"] > 0, row
     assert "| fasttext bigrams (peer) | 600 short |" in bulk_labelling.markdown_table(results)
+
+
+@pytest.mark.slow
+def test_zoo_predict_labels_a_file_or_stdin(gru_export, tmp_path):
+    import subprocess
+    import sys
+
+    model = gru_export / "onnx" / "model.onnx"
+    (tmp_path / "texts.txt").write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+
+    def zoo(*args, stdin=None):
+        return subprocess.run([sys.executable, "-m", "zoo", "predict", str(model), *map(str, args)], input=stdin,
+                              capture_output=True, text=True, timeout=300)
+
+    to_file = zoo("--input", tmp_path / "texts.txt", "--output", tmp_path / "labels.csv", "--threads", 2)
+    assert to_file.returncode == 0, to_file.stderr
+    assert f"labelled {len(TEXTS)} texts" in to_file.stderr
+    rows = _rows(tmp_path / "labels.csv")
+    assert [row["id"] for row in rows] == [str(i) for i in range(1, len(TEXTS) + 1)]  # line numbers
+    piped = zoo("--input", "-", stdin="a great film\na dull film\n")
+    assert piped.returncode == 0, piped.stderr
+    assert [json.loads(line)["id"] for line in piped.stdout.splitlines()] == [1, 2]
+    both = zoo("a text", "--input", tmp_path / "texts.txt")
+    assert both.returncode == 2 and "not both" in both.stderr

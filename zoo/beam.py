@@ -26,13 +26,21 @@ SavedModel version folder, or a `.keras` file. Needs `pip install zoo[beam]`.
 
 import argparse
 import json
-
-import apache_beam as beam
-from apache_beam.io import fileio
-from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+import logging
 
 from zoo import labelling
+
+# Importing Beam logs a root-level warning about optional Google Cloud clients (apitools, BigQuery) that
+# a pipeline reading local or mounted files never uses.
+_root = logging.getLogger()
+_level, _root.level = _root.level, logging.ERROR
+try:
+    import apache_beam as beam
+    from apache_beam.io import fileio
+    from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+finally:
+    _root.setLevel(_level)
 
 
 class ZooModelHandler(ModelHandler):
@@ -66,10 +74,10 @@ class ZooModelHandler(ModelHandler):
         return self._batching
 
 
-def _file_records(readable_file, text_column, id_column):
+def _file_records(readable_file, text_column, id_column, encoding):
     path = readable_file.metadata.path
     for identifier, text in labelling.read_records(path, text_column=text_column, id_column=id_column,
-                                                   stream=readable_file.open()):
+                                                   encoding=encoding, opener=readable_file.open):
         yield (path, identifier), text
 
 
@@ -78,13 +86,13 @@ def _row(keyed):
     return json.dumps({"file": path, "id": identifier, **result.inference}, ensure_ascii=False)
 
 
-def label_files(pipeline, model, input_pattern, output_prefix, *, text_column="text", id_column="id"):
+def label_files(pipeline, model, input_pattern, output_prefix, *, text_column="text", id_column="id", encoding=None):
     """Add the labelling steps to `pipeline`: files matching `input_pattern` -> JSONL shards at `output_prefix`."""
     return (
         pipeline
         | "Match" >> fileio.MatchFiles(input_pattern)
         | "Open" >> fileio.ReadMatches()
-        | "Read" >> beam.FlatMap(_file_records, text_column, id_column)
+        | "Read" >> beam.FlatMap(_file_records, text_column, id_column, encoding)
         | "Spread" >> beam.Reshuffle()  # a file is read by one worker; its texts are labelled by all
         | "Label" >> RunInference(KeyedModelHandler(ZooModelHandler(model)))
         | "Format" >> beam.Map(_row)
@@ -111,10 +119,11 @@ def main(argv=None):
     parser.add_argument("--output", required=True, help="output prefix: <output>-SSSSS-of-NNNNN.jsonl")
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--id-column", default="id")
+    parser.add_argument("--encoding", help="the files' encoding (default: decided per file, as zoo train does)")
     args, beam_args = parser.parse_known_args(argv)
     with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
         label_files(pipeline, args.model, args.input, args.output, text_column=args.text_column,
-                    id_column=args.id_column)
+                    id_column=args.id_column, encoding=args.encoding)
 
 
 if __name__ == "__main__":

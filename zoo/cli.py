@@ -195,8 +195,19 @@ def _build_parser():
         "model", help=".keras file, its folder, a registered name trained into saved_models/, or an exported "
                       ".tflite or .onnx file"
     )
-    command.add_argument("texts", nargs="+", metavar="TEXT")
+    command.add_argument("texts", nargs="*", metavar="TEXT", help="texts to label (or --input)")
     command.add_argument("--json", action="store_true", help="print one JSON object per text")
+    command.add_argument("--input", metavar="FILE", help="label every text of FILE (.jsonl, .csv, .tsv, else one text "
+                                                         "per line; - for stdin) instead of TEXT arguments")
+    command.add_argument("--output", metavar="FILE", default="-",
+                         help="with --input: .jsonl, .csv or .tsv, or - for stdout (default); resumable")
+    command.add_argument("--text-column", default="text", help="with --input: the texts' column or JSON field")
+    command.add_argument("--id-column", default="id", help="with --input: the ids' column (else line numbers)")
+    command.add_argument("--encoding", help="with --input: the file's encoding (default UTF-8)")
+    command.add_argument("--batch-size", type=int, default=256, help="with --input: texts per batch")
+    command.add_argument("--threads", type=int, help="with --input: worker threads (default: one per core)")
+    command.add_argument("--probabilities", action="store_true", help="with --input: every class's probability too")
+    command.add_argument("--overwrite", action="store_true", help="with --input: replace a finished --output")
     command.set_defaults(run=_predict)
 
     command = commands.add_parser("verify", help="check an exported version: sha256 of every file, sidecars vs models")
@@ -469,6 +480,12 @@ def _training_split(args, classifier, advice):
 
 
 def _predict(args):
+    if args.input is not None:
+        if args.texts:
+            raise ValueError("give TEXT arguments or --input FILE, not both")
+        return _predict_file(args)
+    if not args.texts:
+        raise ValueError("nothing to label: give TEXT arguments or --input FILE")
     from zoo.runtime import backends
 
     if pathlib.Path(args.model).suffix in backends.RUNTIMES:
@@ -488,14 +505,32 @@ def _predict(args):
                 print(json.dumps({"text": text, "labels": [{"label": label, "score": round(score, 6)}
                                                            for label, score in prediction]}))
             else:
-                labels = ", ".join(f"{label} {score:.4f}" for label, score in prediction)
-                print(f"{labels or '(no label over its threshold)'}\t{text}")
+                labels = ", ".join(f"{_tsv(label)} {score:.4f}" for label, score in prediction)
+                print(f"{labels or '(no label over its threshold)'}\t{_tsv(text)}")
         else:
             label, probability = prediction
             if args.json:
                 print(json.dumps({"text": text, "label": label, "probability": round(probability, 6)}))
             else:
-                print(f"{label}\t{probability:.4f}\t{text}")
+                print(f"{_tsv(label)}\t{probability:.4f}\t{_tsv(text)}")
+
+
+def _tsv(value):
+    # One row per text: a tab or line break inside a label or text would split it.
+    return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _predict_file(args):
+    from zoo.labelling import label_corpus, progress_printer
+
+    result = label_corpus(args.model, args.input, args.output, text_column=args.text_column,
+                          id_column=args.id_column, encoding=args.encoding, batch_size=args.batch_size,
+                          threads=args.threads, probabilities=args.probabilities, overwrite=args.overwrite,
+                          progress=progress_printer())
+    if args.output != "-":
+        resumed = f" after {result.resumed_from:,} already there" if result.resumed_from else ""
+        print(f"\rlabelled {result.rows:,} texts{resumed} in {result.seconds:.1f} s "
+              f"({result.texts_per_second:,.0f} texts/s) into {args.output}", file=sys.stderr)
 
 
 def _verify(args):

@@ -9,9 +9,10 @@ batch at a time and at most `2 x threads` batches are in flight.
   `.tflite` / `.onnx` file (run by `zoo.runtime`, no TensorFlow).
 - Input: JSONL (`.jsonl`, `.json`: one object per line, the text in
   `text_column`), CSV / TSV (`.csv`, `.tsv`: a header naming `text_column`),
-  or plain text (anything else, or `-` for stdin: one text per line). UTF-8
-  (a BOM is skipped) unless `encoding` says otherwise; a line that does not
-  decode is an error naming the file, the line and the byte.
+  or plain text (anything else, or `-` for stdin: one text per line). The
+  encoding is decided per file as training decides it (UTF-8; a legacy
+  8-bit file without any UTF-8 is cp1252), unless `encoding` says; a line
+  that does not decode is an error naming the file, the line and the byte.
 - Output: JSONL (`.jsonl`, and `-` for stdout) or CSV (`.csv`, `.tsv`), one
   row per input row, in input order: its id (`id_column` when the input has
   it, else the 1-based line or record number), the label and its
@@ -132,16 +133,17 @@ def _saved_model_predictor(path):
 # === Input ===
 
 
-def read_records(source, *, text_column="text", id_column="id", encoding=None, position=None, stream=None):
+def read_records(source, *, text_column="text", id_column="id", encoding=None, position=None, opener=None):
     """`(id, text)` for every row of `source` (a path or `-`), streamed, in order.
 
     `position`, a dict, gets `"bytes"`: how far into the input the reader is.
-    `stream`: the source already opened in binary (e.g. by Beam's file
-    systems); it is read instead of opening `source`, and closed at the end.
+    `opener`: a callable returning `source` opened in binary (e.g. Beam's
+    file systems), used instead of opening the path (twice without
+    `encoding`: once to decide it).
     """
     name = "<stdin>" if str(source) == "-" else str(source)
     suffix = "" if name == "<stdin>" else pathlib.PurePosixPath(str(source)).suffix.lower()
-    lines = _decoded_lines(source, name, encoding, {} if position is None else position, stream)
+    lines = _decoded_lines(source, name, encoding, {} if position is None else position, opener)
     if suffix in JSON_SUFFIXES:
         return _json_records(lines, name, text_column, id_column)
     if suffix in DELIMITED_SUFFIXES:
@@ -149,22 +151,30 @@ def read_records(source, *, text_column="text", id_column="id", encoding=None, p
     return ((number, line.rstrip("\r\n")) for number, line in lines)
 
 
-def _decoded_lines(source, name, encoding, position, stream=None):
-    """`(line number, text)` of each line, decoded strictly: a bad byte is an error naming line and offset."""
-    if name != "<stdin>" and stream is None:
+def _decoded_lines(source, name, encoding, position, opener=None):
+    """`(line number, text)` of each line, decoded strictly: a bad byte is an error naming line and offset.
+
+    Without `encoding`, a file is decided as training decides it (`zoo.data`): a byte-order mark says
+    UTF-8; all UTF-8 is UTF-8; UTF-8 text with a byte that is not is an error; a file with no UTF-8
+    sequence at all is a legacy 8-bit file (cp1252, else Latin-1). Deciding takes one streaming pass
+    over the file first. Stdin is read as UTF-8.
+    """
+    if name != "<stdin>" and opener is None:
         path = pathlib.Path(source)
         if not path.exists():
             raise LabellingError(f"{name}: no such file")
         if not path.is_file():
             raise LabellingError(f"{name}: not a regular file (a folder, FIFO or device cannot be labelled)")
-    if stream is None:
-        stream = sys.stdin.buffer if name == "<stdin>" else open(source, "rb")  # noqa: SIM115 - closed below
+        opener = lambda: open(path, "rb")  # noqa: E731, SIM115 - closed below
+    if encoding is None and opener is not None:
+        encoding = _file_encoding(opener, name)
+    stream = sys.stdin.buffer if opener is None else opener()
     codec = encoding or "utf-8"
     try:
         offset = 0
         for number, raw in enumerate(stream, start=1):
-            if number == 1 and codec.replace("-", "").lower() in ("utf8", "utf8sig") and raw.startswith(b"\xef\xbb\xbf"):
-                raw, offset = raw[3:], 3
+            if number == 1 and codec.replace("-", "").lower() in ("utf8", "utf8sig") and raw.startswith(_UTF8_BOM):
+                raw, offset = raw[len(_UTF8_BOM):], len(_UTF8_BOM)
             try:
                 yield number, raw.decode(codec)
             except UnicodeDecodeError as error:
@@ -178,6 +188,42 @@ def _decoded_lines(source, name, encoding, position, stream=None):
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+_WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16 (and UTF-32 LE starts the same)
+
+
+def _file_encoding(opener, name):
+    """The encoding training's rule gives the file `opener()` opens, from one streaming pass (`_decoded_lines`)."""
+    utf8_text, first_bad, legacy = False, None, "cp1252"
+    with opener() as file:
+        head = file.read(4)
+        if head.startswith(_UTF8_BOM):
+            return "utf-8"
+        if head[:2] in _WIDE_BOMS or head == b"\x00\x00\xfe\xff":
+            raise LabellingError(f"{name}: UTF-16 or UTF-32 (a byte-order mark says so); convert it to UTF-8 "
+                                 "(iconv -t UTF-8) or pass --encoding")
+    with opener() as file:
+        offset = 0
+        for number, raw in enumerate(file, start=1):
+            if not raw.isascii():
+                try:
+                    raw.decode("utf-8")
+                    utf8_text = True
+                except UnicodeDecodeError as error:
+                    first_bad = first_bad or (number, offset + error.start)
+                    if legacy == "cp1252":
+                        try:
+                            raw.decode("cp1252")
+                        except UnicodeDecodeError:
+                            legacy = "latin-1"
+            if utf8_text and first_bad:
+                raise LabellingError(f"{name}: line {first_bad[0]} is not valid UTF-8 (byte {first_bad[1]}), yet "
+                                     "the file holds UTF-8 text; fix that line, or pass --encoding with the whole "
+                                     "file's encoding")
+            offset += len(raw)
+    return legacy if first_bad else "utf-8"
 
 
 def _json_records(lines, name, text_column, id_column):
