@@ -29,6 +29,7 @@ import tempfile
 
 from zoo import interrupts
 from zoo.export.errors import ExportError
+from zoo.saving import alive
 
 
 def _host_id():
@@ -142,7 +143,7 @@ def _live_claimant(claim):
     except OSError:
         return None
     if host == HOST:
-        return f"process {pid}" if _pid_alive(pid) else None
+        return f"process {pid}" if alive(pid) else None
     return f"process {pid} on host {hostname or host}" if _lock_held(claim / "pid") else None
 
 
@@ -156,17 +157,6 @@ def _lock_held(path):
         return False
     except OSError:  # held (EWOULDBLOCK), or no locks on this file system: never take a live export's claim
         return True
-
-
-def _pid_alive(pid):
-    """Whether process `pid` of this PID namespace exists (another user's counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _owner_of(name, prefix):
@@ -190,7 +180,7 @@ def _remove_left_behind(directory, prefix, claimed=False):
         if owner is None:
             continue
         pid, host = owner
-        if host in (None, HOST) and _pid_alive(pid):
+        if host in (None, HOST) and alive(pid):
             continue
         if host not in (None, HOST) and not claimed:
             continue
