@@ -19,6 +19,7 @@ Example:
 
 import contextlib
 import dataclasses
+import logging
 import os
 import pathlib
 import shutil
@@ -99,8 +100,15 @@ def train_classifier(
     check_folder(out_dir, "out_dir")
     dataset = load_texts(data, text_column=text_column, label_column=label_column, encoding=encoding,
                          multi_label=multi_label, label_separator=label_separator)
-    memory.check_classifier_training(dict(models.model_info(name).default_config, **overrides), dataset, label_column)
     train, validation = dataset.split(validation_fraction, seed)
+    window = None
+    if "sequence_length" in models.model_info(name).default_config:
+        window = fitted_sequence_length(train.texts, dict(models.model_info(name).default_config, **overrides),
+                                        explicit="sequence_length" in overrides)
+        overrides = dict(overrides, sequence_length=window["sequence_length"])
+        if verbose:
+            print(window["message"])
+    memory.check_classifier_training(dict(models.model_info(name).default_config, **overrides), dataset, label_column)
     keras.utils.set_random_seed(seed)
     # Under a strategy the variables (and the optimizer's) are made in its scope: mirrored on every replica.
     with cluster.strategy.scope() if cluster else contextlib.nullcontext():
@@ -124,6 +132,8 @@ def train_classifier(
         "label_column": label_column,
         "class_names": list(dataset.class_names),
     }
+    if window is not None:
+        data_fields["window"] = {key: value for key, value in window.items() if key != "message"}
     if multi_label:
         data_fields.update(multi_label=True, label_separator=label_separator,
                            label_counts=dataset.class_counts())
@@ -208,6 +218,50 @@ def _summary(name, overrides, data_fields, history, monitor, best_epoch, seconds
         "validation": report.to_dict(),
         "versions": library_versions(),
     }
+
+
+# The window chosen from the data: this percentile of the training texts' token counts, rounded up to
+# a multiple of WINDOW_STEP, never below the registered default nor above WINDOW_CAP (recurrent and
+# convolutional training time grows with it linearly, the transformer's attention quadratically).
+WINDOW_PERCENTILE = 95
+WINDOW_STEP = 64
+WINDOW_CAP = 512
+WINDOW_SAMPLE = 20_000
+
+
+def fitted_sequence_length(texts, config, explicit=False, seed=0):
+    """The model's window for `texts` and what it cuts: `{"sequence_length", "chosen", "truncated_share",
+    "token_percentiles", "message"}`.
+
+    Unless `explicit` (the user set `config["sequence_length"]`, which always wins), the window is the
+    `WINDOW_PERCENTILE`th percentile of the texts' token counts (the tokenizer's own word rules; a
+    seeded sample of `WINDOW_SAMPLE` texts for a larger corpus), rounded up to a multiple of
+    `WINDOW_STEP` and kept within [the registered default, `WINDOW_CAP`]. A logged warning says when
+    the window cuts most texts.
+    """
+    import numpy as np
+
+    from zoo.preprocessing.reference import split_words
+
+    if len(texts) > WINDOW_SAMPLE:
+        texts = [texts[i] for i in np.random.default_rng(seed).choice(len(texts), WINDOW_SAMPLE, replace=False)]
+    counts = np.array([len(split_words(text, config.get("lower", True), config.get("punctuation", "split")))
+                       for text in texts])
+    percentiles = {str(q): int(np.percentile(counts, q)) for q in (50, WINDOW_PERCENTILE, 99)}
+    if explicit:
+        length, chosen = int(config["sequence_length"]), "set"
+    else:
+        wanted = int(np.ceil(np.percentile(counts, WINDOW_PERCENTILE) / WINDOW_STEP)) * WINDOW_STEP
+        length, chosen = min(max(wanted, int(config["sequence_length"])), WINDOW_CAP), "from the data"
+    truncated = float((counts > length).mean())
+    message = (f"sequence_length {length} ({chosen}; training texts have {percentiles['50']} tokens at the median, "
+               f"{percentiles[str(WINDOW_PERCENTILE)]} at the {WINDOW_PERCENTILE}th percentile): {truncated:.1%} "
+               "of them are cut")
+    if truncated > 0.5:
+        logging.getLogger("zoo").warning(f"sequence_length {length} cuts {truncated:.0%} of the training texts "
+                                         f"(median {percentiles['50']} tokens); leave it unset to fit it to the data")
+    return {"sequence_length": length, "chosen": chosen, "truncated_share": round(truncated, 4),
+            "token_percentiles": percentiles, "message": message}
 
 
 def task_class(name):
