@@ -121,6 +121,9 @@ def _build_parser():
     command.add_argument("--epochs", type=int, help="default 10 for classifiers, 1 for language models")
     command.add_argument("--batch-size", type=int, help="default 32 for classifiers, 8 for language models")
     command.add_argument("--patience", type=int, default=3, help="epochs without improvement before stopping")
+    command.add_argument("--drop-duplicates", action="store_true",
+                         help="classifiers: leave validation texts that also occur in the training split out of "
+                              "validation (they are counted either way)")
     command.add_argument("--out", help="output folder (default saved_models/NAME)")
     command.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. hidden_dim=32"
@@ -302,6 +305,7 @@ def _train(args):
         seed=args.seed,
         patience=args.patience,
         strategy=args.strategy,
+        drop_duplicates=args.drop_duplicates,
         **_parse_overrides(args.set),
     )
     if result.report is None:  # a worker other than the chief: the chief reports and saves

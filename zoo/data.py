@@ -145,6 +145,11 @@ class TextDataset:
             raise DataError(f"{self.source}: {len(self)} examples are too few to split")
         return self.subset(order[num_validation:]), self.subset(order[:num_validation])
 
+    def without_texts_of(self, other):
+        """This dataset less every example whose text occurs, exactly, in `other`."""
+        seen = set(other.texts)
+        return self.subset([i for i, text in enumerate(self.texts) if text not in seen])
+
     def to_tf_dataset(self, batch_size=32, shuffle=False, seed=1337):
         """Batched, prefetched `tf.data.Dataset` of (string, int32 label or multi-hot row)."""
         import tensorflow as tf

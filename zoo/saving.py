@@ -141,7 +141,10 @@ def training_split(report, path, advice=""):
         multi_label=data.get("multi_label", False),
         **({"label_separator": data["label_separator"]} if "label_separator" in data else {}),
     )
-    return dataset.split(data["validation_fraction"], data["seed"])
+    train, validation = dataset.split(data["validation_fraction"], data["seed"])
+    if data.get("drop_duplicates"):  # the run validated on the texts training had not seen
+        validation = validation.without_texts_of(train)
+    return train, validation
 
 
 def data_fingerprint(path):

@@ -65,6 +65,7 @@ def train_classifier(
     patience=3,
     verbose=1,
     strategy=None,
+    drop_duplicates=False,
     **overrides,
 ):
     """Build `name` from the registry, fit it and save the best epoch.
@@ -77,6 +78,11 @@ def train_classifier(
     each written whole or not at all, the report also inside the model
     file (`zoo.saving.training_report`). Multi-label tasks read label lists
     (CSV/TSV fields separated by `label_separator`, or JSONL lists).
+
+    Validation texts that also occur, exactly, in the training split are
+    counted, printed and recorded (`report["data"]["duplicates_across_splits"]`);
+    `drop_duplicates=True` leaves them out of validation (and the run's
+    later splits, in `zoo evaluate` and `zoo export`, do the same).
 
     `strategy` ("auto", "mirrored", "multi_worker", or a
     `zoo.distributed.Cluster`) trains with tf.distribute on several devices
@@ -101,6 +107,16 @@ def train_classifier(
     dataset = load_texts(data, text_column=text_column, label_column=label_column, encoding=encoding,
                          multi_label=multi_label, label_separator=label_separator)
     train, validation = dataset.split(validation_fraction, seed)
+    unique_validation = validation.without_texts_of(train)
+    duplicates = len(validation) - len(unique_validation)
+    if drop_duplicates:
+        if not len(unique_validation):
+            raise ValueError(f"{dataset.source}: every validation text also occurs in the training split; nothing "
+                             "would be left to validate on (drop_duplicates)")
+        validation = unique_validation
+    if duplicates and verbose:
+        print(f"{duplicates} of the {duplicates + len(unique_validation)} validation texts also occur in the training "
+              f"split ({'left out of validation' if drop_duplicates else 'kept; --drop-duplicates leaves them out'})")
     window = None
     if "sequence_length" in models.model_info(name).default_config:
         window = fitted_sequence_length(train.texts, dict(models.model_info(name).default_config, **overrides),
@@ -128,6 +144,8 @@ def train_classifier(
         "validation_examples": len(validation),
         "validation_fraction": validation_fraction,
         "seed": seed,
+        "duplicates_across_splits": duplicates,
+        "drop_duplicates": bool(drop_duplicates),
         "text_column": text_column,
         "label_column": label_column,
         "class_names": list(dataset.class_names),

@@ -1,4 +1,4 @@
-"""The window (`sequence_length`) a classifier trains with: fitted to the training texts unless the user sets it."""
+"""What training fits to the data: the window (`sequence_length`) unless set, and duplicates across the splits."""
 
 import json
 import logging
@@ -43,3 +43,25 @@ def test_train_classifier_fits_the_window_and_reports_it(tmp_path):
     report = json.loads((tmp_path / "model" / "train_report.json").read_text())
     assert report["data"]["window"]["sequence_length"] == 192 and report["data"]["window"]["chosen"] == "from the data"
     assert report["config"]["sequence_length"] == 192
+
+
+@pytest.mark.slow
+def test_duplicates_across_the_splits_are_counted_and_can_be_left_out_of_validation(tmp_path, capsys):
+    from zoo.saving import held_out_split
+
+    unique = [(f"{text} take {i}", int(label)) for i, (text, label) in enumerate(zip(helpers.TEXTS * 2,
+                                                                                     list(helpers.LABELS) * 2))]
+    data = tmp_path / "repeated.jsonl"  # a third of the texts twice: some validation texts are training texts
+    data.write_text("".join(json.dumps({"text": text, "label": label}) + "\n"
+                            for text, label in unique + unique[::3]), encoding="utf-8")
+    tiny = dict(epochs=1, vocabulary_size=64, embedding_dim=8, hidden_dim=8, validation_fraction=0.25)
+    kept = train_classifier("cnn_classifier", data, out_dir=tmp_path / "kept", **tiny)
+    counted = kept.report["data"]["duplicates_across_splits"]
+    assert counted > 0 and f"{counted} of the {kept.report['data']['validation_examples']} validation texts" in \
+        capsys.readouterr().out
+    dropped = train_classifier("cnn_classifier", data, out_dir=tmp_path / "dropped", drop_duplicates=True, **tiny)
+    assert dropped.report["data"]["duplicates_across_splits"] == counted
+    assert dropped.report["data"]["validation_examples"] == kept.report["data"]["validation_examples"] - counted
+    train, validation = held_out_split(tmp_path / "dropped" / "model.keras")  # export and evaluate see the same
+    assert len(validation) == dropped.report["data"]["validation_examples"]
+    assert not set(validation.texts) & set(train.texts)
