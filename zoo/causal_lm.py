@@ -33,7 +33,7 @@ from zoo.data import load_corpus
 from zoo.preprocessing import bpe
 from zoo.runtime import generator as runtime_generator
 from zoo.saving import check_folder, data_fingerprint, new_run_id, reached, save_trained_model, write_atomically
-from zoo.training import check_training_arguments, library_versions
+from zoo.training import check_training_arguments, library_versions, tensorboard_callback
 
 SAMPLERS = runtime_generator.KERAS_SAMPLERS
 
@@ -280,6 +280,7 @@ def train_causal_lm(
         TokensPerSecond(batch_size * sequence_length),
         EpochCheckpoint(out_dir / CHECKPOINTS_DIRNAME),
         backup,
+        tensorboard_callback(out_dir),
         *callbacks,
     ]
     started = time.perf_counter()

@@ -145,6 +145,7 @@ def _build_parser():
              "trained on, unchanged)"
     )
     command.add_argument("--json", action="store_true", help="print the report as JSON")
+    command.add_argument("--confusion-png", metavar="FILE", help="also draw the confusion matrix into FILE (PNG)")
     command.set_defaults(run=_evaluate)
 
     command = commands.add_parser("export", help="SavedModel for TF Serving + builtin-only LiteRT files, validated")
@@ -451,6 +452,10 @@ def _evaluate(args):
                                                               "--split all")
         dataset = train if args.split == "train" else validation
     report = evaluate_classifier(classifier, dataset)
+    if args.confusion_png:
+        from zoo.evaluation import write_confusion_png
+
+        write_confusion_png(report, args.confusion_png)
     if args.json:
         print(json.dumps(dict(report.to_dict(), source=dataset.source, split=args.split), indent=2))
     else:

@@ -7,6 +7,7 @@ thresholds that maximize F1 on held-out scores.
 """
 
 import dataclasses
+import pathlib
 
 import numpy as np
 
@@ -238,3 +239,40 @@ def evaluate_classifier(classifier, dataset, batch_size=128):
     if dataset.multi_label:
         return MultiLabelReport.from_scores(dataset.labels, scores, classifier.class_names, classifier.thresholds)
     return ClassificationReport.from_predictions(dataset.labels, np.argmax(scores, axis=-1), classifier.class_names)
+
+
+def write_confusion_png(report, path):
+    """The confusion matrix of a single-label `ClassificationReport` as a PNG at `path` (written whole)."""
+    if not isinstance(report, ClassificationReport):
+        raise ValueError(f"{path}: a confusion matrix is a single-label report's; this model is multi-label "
+                         "(its report has per-label counts)")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ValueError(f"{path}: drawing the confusion matrix needs matplotlib (pip install matplotlib, or "
+                         "zoo[bench])") from None
+    from zoo.saving import write_atomically
+
+    size = len(report.class_names)
+    figure, axes = plt.subplots(figsize=(2.5 + 0.6 * size, 2 + 0.6 * size))
+    image = axes.imshow(report.confusion, cmap="Blues")
+    axes.set_xticks(range(size), report.class_names, rotation=45, ha="right")
+    axes.set_yticks(range(size), report.class_names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(f"accuracy {report.accuracy:.1%} on {int(report.confusion.sum())} examples")
+    dark = report.confusion.max() / 2
+    for row in range(size):
+        for column in range(size):
+            count = int(report.confusion[row, column])
+            axes.text(column, row, str(count), ha="center", va="center",
+                      color="white" if count > dark else "black", fontsize=8)
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    figure.tight_layout()
+    write_atomically(pathlib.Path(path), lambda temporary: figure.savefig(temporary, dpi=120, format="png"))
+    plt.close(figure)
+    return pathlib.Path(path)
+

@@ -170,6 +170,7 @@ def train_classifier(
             keras.callbacks.EarlyStopping(
                 monitor=monitor, mode=mode, patience=patience, restore_best_weights=True
             ),
+            tensorboard_callback(out_dir),
         ]
         started = time.perf_counter()
         with interrupts.interruptible() as interrupt:
@@ -280,6 +281,14 @@ def fitted_sequence_length(texts, config, explicit=False, seed=0):
                                          f"(median {percentiles['50']} tokens); leave it unset to fit it to the data")
     return {"sequence_length": length, "chosen": chosen, "truncated_share": round(truncated, 4),
             "token_percentiles": percentiles, "message": message}
+
+
+def tensorboard_callback(out_dir):
+    """Keras's TensorBoard logs (losses and metrics per epoch) in `out_dir/logs/<start time>`, one folder per run:
+    `tensorboard --logdir out_dir/logs`."""
+    run = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+    return keras.callbacks.TensorBoard(log_dir=str(pathlib.Path(out_dir) / "logs" / run), write_graph=False,
+                                       profile_batch=0)
 
 
 def task_class(name):
