@@ -32,7 +32,7 @@ demo: $(STAMP)
 
 # Every test, one pytest worker per core (pytest-xdist); what CI runs.
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -q -n auto tests
+	$(BIN)/python -m pytest -q -n auto --durations=25 tests
 
 # The fast tier while editing: every test not marked slow (no training past a few steps, no export,
 # no extra processes; see pytest.ini).

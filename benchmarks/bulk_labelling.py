@@ -95,8 +95,8 @@ def child(spec):
 
 
 def measure(version, *, keras_path=None, sizes=(10_000, 100_000), long_size=2_000, threads=2, batch_size=256,
-            beam=False, data=None, scratch=None):
-    """The results dict: one row per (artifact, corpus)."""
+            beam=False, data=None, scratch=None, only=None):
+    """The results dict: one row per (artifact, corpus); `only`: the artifact names to time (default all)."""
     import zoo
 
     dataset = zoo.load_texts(data)
@@ -111,6 +111,7 @@ def measure(version, *, keras_path=None, sizes=(10_000, 100_000), long_size=2_00
         corpora[f"{long_size:,} long"] = write_corpus(scratch / f"long-{long_size}.jsonl", dataset.texts, long_size,
                                                       long_documents=True)
     sides = {**artifacts(version, keras_path), "fasttext bigrams (peer)": str(scratch / "fasttext.bin")}
+    sides = {side: model for side, model in sides.items() if only is None or side in only}
     rows = []
     for corpus, path in corpora.items():
         for side, model in sides.items():
