@@ -7,9 +7,9 @@ messages before absl::InitializeLog() ..."), oneDNN and CUDA probes
 delegate's INFO line, the quantizer's `fully_quantize: ...`. No environment
 variable silences all of them (TF_CPP_MIN_LOG_LEVEL=3 leaves the banner and
 the probes), so `filtered_stderr()` puts a pipe on descriptor 2 for the
-command's duration and forwards every line that is not one of those, as it
-comes (child processes inherit the pipe, so an export's validation children
-are filtered too). Python-level warnings and TensorFlow's Python logger are
+command's duration and a small process forwards every line that is not one
+of those, as it comes (child processes inherit the pipe, so an export's
+validation children are filtered too). Python-level warnings and TensorFlow's Python logger are
 set to errors only.
 """
 
@@ -17,8 +17,8 @@ import contextlib
 import logging
 import os
 import re
+import subprocess
 import sys
-import threading
 import warnings
 
 NOISE = re.compile(
@@ -46,43 +46,61 @@ def quiet_python_logs():
 
 
 @contextlib.contextmanager
-def filtered_stderr(filter_line=is_noise):
-    """File descriptor 2 through a filter for the block: lines `filter_line` accepts are dropped."""
+def filtered_stderr():
+    """File descriptor 2 through a filter process for the block: the libraries' own lines (`NOISE`) are dropped.
+
+    The filter is a separate process, not a thread: a thread would need this process's GIL to drain the
+    pipe, so C++ code logging while it holds the GIL could block on a full pipe for ever. It ignores
+    Ctrl-C (which a terminal sends to the whole process group) and ends when the last writer closes the
+    pipe; the block waits up to 5 s for it to forward what is left, so zoo's own last line comes after.
+    """
     try:
         original = os.dup(2)
     except OSError:  # no stderr to filter
         yield
         return
-    read_end, write_end = os.pipe()
     sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    try:
+        forwarder = subprocess.Popen([sys.executable, "-c", _FORWARDER], stdin=read_end, stdout=original,
+                                     stderr=subprocess.DEVNULL, close_fds=True)
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        os.close(original)
+        yield
+        return
+    os.close(read_end)
     os.dup2(write_end, 2)
     os.close(write_end)
-    forwarder = threading.Thread(target=_forward, args=(read_end, original, filter_line), daemon=True)
-    forwarder.start()
     try:
         yield
     finally:
         sys.stderr.flush()
-        os.dup2(original, 2)  # the pipe's last writer in this process closes; the forwarder drains it and stops
-        forwarder.join(timeout=5)
+        os.dup2(original, 2)  # this process's last reference to the pipe: the forwarder sees its end
         os.close(original)
+        try:
+            forwarder.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # a child process of the command still holds the pipe
+            pass
 
 
-def _forward(read_end, destination, filter_line):
-    pending = b""
-    with os.fdopen(read_end, "rb", buffering=0) as pipe:
-        while True:
-            chunk = pipe.read(65536)
-            if not chunk:
-                break
-            pending += chunk
-            # A line ends at \n, or at \r (a progress bar redrawing its line): forward each as it completes.
-            *complete, pending = re.split(rb"(?<=[\r\n])", pending)
-            _write(destination, complete, filter_line)
-    _write(destination, [pending] if pending else [], filter_line)
-
-
-def _write(destination, pieces, filter_line):
-    for piece in pieces:
-        if piece and not filter_line(piece.decode("utf-8", "replace")):
-            os.write(destination, piece)
+# The forwarder: stdin (the pipe) to stdout (the original stderr), a line at a time; a line ends at \n or
+# at \r (a progress bar redrawing its line), so each is forwarded as it completes.
+_FORWARDER = f"""
+import os, re, signal
+for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(number, signal.SIG_IGN)
+noise = re.compile({NOISE.pattern!r})
+pending = b""
+while True:
+    chunk = os.read(0, 65536)
+    if not chunk:
+        break
+    *complete, pending = re.split(rb"(?<=[\\r\\n])", pending + chunk)
+    for piece in complete:
+        if piece and not noise.match(piece.decode("utf-8", "replace")):
+            os.write(1, piece)
+if pending and not noise.match(pending.decode("utf-8", "replace")):
+    os.write(1, pending)
+"""
