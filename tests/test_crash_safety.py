@@ -39,7 +39,16 @@ def start(command, tmp_path):
     """A child with its own temporary dir (so its `zoo-export-*` leftovers can be checked)."""
     (tmp_path / "tmp").mkdir(exist_ok=True)
     env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"), TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals)
+
+
+def default_signals():
+    """The child's Ctrl-C, SIGTERM and SIGHUP as a terminal gives them: a test run started in the background
+    (`cmd &` in a script, nohup) ignores SIGINT (and SIGHUP), a child inherits that, and zoo (like Python
+    itself) leaves a signal ignored at start ignored."""
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
 
 
 def wait_for(process, reached, what, timeout=300):

@@ -311,7 +311,7 @@ def test_a_signal_during_predict_is_one_line_and_its_exit_status(signal_number, 
         raise AssertionError("the signal was not delivered")
 
     monkeypatch.setattr(saving, "load_model", load_model)
-    # As in a terminal: pytest-xdist's workers ignore SIGHUP, and zoo leaves an ignored signal ignored.
+    # As in a terminal: pytest-xdist's workers (and nohup) ignore SIGHUP, and zoo leaves an ignored signal ignored.
     previous = signal.signal(signal_number, signal.SIG_DFL)
     try:
         assert run_cli(capsys, "predict", "some/model", "a text")[::2] == (
