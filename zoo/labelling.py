@@ -365,14 +365,13 @@ def label_corpus(model, source, output, *, text_column="text", id_column="id", e
     position = {"bytes": 0}
     records = read_records(source, text_column=text_column, id_column=id_column, encoding=encoding,
                            position=position)
+    job = _job(model, source, text_column, id_column, probabilities, kind) if resumable else None
     done = 0
     if not to_stdout:
         output = pathlib.Path(output)
-        done = _prepare_output(output, progress_path, overwrite, resumable and _job(
-            model, source, text_column, id_column, probabilities, kind))
+        done = _prepare_output(output, progress_path, overwrite, job)
     predictor = open_predictor(model, threads)
     writer = _Writer(kind, predictor, probabilities)
-    job = _job(model, source, text_column, id_column, probabilities, kind) if resumable else None
     total_bytes = pathlib.Path(source).stat().st_size if str(source) != "-" else None
     started = time.perf_counter()
     written = 0
