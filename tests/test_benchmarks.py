@@ -1,6 +1,7 @@
 """The speed benchmark harness in --quick mode: well-formed results, tables and plots (no timing checks)."""
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -305,3 +306,13 @@ def test_latency_plot_gives_each_runtime_its_own_colour_grouped_by_family_peers_
     order = [runtime.split(" ")[0] for runtime in colours]
     assert order[0] == "executorch" and order[1] == "onnxruntime"
     assert order == sorted(order, key=order.index)  # each family's runtimes side by side
+
+
+def test_bulk_labelling_peak_memory_is_the_child_program_s_own_not_its_parent_s():
+    # A parent holding 400 MB: Linux's ru_maxrss in the child it starts reports at least that.
+    ballast = bytearray(400 * 2**20)
+    ballast[:: 4096] = b"x" * len(ballast[:: 4096])
+    code = "from benchmarks.bulk_labelling import peak_rss_mb; print(peak_rss_mb())"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           cwd=pathlib.Path(__file__).resolve().parent.parent)
+    assert float(child.stdout) < 200, child.stdout

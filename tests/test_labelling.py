@@ -153,7 +153,12 @@ def test_bulk_labelling_benchmark_measures_each_artifact_and_the_fasttext_peer(g
     for row in results["rows"]:
         expected = {"300 short": 300, "600 short": 600, "20 long": 20}[row["corpus"]]
         assert row["rows"] == expected and row["texts_per_second"] > 0 and row["max_rss_mb"] > 0, row
-    assert "| fasttext bigrams (peer) | 600 short |" in bulk_labelling.markdown_table(results)
+    table = bulk_labelling.markdown_table(results).splitlines()
+    assert "| artifact | accuracy | 300 short | 600 short | 20 long |" in table
+    peer_row = next(line for line in table if line.startswith("| fasttext bigrams (peer) |"))
+    assert peer_row.count("(1.0x)") == 3  # the peer against itself on each corpus
+    litert_row = next(line for line in table if line.startswith("| litert float32 |"))
+    assert f"{results['model_accuracy']['litert float32']:.1%}" in litert_row and litert_row.count("x) / ") == 3
 
 
 @pytest.mark.slow
