@@ -316,3 +316,30 @@ def test_bulk_labelling_peak_memory_is_the_child_program_s_own_not_its_parent_s(
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            cwd=pathlib.Path(__file__).resolve().parent.parent)
     assert float(child.stdout) < 200, child.stdout
+
+
+def test_long_document_tasks_hide_the_label_s_evidence_at_random_depths_and_use_each_review_once():
+    from benchmarks import long_documents
+
+    reviews = [f"review{i} {'great' if i % 2 else 'awful'} film" for i in range(200)]
+    labels = [i % 2 for i in range(200)]
+    lines = [f"filler line {i} of some length here" for i in range(500)]
+    needle = long_documents.build_task("needle", reviews, labels, lines, 60, seed=1)
+    spread = long_documents.build_task("spread", reviews, labels, lines, 30, seed=1)
+    used = {"needle": [], "spread": []}
+    depths = []
+    for document in needle + spread:
+        words = document["text"].split()
+        found = [word for word in words if word.startswith("review")]
+        used["needle" if document in needle else "spread"] += found
+        polarities = [int(word[len("review"):]) % 2 for word in found]
+        assert len(found) == (1 if document in needle else 5)
+        assert document["label"] == ("neg", "pos")[max(set(polarities), key=polarities.count)]
+        assert len(words) >= long_documents.FILLER_WORDS
+        if document in needle:
+            depths.append(words.index(found[0]))
+    for corpus in used.values():  # no review in two documents of a corpus: validation never shares training's evidence
+        assert len(corpus) == len(set(corpus))
+    assert sum(depth > 64 for depth in depths) > len(depths) / 2 and min(depths) < 64  # mostly past 64, not always
+    with pytest.raises(ValueError, match="need more reviews than the data has"):
+        long_documents.build_task("spread", reviews, labels, lines, 100)
