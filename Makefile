@@ -8,20 +8,24 @@ TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test check clean
 
+# What the demo uses: the core plus the onnx and mediapipe extras. Its `zoo export lstm_classifier` writes
+# a classifier's default formats, ONNX among them (skipped without zoo[onnx]), and validates the phone
+# LiteRT file in MediaPipe's TextClassifier (skipped without zoo[mediapipe]); LiteRT-LM bundles are for
+# language models and Beam labels corpora, neither of which the demo runs.
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[onnx,mediapipe]'
 	touch $(STAMP)
 
-# The tests also run the benchmark harness and its peers (PyTorch CPU, transformers, ExecuTorch, fastText)
-# and a Beam pipeline.
+# The tests exercise every runtime (all: ONNX, MediaPipe, LiteRT-LM, a Beam pipeline), the benchmark
+# harness and its peers (PyTorch CPU, transformers, ExecuTorch, fastText).
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,bench,peers,beam]'
+	$(BIN)/python -m pip install --quiet -e '.[all,test,bench,peers]'
 	touch $(TEST_STAMP)
 
 # Train the default model on rt-polarity (../shared/data), report validation
-# accuracy, export it for TF Serving and LiteRT (validated against Keras), then
+# accuracy, export it for TF Serving, LiteRT and ONNX (validated against Keras), then
 # classify two sentences with the Keras model and with the exported LiteRT file.
 demo: $(STAMP)
 	$(BIN)/zoo train lstm_classifier

@@ -1,5 +1,18 @@
 from setuptools import find_packages, setup
 
+# Each runtime beyond the core (train, SavedModel, LiteRT) is an extra. zoo/extras.py maps the module a
+# command imports to the extra that brings it; tests/test_extras.py keeps the two in step.
+RUNTIME_EXTRAS = {
+    # The ONNX export format and its runner: tf2onnx 1.17 is the release checked against TF 2.21 / NumPy 2.
+    "onnx": ["tf2onnx>=1.17", "onnx>=1.16", "onnxruntime>=1.20"],
+    # MediaPipe Tasks' TextClassifier, which phone apps load a classifier's .tflite into.
+    "mediapipe": ["mediapipe==1.2.3"],
+    # Google's LiteRT-LM engine and the bundler that writes a GPT-2 .litertlm file.
+    "litertlm": ["litert-lm-api==0.18.1", "litert-lm-builder==0.18.1"],
+    # zoo.beam: RunInference on Beam's runners (it moves protobuf to 6.33, which TensorFlow 2.21 accepts).
+    "beam": ["apache-beam>=2.78,<3"],
+}
+
 setup(
     name="zoo",
     version="0.1.0",
@@ -23,17 +36,10 @@ setup(
         "regex>=2023.0",  # \p{L} classes for the pure-Python GPT-2 BPE beside LiteRT files
         "ai-edge-litert>=2.0",
         "flatbuffers>=24.3",  # TFLite model metadata (zoo.export.tflite_metadata)
-        # The ONNX export format: tf2onnx 1.17 is the release checked against TF 2.21 / NumPy 2.
-        "tf2onnx>=1.17",
-        "onnx>=1.16",
-        "onnxruntime>=1.20",
-        # The runtimes phone apps use; every export is validated in them
-        # (MediaPipe Tasks' TextClassifier, Google's LiteRT-LM engine and its bundler).
-        "mediapipe==1.2.3",
-        "litert-lm-api==0.18.1",
-        "litert-lm-builder==0.18.1",
     ],
     extras_require={
+        **RUNTIME_EXTRAS,
+        "all": sorted({requirement for requirements in RUNTIME_EXTRAS.values() for requirement in requirements}),
         # make test runs one worker per core; keras-hub's test helpers (its wheel's src/tests/test_case.py),
         # which the shared model tests call, import grain (keras-hub's "grain" extra).
         "test": ["pytest>=8", "hypothesis>=6", "pytest-xdist>=3", "keras-hub[grain]~=0.32.0"],
@@ -44,8 +50,6 @@ setup(
         # ExecuTorch 1.5.1 (XNNPACK) is the classifier's PyTorch phone-runtime peer (benchmarks/executorch_peer.py);
         # fastText (supervised, bigrams) the linear peer of the accuracy and speed benchmarks (benchmarks/fasttext_peer.py).
         "peers": ["torch==2.13.0", "transformers>=5", "executorch>=1.5", "fasttext-numpy2-wheel>=0.9.2"],
-        # zoo.beam: RunInference on Beam's runners (it moves protobuf to 6.33, which TensorFlow 2.21 accepts).
-        "beam": ["apache-beam>=2.78,<3"],
     },
     entry_points={"console_scripts": ["zoo=zoo.cli:main"]},
 )

@@ -3,7 +3,7 @@
     pip install ./runtime                 # from a zoo checkout
     pip install './runtime[onnx]'         # also .onnx files (ONNX Runtime)
 
-Ships `zoo/__init__.py`, `zoo.runtime` and the pure-Python tokenizers
+Ships `zoo/__init__.py`, `zoo/extras.py`, `zoo.runtime` and the pure-Python tokenizers
 (`zoo.preprocessing.reference`, `zoo.preprocessing.bpe_reference`) from the
 same source files as the full `zoo` distribution, so the two never drift.
 Install one or the other: the full `zoo` already contains all of this.
@@ -15,8 +15,10 @@ import shutil
 from setuptools import setup
 
 SOURCE = pathlib.Path(__file__).resolve().parent.parent / "zoo"
-# Every module of zoo.runtime (a new runner is picked up with no change here), and the pure-Python tokenizers.
-FILES = ["__init__.py", *sorted(str(path.relative_to(SOURCE)) for path in (SOURCE / "runtime").glob("*.py")),
+# Every module of zoo.runtime (a new runner is picked up with no change here), zoo.extras (the runners name the
+# extra a missing engine comes with), and the pure-Python tokenizers.
+FILES = ["__init__.py", "extras.py",
+         *sorted(str(path.relative_to(SOURCE)) for path in (SOURCE / "runtime").glob("*.py")),
          "preprocessing/reference.py", "preprocessing/bpe_reference.py"]
 # zoo.preprocessing's own __init__ would load the Keras tokenizer on demand; the runtime needs only this.
 PREPROCESSING_INIT = '"""zoo-runtime: the pure-Python tokenizers only."""\n'
@@ -42,6 +44,7 @@ setup(
     package_dir={"": "src"},
     packages=["zoo", "zoo.runtime", "zoo.preprocessing"],
     install_requires=["numpy>=1.26", "regex>=2023.0", "ai-edge-litert>=2.0"],
+    # Named as the full distribution's extras, so zoo.extras's hints hold for both.
     extras_require={"onnx": ["onnxruntime>=1.20"], "mediapipe": ["mediapipe==1.2.3"],
-                    "litert-lm": ["litert-lm-api==0.18.1"]},
+                    "litertlm": ["litert-lm-api==0.18.1"]},
 )

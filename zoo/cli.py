@@ -48,10 +48,17 @@ def _main(argv):
 def _run(args):
     from zoo.data import DataError
     from zoo.export import ExportError
+    from zoo.extras import MissingExtraError
 
     try:
         with _warnings_shown(args.command):
             return args.run(args) or 0
+    except MissingExtraError as error:
+        # An optional runtime's extra is not installed: the message names it (zoo.extras).
+        if args.debug:
+            raise
+        print(f"zoo {args.command}: error: {error}", file=sys.stderr)
+        return 2
     except ImportError as error:
         # A runtime-only install (zoo-runtime) has no TensorFlow stack: only exported files run there.
         print(f"zoo {args.command}: error: this command needs the full zoo install (TensorFlow, Keras): {error}",
@@ -564,7 +571,10 @@ def _bench(args):
 
 def _export(args):
     import zoo.export
+    from zoo.export.exporter import check_extras
 
+    formats = None if args.format is None else _comma_list(args.format)
+    check_extras(formats)  # before the model and --data are read
     validation_data = calibration_texts = None
     if args.prompt:
         validation_data = list(args.prompt)
@@ -579,7 +589,7 @@ def _export(args):
         root=args.root,
         name=args.name or _default_export_name(args.model),
         version=args.version,
-        formats=None if args.format is None else _comma_list(args.format),
+        formats=formats,
         variants=None if args.variants is None else () if args.variants == "none" else _comma_list(args.variants),
         force=args.force,
         validation_data=validation_data,

@@ -24,6 +24,7 @@ import pathlib
 import shutil
 import time
 
+from zoo import extras
 from zoo.export import manifest, publish
 from zoo.export.errors import ExportError, RuntimeCrash
 from zoo.export.formats import FORMATS, artifact_key, get_format, relative_path
@@ -45,8 +46,13 @@ class ExportResult:
     task: object = dataclasses.field(repr=False, default=None)
 
     def format_table(self):
+        skipped = dict(self.report["skipped"])
+        skipped.update({f"{artifact} on {runtime}": reason
+                        for artifact, runtimes in self.report.get("runtimes_skipped", {}).items()
+                        for runtime, reason in runtimes.items()})
+        width = max([30, *(len(label) + 2 for label in skipped)])
         lines = [self.task.format_table(self.report["parity"])]
-        lines += [f"{artifact:<30}SKIPPED: {reason}" for artifact, reason in self.report["skipped"].items()]
+        lines += [f"{label:<{width}}SKIPPED: {reason}" for label, reason in skipped.items()]
         return "\n".join(lines)
 
 
@@ -74,7 +80,9 @@ def export(
         version: int >= 1; default is one more than the highest existing.
         formats: names from `zoo.export.FORMATS` ("saved_model", "litert",
             "onnx", "litert_lm"); default the model's task's formats that
-            serve it.
+            serve it and whose extra is installed (the others are reported
+            in `skipped`). A format named here whose extra is missing raises
+            `zoo.extras.MissingExtraError` before any work.
         variants: variants besides float32 (each format writes those it
             has: `FORMATS[name].VARIANTS`); default the task's.
         force: replace an existing version.
@@ -91,6 +99,10 @@ def export(
             default 256 or the model's context if smaller) and
             `validation_length` (`max_length` of the validation generations).
 
+    Every file is validated on each runtime it must work on; an optional
+    runtime that is not installed (MediaPipe, for a classifier's LiteRT
+    files) is named, with its extra, in the report's `runtimes_skipped`.
+
     Returns:
         `ExportResult` with the version path and the report.
 
@@ -101,6 +113,7 @@ def export(
     """
     from zoo.saving import check_folder, held_out_split, load_model, reached
 
+    check_extras(formats)
     started = time.perf_counter()
     model_path = None
     if isinstance(model, (str, pathlib.Path)):
@@ -108,7 +121,7 @@ def export(
     task = task_for(model)
     options = task.options(model, **{key: value for key, value in task_options.items() if value is not None})
     task.check_model(model)
-    plan = _plan(task, model, formats, variants)
+    plan, skipped_formats = _plan(task, model, formats, variants)
     name = publish.check_name(name or model.name)
     base = pathlib.Path(root) / name
     check_folder(base, "export folder")
@@ -118,14 +131,14 @@ def export(
 
     with publish.claimed_version(base, version, force) as version, \
             publish.staged_version(base, version, force) as (staging, scratch):
-        parity, artifacts, skipped = {"keras": task.reference(model, validation)}, {}, {}
+        parity, artifacts, skipped, runtimes_skipped = {"keras": task.reference(model, validation)}, {}, {}, {}
         for format_module, variant in plan:
             key = artifact_key(format_module, variant)
             path = staging / relative_path(format_module, variant)
             try:
                 artifact = format_module.write(model, path, variant, task=task, options=options,
                                                validation=validation, name=name, version=version, scratch=scratch)
-                parity[key] = _validate(task, validation, format_module, variant, key, path, scratch)
+                parity[key], not_installed = _validate(task, validation, format_module, variant, key, path, scratch)
             except RuntimeCrash as crash:
                 _remove(staging, path)
                 if variant == REFERENCE_VARIANT:
@@ -135,6 +148,8 @@ def export(
                 continue
             parity[key]["bytes"] = artifact["bytes"]
             artifacts[key] = _relative_to(artifact, path, staging)
+            if not_installed:
+                runtimes_skipped[key] = not_installed
             reached("export artifact")
         report = {
             "name": name,
@@ -142,7 +157,8 @@ def export(
             "task": task.name,
             "validation_examples": task.validation_examples(validation),
             "parity": parity,
-            "skipped": skipped,
+            "skipped": {**skipped, **skipped_formats},
+            "runtimes_skipped": runtimes_skipped,
             "seconds": round(time.perf_counter() - started, 2),
         }
         (staging / REPORT_FILENAME).write_text(json.dumps(report, indent=2))
@@ -165,11 +181,16 @@ def export(
 
 
 def _validate(task, validation, format_module, variant, key, path, scratch):
-    """Run one written file on every runtime it must work on and compare it with Keras."""
+    """Run one written file on every runtime it must work on and on each installed optional one, and
+    compare it with Keras; returns its parity figures and `{runtime: why it was skipped}`."""
     if path.is_file():
         task.check_runtime_file(path, validation)
-    outputs = format_module.run(path, variant, task, validation, scratch)
-    return task.compare(validation, key, outputs, exact=variant in format_module.EXACT_VARIANTS)
+    optional = format_module.optional_runtimes(path)
+    not_installed = {runtime: f"not installed ({extras.install_hint(module)})"
+                     for runtime, module in optional.items() if not extras.installed(module)}
+    runnable = tuple(runtime for runtime in optional if runtime not in not_installed)
+    outputs = format_module.run(path, variant, task, validation, scratch, optional_runtimes=runnable)
+    return task.compare(validation, key, outputs, exact=variant in format_module.EXACT_VARIANTS), not_installed
 
 
 def _relative_to(artifact, path, staging):
@@ -188,8 +209,18 @@ def _remove(staging, path):
         shutil.rmtree(path.parent)
 
 
+def check_extras(formats):
+    """Raise `zoo.extras.MissingExtraError` for the first format named in `formats` whose extra is not installed
+    (None: the task's default formats, where a missing extra skips the format instead)."""
+    for name in () if formats is None else (formats,) if isinstance(formats, str) else formats:
+        module = extras.first_missing(FORMATS[name].NEEDS) if name in FORMATS else None
+        if module:
+            raise extras.MissingExtraError(extras.missing_message(module, f"the {name} format"), name=module)
+
+
 def _plan(task, model, formats, variants):
-    """`[(format module, variant)]` in order, every request checked before any work."""
+    """`([(format module, variant)], {artifact: why it is skipped})` in order, every request checked before
+    any work (`check_extras` has refused a format named without its extra; a default one is skipped)."""
     serving = [name for name, module in FORMATS.items() if module.serves(task, model)]
     if formats is None:
         formats = [name for name in task.default_formats if name in serving]
@@ -199,6 +230,8 @@ def _plan(task, model, formats, variants):
             if name not in serving:
                 raise ExportError(f"formats: {name!r} does not export this {task.name} model "
                                   f"({type(model.backbone).__name__}); formats for it: {', '.join(serving)}")
+    missing = {name: extras.first_missing(get_format(name).NEEDS) for name in formats}
+    missing = {name: module for name, module in missing.items() if module}
     all_variants = {variant for module in FORMATS.values() for variant in module.VARIANTS}
     variants = _choices("variants", task.default_variants if variants is None else variants, all_variants)
     for variant in variants:
@@ -208,8 +241,12 @@ def _plan(task, model, formats, variants):
         if not any(variant in get_format(name).VARIANTS for name in formats):
             writers = [name for name in serving if variant in get_format(name).VARIANTS]
             raise ExportError(f"variants: {variant!r} needs one of the formats {writers}")
-    return [(get_format(name), variant) for name in formats
+    plan = [(get_format(name), variant) for name in formats
             for variant in (REFERENCE_VARIANT,) + tuple(v for v in variants if v in get_format(name).VARIANTS)]
+    skipped = {artifact_key(module, variant):
+               "not written: " + extras.missing_message(missing[module.NAME], f"the {module.NAME} format")
+               for module, variant in plan if module.NAME in missing}
+    return [(module, variant) for module, variant in plan if module.NAME not in missing], skipped
 
 
 def _choices(field, values, allowed):

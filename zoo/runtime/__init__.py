@@ -2,7 +2,8 @@
 
 Imports NumPy, `regex` and `ai_edge_litert` (and `onnxruntime` only to open
 an `.onnx` file; `mediapipe` for `mediapipe_runner`, `litert_lm` for
-`.litertlm` bundles in `litertlm_runner`): what a Raspberry Pi or an app's Python backend installs
+`.litertlm` bundles in `litertlm_runner`: each an extra, named by `zoo.extras`
+when missing): what a Raspberry Pi or an app's Python backend installs
 (`pip install ./runtime`, the `zoo-runtime` distribution; README "Runtime
 only"). Every file comes with a sidecar JSON (`zoo.runtime.sidecar`) holding
 its tokenizer, labels or cache layout, so a raw string goes in and a label

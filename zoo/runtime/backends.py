@@ -24,6 +24,8 @@ import threading
 
 import numpy as np
 
+from zoo import extras
+
 RUNTIMES = {".tflite": ("builtin", "xnnpack"), ".onnx": ("cpu",)}
 
 
@@ -150,8 +152,7 @@ class ONNXModel:
     """An `.onnx` file on an ONNX Runtime session; safe to share between threads (the session is)."""
 
     def __init__(self, model_path, runtime, num_threads):
-        import onnxruntime
-
+        onnxruntime = extras.require("onnxruntime", str(model_path))
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = num_threads
         options.inter_op_num_threads = 1

@@ -46,6 +46,7 @@ import time
 
 import numpy as np
 
+from zoo import extras
 from zoo.runtime import registry
 from zoo.runtime import verify as verification
 from zoo.runtime.generator import SAMPLERS, check_generation_arguments, check_prompt_lengths, prompt_list
@@ -105,8 +106,7 @@ class LiteRTLMGenerator:
 
     def __init__(self, path, num_threads=2, activation="float32", max_num_tokens=None, sampler=None, verify=True,
                  cache_dir=None, engine_logs=False):
-        import litert_lm
-
+        litert_lm = extras.require("litert_lm", str(path))
         self._litert_lm = litert_lm
         litert_lm.set_min_log_severity(litert_lm.LogSeverity.INFO if engine_logs else litert_lm.LogSeverity.SILENT)
         self._lock = threading.RLock()

@@ -33,6 +33,8 @@ import weakref
 
 import numpy as np
 
+from zoo import extras
+
 # Every category comes back: no top-k cut, no score cut (MediaPipe's Python
 # API turns score_threshold=None into 0.0, which would drop negative scores).
 _ALL_RESULTS = -1
@@ -73,6 +75,7 @@ def _without_tensorflow():
 
 def _text_classifier_module():
     with _without_tensorflow():
+        extras.require("mediapipe", "MediaPipe's TextClassifier")
         from mediapipe.tasks.python.core import base_options
         from mediapipe.tasks.python.text import text_classifier
     return base_options, text_classifier

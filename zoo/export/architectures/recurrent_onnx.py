@@ -22,6 +22,8 @@ import dataclasses
 import keras
 import numpy as np
 
+from zoo import extras
+
 # Keras LSTM gate order i, f, c, o; ONNX's is i, o, f, c.
 _LSTM_TO_ONNX = (0, 3, 1, 2)
 _OPS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "RNN"}
@@ -51,6 +53,7 @@ def native_cells(backbone):
 
 def backbone_fragment(backbone, token_ids, features):
     """`OnnxFragment` of `backbone`: int32 `token_ids` `[batch, length]` -> float32 `features` `[batch, width]`."""
+    extras.require("onnx", "the onnx format")
     from onnx import TensorProto, helper, numpy_helper
 
     nodes, initializers = [], []

@@ -9,6 +9,8 @@ terms (`zoo.export.tasks.base.ExportTask`). A format module defines:
     SUFFIX          its files' suffix ("" for a folder)
     VARIANTS        {variant: what it is}: the variants it can write besides float32
     EXACT_VARIANTS  variants whose outputs must reproduce Keras as float32 does
+    NEEDS           the optional modules (`zoo.extras.MODULE_EXTRAS`) it cannot write or
+                    validate a file without; without one the format is not exported
     serves(task, model) -> bool
         whether it can write `model` (of export task `task`)
     write(model, path, variant="float32", *, task=None, options=None, validation=None,
@@ -16,9 +18,13 @@ terms (`zoo.export.tasks.base.ExportTask`). A format module defines:
         write the file (and its sidecar) at `path`; `artifact` is its manifest
         entry (format, path, variant, signatures, bytes, ...). Callable on its
         own: everything but `model` and `path` has a default.
-    run(path, variant, task, validation, scratch) -> {runtime: {output: array}}
+    optional_runtimes(path) -> {runtime: module}
+        the runtimes the written file is also validated on where their
+        optional module is installed (the others are reported as skipped)
+    run(path, variant, task, validation, scratch, optional_runtimes=()) -> {runtime: {output: array}}
         run the written file on the validation set on every runtime it must
-        work on; a runtime that refuses or crashes raises `RuntimeCrash`.
+        work on, and on the `optional_runtimes` given (installed ones); a
+        runtime that refuses or crashes raises `RuntimeCrash`.
 
 The export loop, the CLI, reports, tests and benchmarks go through this registry.
 """

@@ -56,6 +56,7 @@ VARIANTS = {
 }
 EXACT_VARIANTS = ("float32", "batch32")
 RUNTIMES = backends.RUNTIMES[SUFFIX]
+NEEDS = ()
 # Converter settings per variant: what `convert` quantizes.
 _QUANTIZATION = {"float32": None, "batch32": None, "float16": "float16", "dynamic_int8": "dynamic_int8",
                  "int8": "int8"}
@@ -121,11 +122,17 @@ def write(model, path, variant="float32", *, task=None, options=None, validation
     return runtime_files.artifact_entry(path, NAME, variant, signatures, ops=op_names(flatbuffer), **fields)
 
 
-def run(path, variant, task, validation, scratch):
-    """The builtin kernels and XNNPACK; MediaPipe's TextClassifier too on a file carrying its metadata."""
+def optional_runtimes(path):
+    """MediaPipe's TextClassifier, for a file carrying its metadata (zoo[mediapipe])."""
     from zoo.export import tflite_metadata
 
-    mediapipe = tflite_metadata.metadata_buffer(pathlib.Path(path).read_bytes()) is not None
+    has_metadata = tflite_metadata.metadata_buffer(pathlib.Path(path).read_bytes()) is not None
+    return {"mediapipe": "mediapipe"} if has_metadata else {}
+
+
+def run(path, variant, task, validation, scratch, optional_runtimes=()):
+    """The builtin kernels and XNNPACK; MediaPipe's TextClassifier too where asked (`optional_runtimes`)."""
+    mediapipe = "mediapipe" in optional_runtimes
     outputs = isolation.run_in_child(path, task.probe_inputs(validation),
                                      RUNTIMES + (("mediapipe",) if mediapipe else ()), scratch)
     if mediapipe:

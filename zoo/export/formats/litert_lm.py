@@ -36,6 +36,7 @@ import tempfile
 
 import tensorflow as tf
 
+from zoo import extras
 from zoo.export import isolation
 from zoo.export.errors import ExportError
 from zoo.export.formats import litert
@@ -48,6 +49,8 @@ SUFFIX = ".litertlm"
 VARIANTS = {"dynamic_int8": "int8 weights, float activations"}
 EXACT_VARIANTS = ("float32",)
 RUNTIMES = ("litert_lm",)
+# The bundler writes the file, the engine (its only runtime) validates it: zoo[litertlm].
+NEEDS = ("litert_lm_builder", "litert_lm")
 DECODE_SIGNATURE = "decode"
 PREFILL_PREFIX = "prefill_"
 TOKENS = "tokens"
@@ -160,7 +163,11 @@ def write(model, path, variant="float32", *, task=None, options=None, validation
     }
 
 
-def run(path, variant, task, validation, scratch):
+def optional_runtimes(path):
+    return {}
+
+
+def run(path, variant, task, validation, scratch, optional_runtimes=()):
     return isolation.run_in_child(path, task.probe_inputs(validation), RUNTIMES, scratch)
 
 
@@ -184,6 +191,7 @@ def huggingface_tokenizer_json(vocabulary, merges, end_token="<|endoftext|>"):
 
 def llm_metadata(start_token_id, stop_token_ids, max_num_tokens):
     """The bundle's `LlmMetadata` proto: start/stop tokens, context length, generic model type."""
+    extras.require("litert_lm_builder", "the litert_lm format")
     from litert_lm_builder.runtime.proto import llm_metadata_pb2
 
     metadata = llm_metadata_pb2.LlmMetadata()
@@ -201,7 +209,7 @@ def build_bundle(tflite_bytes, tokenizer_json, path, *, start_token_id, stop_tok
     Uses litert-lm-builder's Python API (`litert_lm_builder.LitertLmFileBuilder`;
     the `litert-lm-builder` CLI wraps the same class). Returns `path`.
     """
-    import litert_lm_builder
+    litert_lm_builder = extras.require("litert_lm_builder", "the litert_lm format")
     from litert_lm_builder import litertlm_core
 
     path = pathlib.Path(path)

@@ -19,6 +19,7 @@ import pathlib
 
 import tensorflow as tf
 
+from zoo import extras
 from zoo.export import isolation
 from zoo.export.architectures import recipe_for
 from zoo.export.errors import ConversionError, ExportError
@@ -33,6 +34,8 @@ SUFFIX = ".onnx"
 VARIANTS = {"dynamic_int8": "int8 weights, activations quantized per call (ONNX Runtime's dynamic quantizer)"}
 EXACT_VARIANTS = ("float32",)
 RUNTIMES = backends.RUNTIMES[SUFFIX]
+# The converter, the graph edits and ONNX Runtime (signatures, the int8 quantizer, validation): zoo[onnx].
+NEEDS = ("tf2onnx", "onnx", "onnxruntime")
 # ONNX Runtime 1.2x runs opset 17 everywhere; tf2onnx 1.17 writes it.
 OPSET = 17
 TARGET = RuntimeTarget(batch_size=None)
@@ -64,8 +67,7 @@ def write(model, path, variant="float32", *, task=None, options=None, validation
         if not float32.exists():
             _write_float32(model, task, options, float32)
         _quantize(float32, path, variant)
-    import onnx
-
+    onnx = extras.require("onnx", "the onnx format")
     graph = onnx.load(str(path))
     signatures = file_signatures(path)
     runtime_files.write_sidecar(path, task, name or model.name, variant, signatures,
@@ -77,7 +79,11 @@ def write(model, path, variant="float32", *, task=None, options=None, validation
     )
 
 
-def run(path, variant, task, validation, scratch):
+def optional_runtimes(path):
+    return {}
+
+
+def run(path, variant, task, validation, scratch, optional_runtimes=()):
     return isolation.run_in_child(path, task.probe_inputs(validation), RUNTIMES, scratch)
 
 
@@ -95,6 +101,7 @@ def _write_float32(model, task, options, path):
 
 def _join_backbone(path, fragment):
     """Feed the head graph at `path` (inputs: token ids, features) from `fragment`'s nodes on the token ids."""
+    extras.require("onnx", "the onnx format")
     import onnx
     from onnx import TensorProto, helper
 
@@ -120,10 +127,7 @@ def _join_backbone(path, fragment):
 
 
 def _convert(graph, path):
-    try:
-        import tf2onnx
-    except ImportError:
-        raise ConversionError("the onnx format needs tf2onnx and onnxruntime (pip install tf2onnx onnxruntime)")
+    tf2onnx = extras.require("tf2onnx", "the onnx format")
     (endpoint,) = graph.endpoints.values()
     try:
         tf2onnx.convert.from_function(
@@ -136,6 +140,7 @@ def _convert(graph, path):
 
 
 def _quantize(float32, path, variant):
+    extras.require("onnxruntime", "the onnx format")
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root_logger = logging.getLogger()
@@ -151,8 +156,7 @@ def _quantize(float32, path, variant):
 
 def file_signatures(path):
     """The graph's one entry point, named like the other formats' (`serving_default`)."""
-    import onnxruntime
-
+    onnxruntime = extras.require("onnxruntime", "the onnx format")
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
     def describe(entries):

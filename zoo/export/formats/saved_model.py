@@ -16,6 +16,7 @@ DIRECTORY = ""
 SUFFIX = ""
 VARIANTS = {}
 EXACT_VARIANTS = ("float32",)
+NEEDS = ()
 WARMUP_FILENAME = "tf_serving_warmup_requests"
 # What a SavedModel consists of inside the version folder.
 _CONTENTS = ("saved_model.pb", "fingerprint.pb", "variables", "assets", "assets.extra")
@@ -49,7 +50,11 @@ def write(model, path, variant="float32", *, task=None, options=None, validation
     }
 
 
-def run(path, variant, task, validation, scratch):
+def optional_runtimes(path):
+    return {}
+
+
+def run(path, variant, task, validation, scratch, optional_runtimes=()):
     """`{runtime: outputs}` from the reloaded SavedModel; the task names the runtimes (its signatures)."""
     return task.serving_outputs(tf.saved_model.load(str(path)).signatures, validation)
 
