@@ -210,6 +210,38 @@ def test_saved_model_cli_lists_both_signatures(model, tmp_path):
 
 
 @pytest.mark.slow
+def test_saved_model_reads_long_documents_whole_as_keras_does(model, tmp_path):
+    from zoo.export.tasks import text_classification
+    from zoo.models.documents import predict_documents
+
+    result = fast_export(model, tmp_path, formats=("saved_model",))
+    figures = result.report["parity"]["saved_model"]
+    assert figures["documents_max_abs_diff"] <= 1e-5  # checked at export on documents up to past the last window
+    documents = text_classification.document_texts(helpers.TEXTS)
+    served = tf.saved_model.load(str(result.path)).signatures["serving_documents"]
+    np.testing.assert_allclose(served(text=tf.constant(documents))["probabilities"].numpy(),
+                               predict_documents(model, documents), atol=1e-5)
+    # A text that fits the window is read as serving_default reads it.
+    short = tf.constant(helpers.TEXTS[:4])
+    np.testing.assert_allclose(served(text=short)["probabilities"].numpy(),
+                               tf.saved_model.load(str(result.path)).signatures["serving_default"](text=short)[
+                                   "probabilities"].numpy(), atol=1e-6)
+
+
+def test_documents_that_disagree_with_keras_fail_the_export():
+    from zoo.export.errors import ParityError
+    from zoo.export.tasks.text_classification import ClassifierValidation, TextClassificationExport
+
+    validation = ClassifierValidation(["a"], None, np.zeros((1, 4), np.int32), [],
+                                      keras_document_probabilities=np.array([[0.25, 0.75]]))
+    task = TextClassificationExport()
+    assert task._compare_documents(validation, "x", [[0.25, 0.75]], exact=True) == 0.0
+    with pytest.raises(ParityError, match="x: max .probability - Keras. = 0.01 on 1 documents exceeds"):
+        task._compare_documents(validation, "x", [[0.26, 0.74]], exact=True)
+    assert task._compare_documents(validation, "x", [[0.26, 0.74]], exact=False) == pytest.approx(0.01)
+
+
+@pytest.mark.slow
 def test_warmup_requests_are_real_predict_requests(model, tmp_path):
     result = fast_export(model, tmp_path, formats=("saved_model",))
     requests = saved_model.read_warmup_requests(result.path)

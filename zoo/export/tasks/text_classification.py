@@ -5,7 +5,9 @@
   (`WordTokenizer.split_words`) and its vocabulary as the asset
   `vocabulary.txt` (core TF ops only, so a stock TF Serving binary loads
   it); `predict_token_ids` takes int32 `[None, sequence_length]`. Both
-  return `probabilities`, `class_id`, `label`.
+  return `probabilities`, `class_id`, `label`. `serving_documents` reads
+  each raw string whole, in windows (`zoo.runtime.documents`), and returns
+  their mean `probabilities`.
 - Runtime graph: int32 `token_ids` `[batch, sequence_length]` ->
   `probabilities`, the backbone traced by its architecture's recipe for the
   format's `RuntimeTarget`, then the classifier's own head.
@@ -14,7 +16,9 @@
 
 Every file is checked on the validation split against Keras: float32 files
 within `validate.FLOAT32_TOLERANCE` of Keras's probabilities on every
-runtime; other variants report label agreement and the accuracy change. A
+runtime; other variants report label agreement and the accuracy change.
+Long documents (validation texts run together, up to past the last window)
+are checked the same way wherever an artifact reads documents. A
 runtime that tokenizes the raw text itself (its outputs carry `ids_exact`)
 is held to the zoo runner on the same kernels where its ids are exact.
 """
@@ -34,6 +38,8 @@ from zoo.export.tasks.base import ExportTask
 from zoo.models.text_classifier import TextClassifier
 from zoo.preprocessing import reference
 from zoo.preprocessing.reference import ReferenceWordTokenizer
+from zoo.models.documents import document_windows, pool_windows, predict_documents
+from zoo.runtime.documents import MAX_WINDOWS
 from zoo.runtime.sidecar import sidecar_path
 
 CALIBRATION_EXAMPLES = 200
@@ -42,6 +48,8 @@ FEATURES_NAME = "features"
 OUTPUT_NAME = "probabilities"
 TEXT_SIGNATURE = "serving_default"
 TOKEN_IDS_SIGNATURE = "predict_token_ids"
+DOCUMENTS_SIGNATURE = "serving_documents"
+DOCUMENT_OUTPUT = "document_probabilities"
 # Runtime files' one signature (LiteRT and ONNX name theirs the same).
 RUNTIME_SIGNATURE = "serving_default"
 
@@ -53,6 +61,8 @@ class ClassifierValidation:
     token_ids: np.ndarray
     calibration_texts: list
     keras_probabilities: np.ndarray = None
+    documents: list = None  # long texts made of the validation texts (`document_texts`)
+    keras_document_probabilities: np.ndarray = None
 
 
 @register_task(TextClassifier)
@@ -104,11 +114,12 @@ class TextClassificationExport(ExportTask):
             calibration_texts = train.texts if train is not None else texts
         order = np.random.default_rng(0).permutation(len(calibration_texts))[:CALIBRATION_EXAMPLES]
         return ClassifierValidation(texts, labels, model.preprocessor.reference().encode(texts),
-                                    [calibration_texts[i] for i in order])
+                                    [calibration_texts[i] for i in order], documents=document_texts(texts))
 
     def reference(self, model, validation):
         validation.keras_probabilities = np.asarray(
             model.predict(tf.constant(validation.texts), batch_size=256, verbose=0))
+        validation.keras_document_probabilities = predict_documents(model, validation.documents)
         return self.figures(validation, validation.keras_probabilities)
 
     def probe_inputs(self, validation):
@@ -139,10 +150,18 @@ class TextClassificationExport(ExportTask):
             probabilities = self.forward(model, token_ids, target)
             return {OUTPUT_NAME: probabilities, **self.decisions(model, probabilities)}
 
-        def serve_text(text):
+        def whole_token_ids(text):
             words = tokenizer.split_words(text)
-            token_ids = tf.ragged.map_flat_values(lambda w: tf.cast(table.lookup(w), tf.int32), words)
-            return outputs(token_ids.to_tensor(default_value=reference.PAD_ID, shape=[None, sequence_length]))
+            return tf.ragged.map_flat_values(lambda w: tf.cast(table.lookup(w), tf.int32), words)
+
+        def serve_text(text):
+            return outputs(whole_token_ids(text).to_tensor(default_value=reference.PAD_ID,
+                                                           shape=[None, sequence_length]))
+
+        def serve_documents(text):
+            windows, owners = document_windows(whole_token_ids(text), sequence_length, MAX_WINDOWS)
+            probabilities = self.forward(model, windows, target)
+            return {OUTPUT_NAME: pool_windows(probabilities, owners, tf.shape(text)[0])}
 
         texts = validation.texts[:8] if validation is not None else []
         return Graph(
@@ -150,6 +169,7 @@ class TextClassificationExport(ExportTask):
                 TEXT_SIGNATURE: Endpoint(serve_text, [tf.TensorSpec([None], tf.string, name="text")]),
                 TOKEN_IDS_SIGNATURE: Endpoint(outputs, [tf.TensorSpec([None, sequence_length], tf.int32,
                                                                       name=INPUT_NAME)]),
+                DOCUMENTS_SIGNATURE: Endpoint(serve_documents, [tf.TensorSpec([None], tf.string, name="text")]),
             },
             tracked=[token_id_model(model), table],
             # Batch sizes 1 and len(texts): TF Serving warms each shape it sees.
@@ -164,8 +184,9 @@ class TextClassificationExport(ExportTask):
     def serving_outputs(self, signatures, validation):
         """Both signatures on the validation data; the raw-string one is the reference runtime."""
         return {
-            "text": {OUTPUT_NAME: _call_in_batches(signatures[TEXT_SIGNATURE], "text",
-                                                   tf.constant(validation.texts))},
+            "text": {OUTPUT_NAME: _call_in_batches(signatures[TEXT_SIGNATURE], "text", tf.constant(validation.texts)),
+                     DOCUMENT_OUTPUT: _call_in_batches(signatures[DOCUMENTS_SIGNATURE], "text",
+                                                       tf.constant(validation.documents), batch_size=4)},
             "token_ids": {OUTPUT_NAME: _call_in_batches(signatures[TOKEN_IDS_SIGNATURE], INPUT_NAME,
                                                         tf.constant(validation.token_ids))},
         }
@@ -220,6 +241,9 @@ class TextClassificationExport(ExportTask):
                 validate.require_float32_parity(label, runtime_figures)
             elif runtime_figures["has_nan"]:
                 raise ParityError(f"{label}: NaN in the outputs on validation examples")
+            if DOCUMENT_OUTPUT in runtime_outputs:
+                runtime_figures["documents_max_abs_diff"] = self._compare_documents(
+                    validation, f"{label}, long documents", runtime_outputs[DOCUMENT_OUTPUT], exact)
             if figures is None:
                 figures = dict(runtime=runtime, **runtime_figures)
             else:
@@ -229,6 +253,20 @@ class TextClassificationExport(ExportTask):
                 figures[runtime] = self._compare_self_tokenizing(validation, key, runtime, runtime_outputs,
                                                                  outputs[runtime_outputs["same_kernels_as"]], exact)
         return figures
+
+    def _compare_documents(self, validation, label, probabilities, exact):
+        """Max |difference| from Keras's `predict_documents` on `validation.documents` (float32: within tolerance)."""
+        reference_probabilities = validation.keras_document_probabilities
+        probabilities = np.asarray(probabilities, np.float64)
+        if probabilities.shape != reference_probabilities.shape:
+            raise ParityError(f"{label}: output shape {probabilities.shape} != Keras's {reference_probabilities.shape}")
+        difference = float(np.max(np.abs(probabilities - reference_probabilities)))
+        if np.isnan(probabilities).any():
+            raise ParityError(f"{label}: NaN in the outputs")
+        if exact and difference > validate.FLOAT32_TOLERANCE:
+            raise ParityError(f"{label}: max |probability - Keras| = {difference:.3g} on {len(probabilities)} "
+                              f"documents exceeds {validate.FLOAT32_TOLERANCE:g}")
+        return difference
 
     def _compare_self_tokenizing(self, validation, key, runtime, runtime_outputs, runner_outputs, exact):
         """A runtime that tokenizes the raw text itself, against zoo's runner on the same file and kernels.
@@ -330,6 +368,17 @@ def with_full_windows(token_ids, share=0.1):
     count = min(max(1, round(share * len(token_ids))), len(stream) // sequence_length)
     windows = stream[: count * sequence_length].reshape(count, sequence_length)
     return np.concatenate([token_ids, windows])
+
+
+def document_texts(texts, sizes=(1, 3, 10, 30, 100, 300), count=12):
+    """`count` long texts, each `sizes[i]` consecutive `texts` joined by spaces: from one window to past
+    `MAX_WINDOWS` of them (where the windows start sampling the text)."""
+    documents, start = [], 0
+    for index in range(count):
+        size = sizes[index % len(sizes)]
+        documents.append(" ".join(texts[(start + i) % len(texts)] for i in range(size)))
+        start += size
+    return documents
 
 
 def _call_in_batches(signature, input_name, inputs, batch_size=256):
