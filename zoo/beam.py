@@ -10,7 +10,14 @@ shards `<output>-00000-of-0000N.jsonl`, one row per input row:
 `{"file", "id", "label", "score"}` (a multi-label model: `"labels"`,
 `"scores"`). Rows are keyed by (file, id), so nothing depends on order across
 workers; Beam's file sink writes to temporary files and renames them at the
-end, so a failed pipeline leaves no shard behind.
+end; when the pipeline fails `main` also removes what the run wrote (shards and
+Beam's `beam-temp-*` folder), so rerunning the same command is safe.
+
+Beam's FnApiRunner does not retry a bundle whose SDK worker process died: a
+worker killed mid-bundle fails the pipeline ("Channel closed prematurely"),
+and one killed before it connected left the runner waiting forever. Importing
+this module registers `WatchedSubprocessWorkerHandler` for Beam's subprocess
+workers, which turns the second case into the first.
 
 Without runner options this runs on Beam's DirectRunner in multi-process mode
 on every core. The same command runs on any Beam runner (`--runner
@@ -25,8 +32,12 @@ SavedModel version folder, or a `.keras` file. Needs `pip install zoo[beam]`.
 """
 
 import argparse
+import glob
 import json
 import logging
+import os
+import sys
+import threading
 
 from zoo import labelling
 
@@ -37,10 +48,49 @@ _level, _root.level = _root.level, logging.ERROR
 try:
     import apache_beam as beam
     from apache_beam.io import fileio
+    from apache_beam.io.filesystems import FileSystems
     from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
     from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+    from apache_beam.portability import python_urns
+    from apache_beam.runners.portability import local_job_service
+    from apache_beam.runners.portability.fn_api_runner import worker_handlers
 finally:
     _root.setLevel(_level)
+
+
+@worker_handlers.WorkerHandler.register_environment(python_urns.SUBPROCESS_SDK, bytes)
+class WatchedSubprocessWorkerHandler(worker_handlers.SubprocessSdkWorkerHandler):
+    """Beam's handler for a DirectRunner worker process, failing the running bundle when the process dies.
+
+    Beam's own handler only logs the worker's exit: a bundle sent to a worker that died before it had
+    connected then waits forever. Closing the worker's control and data connections makes the runner raise
+    as it does for a worker that dies mid-bundle.
+    """
+
+    _closing = False
+
+    def start_worker(self):
+        self.worker = local_job_service.SubprocessSdkWorker(
+            self._worker_command_line, self.control_address, self.provision_info, self.worker_id)
+        self.worker_thread = threading.Thread(name="run_worker", target=self._run_worker)
+        self.worker_thread.start()
+
+    def _run_worker(self):
+        try:
+            self.worker.run()  # raises when the process exits with a non-zero status
+        except RuntimeError as died:
+            if self._closing:
+                raise
+            logging.getLogger(__name__).error("Beam SDK worker %s died: %s", self.worker_id, died)
+            self.control_conn.abort(died)
+            try:
+                self.data_conn.close()  # the runner's reader then raises "Channel closed prematurely"
+            except Exception:  # noqa: BLE001 (the channel already failed: the runner raises on its own)
+                pass
+
+    def close(self):
+        self._closing = True
+        super().close()
 
 
 class ZooModelHandler(ModelHandler):
@@ -106,7 +156,9 @@ def pipeline_options(beam_args):
     if options.view_as(StandardOptions).runner is None:
         options.view_as(StandardOptions).runner = "DirectRunner"
         direct = options.view_as(DirectOptions)
-        direct.direct_running_mode = direct.direct_running_mode or "multi_processing"
+        # Beam's own default is "in_memory" (one process), so only an explicit choice is kept.
+        if not any(arg.split("=")[0] == "--direct_running_mode" for arg in beam_args):
+            direct.direct_running_mode = "multi_processing"
         if not direct.direct_num_workers:
             direct.direct_num_workers = 0  # one per core
     return options
@@ -121,9 +173,47 @@ def main(argv=None):
     parser.add_argument("--id-column", default="id")
     parser.add_argument("--encoding", help="the files' encoding (default: decided per file, as zoo train does)")
     args, beam_args = parser.parse_known_args(argv)
-    with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
-        label_files(pipeline, args.model, args.input, args.output, text_column=args.text_column,
-                    id_column=args.id_column, encoding=args.encoding)
+    written_before = _written_by_sink(args.output)
+    try:
+        with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
+            label_files(pipeline, args.model, args.input, args.output, text_column=args.text_column,
+                        id_column=args.id_column, encoding=args.encoding)
+    except Exception as failure:  # noqa: BLE001 (any failure of the run: Beam's, a worker's, the model's)
+        logging.getLogger(__name__).debug("the pipeline failed", exc_info=True)
+        removed = _remove_written_since(args.output, written_before)
+        reason = (str(failure).strip().splitlines() or [type(failure).__name__])[-1]
+        sys.exit(f"python -m zoo.beam: the pipeline failed ({type(failure).__name__}: {reason}); "
+                 f"removed the {removed} file(s) and folder(s) it had written at {args.output}; "
+                 f"rerunning the same command is safe")
+
+
+def _sink_patterns(output_prefix):
+    """What `WriteToText(output_prefix, file_name_suffix=".jsonl")` writes: its shards and its temporary folder."""
+    folder, name = FileSystems.split(output_prefix)
+    return [f"{output_prefix}-*-of-*.jsonl", FileSystems.join(folder, f"beam-temp-{name}-*")]
+
+
+def _written_by_sink(output_prefix):
+    """{path: (size, mtime)} of the sink's files, and its temporary folders where the file system has folders."""
+    found = {}
+    for pattern in _sink_patterns(output_prefix):
+        for match in FileSystems.match([pattern])[0].metadata_list:  # files only, those in folders included
+            found[match.path] = (match.size_in_bytes, match.last_updated_in_seconds)
+        if "://" not in pattern:  # an object store has no folders; a local (or mounted) one keeps empty ones
+            found.update((folder, "folder") for folder in glob.glob(pattern) if os.path.isdir(folder))
+    return found
+
+
+def _remove_written_since(output_prefix, written_before):
+    """Delete the sink's shards and temporary folders that are new or changed since `written_before`."""
+    written = [path for path, stamp in _written_by_sink(output_prefix).items() if written_before.get(path) != stamp]
+    new_folders = [path for path in written if written_before.get(path) is None and os.path.isdir(path)]
+    inside_new_folders = tuple(folder + os.sep for folder in new_folders)
+    removed = new_folders + [path for path in written
+                             if path not in new_folders and not path.startswith(inside_new_folders)]
+    if removed:
+        FileSystems.delete(removed)  # a folder with what it holds
+    return len(removed)
 
 
 if __name__ == "__main__":
