@@ -111,6 +111,15 @@ def test_the_runtime_distribution_ships_zoo_extras_and_its_runners_extras():
     assert "extras.py" in [element.value for element in files.value.elts if isinstance(element, ast.Constant)]
 
 
+def test_python_m_zoo_beam_without_beam_says_which_extra_in_one_line():
+    code = ("import runpy, sys; sys.modules['apache_beam'] = None; sys.argv = ['zoo.beam', '--help']; "
+            "runpy.run_module('zoo.beam', run_name='__main__')")
+    finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                              cwd=pathlib.Path(__file__).resolve().parent.parent)
+    assert finished.returncode == 1
+    assert finished.stderr.strip() == "python -m zoo.beam: zoo.beam needs Apache Beam: pip install 'zoo[beam]'"
+
+
 def test_each_runner_names_the_extra_of_its_engine(monkeypatch, tmp_path):
     from zoo.runtime import backends
     from zoo.runtime.litertlm_runner import LiteRTLMGenerator

@@ -39,7 +39,14 @@ import os
 import sys
 import threading
 
-from zoo import labelling
+from zoo import extras, labelling
+
+try:
+    extras.require("apache_beam", "zoo.beam")
+except extras.MissingExtraError as missing:
+    if __name__ == "__main__":
+        sys.exit(f"python -m zoo.beam: {missing}")
+    raise
 
 # Importing Beam logs a root-level warning about optional Google Cloud clients (apitools, BigQuery) that
 # a pipeline reading local or mounted files never uses.
