@@ -54,10 +54,13 @@ def test_a_classifier_reads_a_long_text_whole_and_a_short_one_as_predict_does():
     window = model.sequence_length
     short = list(helpers.TEXTS[:4])
     long = " ".join(helpers.TEXTS * 3)
-    got = predict_documents(model, short + [long], batch_size=3)
+    got = model.predict_documents(short + [long], batch_size=3)
+    np.testing.assert_allclose(got, predict_documents(model, short + [long]), atol=1e-6)
     np.testing.assert_allclose(got[:4], model.predict(short, verbose=0), atol=1e-6)
     ids = model.preprocessor.tokenizer(long).numpy().tolist()
     assert len(ids) > 2 * window  # the long text needs several windows
     windows, owners = documents.split_into_windows([ids], window)
     np.testing.assert_allclose(got[4], model(windows, training=False).numpy().mean(axis=0), atol=1e-6)
     assert predict_documents(model, []).shape == (0, 2)
+    with pytest.raises(TypeError, match="takes a list of strings"):
+        model.predict_documents("one text")

@@ -68,6 +68,17 @@ class WordClassifier(keras_hub.models.TextClassifier):
             x, batch_size = tf.data.Dataset.from_tensor_slices(self.string_batch(x)).batch(batch_size or 32), None
         return super().predict(x, batch_size, *args, **kwargs)
 
+    def predict_documents(self, texts, max_windows=16, batch_size=256):
+        """Probabilities `[n, num_classes]` reading each text whole: its token sequence cut into windows of
+        `sequence_length` spread evenly from the first token to the last (at most `max_windows`), each
+        window classified, their probabilities averaged (`zoo.runtime.documents` states the rule). A text
+        that fits the window gets `predict`'s result; a longer one costs one prediction per window. The
+        exported SavedModel (`serving_documents`) and `zoo.runtime`'s runners give the same numbers."""
+        from zoo.models.documents import predict_documents
+
+        self._check_not_one_string(texts, "predict_documents")
+        return predict_documents(self, texts, max_windows=max_windows, batch_size=batch_size)
+
     @staticmethod
     def string_batch(texts):
         """Texts as one `tf.string` tensor. Keras and keras-hub would stack a Python list into a fixed-width
