@@ -333,7 +333,7 @@ def test_long_document_tasks_hide_the_label_s_evidence_at_random_depths_and_use_
         found = [word for word in words if word.startswith("review")]
         used["needle" if document in needle else "spread"] += found
         polarities = [int(word[len("review"):]) % 2 for word in found]
-        assert len(found) == (1 if document in needle else 5)
+        assert len(found) == (1 if document in needle else sum(long_documents.SPREAD_REVIEWS))
         assert document["label"] == ("neg", "pos")[max(set(polarities), key=polarities.count)]
         assert len(words) >= long_documents.FILLER_WORDS
         if document in needle:
