@@ -183,3 +183,24 @@ def test_zoo_predict_labels_a_file_or_stdin(gru_export, tmp_path):
     assert [json.loads(line)["id"] for line in piped.stdout.splitlines()] == [1, 2]
     both = zoo("a text", "--input", tmp_path / "texts.txt")
     assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_a_runner_that_sorts_by_length_still_writes_input_order_batch_by_batch(gru_export, tmp_path):
+    import zoo.runtime
+
+    model = gru_export / "onnx" / "model.onnx"
+    runner = zoo.runtime.load(model)
+    assert runner.any_length  # the ONNX file takes each batch padded to its longest text
+    words = " ".join(helpers.TEXTS).split()
+    # Very mixed lengths, long and short alternating, some past the window, one empty.
+    texts = [" ".join(words[: (i * 37) % 90]) for i in range(70)]
+    output, batches_done = tmp_path / "labels.csv", []
+    label_corpus(model, _jsonl(tmp_path / "in.jsonl", texts), output, batch_size=3, threads=2, probabilities=True,
+                 progress=lambda rows, *_: batches_done.append(rows))
+    rows = _rows(output)
+    assert [row["id"] for row in rows] == [f"doc-{i}" for i in range(len(texts))]
+    assert batches_done == [*range(3, len(texts), 3), len(texts)]  # progress after every batch, as before
+    # Each text's probabilities as the whole window gives them, one text a call.
+    expected = np.concatenate([runner.predict_token_ids(runner.tokenizer.encode([text]), trim_padding=False)
+                               for text in texts])
+    np.testing.assert_allclose([float(row["p:positive"]) for row in rows], expected[:, 1], atol=2e-6)

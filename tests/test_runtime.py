@@ -96,3 +96,25 @@ def test_sidecar_errors_name_the_file_and_field(exported, tmp_path):
         TextClassifierRunner(lm_version / "litert" / "model.tflite")
     with pytest.raises(ValueError, match=r"expected a .tflite or .onnx file"):
         TextClassifierRunner(classifier_version / "manifest.json")
+
+
+def test_a_dynamic_length_signature_gets_rows_by_length_each_call_cut_to_its_longest_row():
+    from zoo.runtime import backends
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(0, 12, size=23)
+    token_ids = np.zeros((23, 12), np.int32)
+    for row, length in enumerate(lengths):
+        token_ids[row, :length] = rng.integers(1, 50, size=length)
+    calls = []
+
+    def signature(token_ids):  # stands in for a file: the sum of each row's ids, and records what it was given
+        calls.append(token_ids.copy())
+        return {"out": token_ids.sum(axis=1, keepdims=True).astype(np.float32)}
+
+    outputs = backends.run_in_batches(signature, token_ids, "token_ids", "out", None, chunk=5, any_length=True)
+    np.testing.assert_array_equal(outputs[:, 0], token_ids.sum(axis=1))  # every row's own output, in row order
+    assert [len(call) for call in calls] == [5, 5, 5, 5, 3]
+    for call in calls:  # each call as wide as its longest row (at least one id), never cutting an id off
+        assert call.shape[1] == max(1, np.count_nonzero(call, axis=1).max())
+    assert [call.shape[1] for call in calls] == sorted(call.shape[1] for call in calls)

@@ -2,7 +2,11 @@
 
 `label_corpus(model, input, output)` is what `zoo predict MODEL --input F
 --output F` runs. Memory does not grow with the corpus: the input is read a
-batch at a time and at most `2 x threads` batches are in flight.
+batch at a time and at most `2 x threads` calls are in flight. A runner that
+pads each batch only to its longest text (an ONNX file, whose time dimension
+is dynamic) gets `LENGTH_SORTED_BATCHES` batches a call, which it runs
+shortest texts first; their rows are still written batch by batch in input
+order.
 
 - Model: a `.keras` file (or its folder, or a registered name trained into
   `saved_models/`), an exported SavedModel version folder, or an exported
@@ -41,6 +45,10 @@ import numpy as np
 
 PROGRESS_SUFFIX = ".progress.json"
 JSON_SUFFIXES = (".jsonl", ".json")
+# Batches a call for a runner that orders a call's texts by length and pads each batch only to its longest:
+# the more texts it sorts, the closer each batch's lengths (the labels do not change; the memory held is
+# this many times the batches in flight).
+LENGTH_SORTED_BATCHES = 16
 DELIMITED_SUFFIXES = {".csv": ",", ".tsv": "\t"}
 
 
@@ -63,13 +71,17 @@ class LabellingResult:
 
 
 class Predictor:
-    """Probabilities for a batch of texts, with the class names (and thresholds, for a multi-label model)."""
+    """Probabilities for a batch of texts, with the class names (and thresholds, for a multi-label model).
 
-    def __init__(self, probabilities, class_names, thresholds=None, describe=""):
+    `batches_per_call`: how many batches' texts `probabilities` is best given at once.
+    """
+
+    def __init__(self, probabilities, class_names, thresholds=None, describe="", batches_per_call=1):
         self.probabilities = probabilities
         self.class_names = list(class_names)
         self.thresholds = None if thresholds is None else np.asarray(thresholds, np.float32)
         self.describe = describe
+        self.batches_per_call = batches_per_call
 
 
 def open_predictor(model, threads=1):
@@ -112,7 +124,8 @@ def _runtime_predictor(path, threads):
             runner = local.runner = zoo.runtime.load(path, num_threads=1, verify=False)
         return np.asarray(runner.predict(texts))
 
-    return Predictor(probabilities, first.class_names, getattr(first, "thresholds", None), str(path))
+    return Predictor(probabilities, first.class_names, getattr(first, "thresholds", None), str(path),
+                     batches_per_call=LENGTH_SORTED_BATCHES if getattr(first, "any_length", False) else 1)
 
 
 def _saved_model_predictor(path):
@@ -380,19 +393,21 @@ def label_corpus(model, source, output, *, text_column="text", id_column="id", e
     try:
         if not done:
             stream.write(writer.header())
-        batches = _batches(records, batch_size, skip=done, position=position)
+        calls = _batches(records, batch_size * predictor.batches_per_call, skip=done, position=position)
         with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-            for ids, scores in _in_order(pool, predictor, batches, window=2 * threads):
-                stream.write(writer.rows(ids, scores))
-                stream.flush()
-                written += len(ids)
-                if job is not None:
-                    os.fsync(stream.fileno())
-                    _write_progress(progress_path, job, done + written, stream.tell())
-                if progress is not None:
-                    start = position.get("start", 0)  # where this run's reading began, past any resumed rows
-                    progress(done + written, time.perf_counter() - started, written, position["bytes"] - start,
-                             None if total_bytes is None else total_bytes - start)
+            for call_ids, call_scores in _in_order(pool, predictor, calls, window=2 * threads):
+                for offset in range(0, len(call_ids), batch_size):
+                    ids, scores = call_ids[offset : offset + batch_size], call_scores[offset : offset + batch_size]
+                    stream.write(writer.rows(ids, scores))
+                    stream.flush()
+                    written += len(ids)
+                    if job is not None:
+                        os.fsync(stream.fileno())
+                        _write_progress(progress_path, job, done + written, stream.tell())
+                    if progress is not None:
+                        start = position.get("start", 0)  # where this run's reading began, past any resumed rows
+                        progress(done + written, time.perf_counter() - started, written,
+                                 position["bytes"] - start, None if total_bytes is None else total_bytes - start)
     finally:
         if not to_stdout:
             stream.close()

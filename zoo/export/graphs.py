@@ -28,12 +28,16 @@ class RuntimeTarget:
             recurrent ops), so the graph takes the backbone's output as a
             second input, float32 `features` `[batch, width]`, and holds only
             what follows it (asked only of a task with `splits_at_features`).
+        any_length: the token-id input's time dimension is dynamic (any
+            length up to the window), for a runtime that can be handed each
+            batch padded only to its longest text.
     """
 
     batch_size: Optional[int] = 1
     unroll: bool = False
     sequence_ops: bool = False
     features_input: bool = False
+    any_length: bool = False
 
 
 @dataclasses.dataclass

@@ -185,14 +185,19 @@ def error_message(error, limit=300):
     return re.sub(r"(.{8,}?)\1+", r"\1", str(error) or type(error).__name__)[:limit]
 
 
-def run_in_batches(signature, token_ids, input_name, output_name, batch_size, chunk=256):
-    """Outputs for every row of `token_ids` (`[n, sequence_length]`).
+def run_in_batches(signature, token_ids, input_name, output_name, batch_size, chunk=256, any_length=False):
+    """Outputs for every row of `token_ids` (`[n, sequence_length]`), in row order.
 
     A static-batch signature (LiteRT: RNNs lower to builtins only that way)
     takes the rows slice by slice, the last slice padded with id 0; a dynamic
-    one takes `chunk` rows a call.
+    one takes `chunk` rows a call. With `any_length` (the signature's time
+    dimension is dynamic) the rows go shortest first and each call's ids are
+    cut after its longest row's last non-padding id, so a call of short texts
+    does not run over the whole window.
     """
     token_ids = np.asarray(token_ids, dtype=np.int32)
+    if any_length and batch_size is None:
+        return _run_by_length(signature, token_ids, input_name, output_name, chunk)
     step = batch_size or chunk
     rows = []
     for start in range(0, len(token_ids), step):
@@ -206,3 +211,20 @@ def run_in_batches(signature, token_ids, input_name, output_name, batch_size, ch
             batch_rows = len(batch)
         rows.append(np.asarray(signature(**{input_name: batch})[output_name], np.float32)[:batch_rows])
     return np.concatenate(rows) if rows else None
+
+
+def _run_by_length(signature, token_ids, input_name, output_name, chunk):
+    if not len(token_ids):
+        return None
+    # Each row's length: one past its last non-padding id (padding trails the text).
+    lengths = np.where(token_ids != 0, np.arange(1, token_ids.shape[1] + 1, dtype=np.int32), 0).max(axis=1)
+    order = np.argsort(lengths, kind="stable")
+    outputs = None
+    for start in range(0, len(order), chunk):
+        rows = order[start : start + chunk]
+        longest = max(1, int(lengths[rows[-1]]))  # an all-padding call keeps one pad id
+        result = np.asarray(signature(**{input_name: token_ids[rows, :longest]})[output_name], np.float32)
+        if outputs is None:
+            outputs = np.empty((len(token_ids), *result.shape[1:]), np.float32)
+        outputs[rows] = result
+    return outputs

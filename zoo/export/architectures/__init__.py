@@ -6,9 +6,10 @@ A recipe knows one architecture and neither tasks nor formats. What it gives:
                                             `RuntimeTarget` (unrolled loops, fused sequence ops)
     fuses(backbone, target)                 whether `features` emits fused sequence ops for `target`
     int8_float_ops                          TFLite ops kept in float32 in a full-int8 file
-    onnx_backbone(backbone, token_ids, features)
-                                            the backbone as ONNX nodes of its own (native recurrent ops),
-                                            or None: tf2onnx converts what `features` traces
+    onnx_backbone(backbone, token_ids, features, window)
+                                            the backbone as ONNX nodes of its own (native recurrent ops)
+                                            on token ids of any length up to `window`, or None: tf2onnx
+                                            converts what `features` traces
   causal-LM backbones also:
     cache_update                            "rows" (a step returns its new cache rows) or "replace"
                                             (it returns the whole new cache: a recurrent state)
@@ -41,7 +42,7 @@ class Recipe:
     def fuses(self, backbone, target):
         return False
 
-    def onnx_backbone(self, backbone, token_ids, features):
+    def onnx_backbone(self, backbone, token_ids, features, window):
         return None
 
 

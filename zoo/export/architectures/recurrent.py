@@ -240,8 +240,8 @@ class RecurrentRecipe(Recipe):
         with unrolled(backbone) if target.unroll else contextlib.nullcontext():
             return backbone(token_ids, training=False)
 
-    def onnx_backbone(self, backbone, token_ids, features):
+    def onnx_backbone(self, backbone, token_ids, features, window):
         # ONNX's fused ops take only their default activations.
         if not recurrent_onnx.native_cells(backbone):
             return None
-        return recurrent_onnx.backbone_fragment(backbone, token_ids, features)
+        return recurrent_onnx.backbone_fragment(backbone, token_ids, features, window)

@@ -13,8 +13,12 @@ weights; the ONNX format joins the result to the rest of the task's graph:
 Keras masks padding (id 0, always after the text); `sequence_lens` does the
 same. The max pool keeps Keras's rule: a one-directional layer's padded
 steps repeat its last output, so they never change the max; inside
-Bidirectional they are zeros, and so they are in ONNX's output. An empty
-text gives zero features, as in Keras.
+Bidirectional they are zeros, so Keras's max over the window takes a 0 into
+every feature of a text shorter than the window. The token ids may come
+padded to any length up to the window (a caller pads a batch only to its
+longest text): that zero is then added whenever the text is shorter than
+the window, not read off padded steps, so the features do not depend on how
+much padding follows. An empty text gives zero features, as in Keras.
 """
 
 import dataclasses
@@ -51,8 +55,9 @@ def native_cells(backbone):
     return True
 
 
-def backbone_fragment(backbone, token_ids, features):
-    """`OnnxFragment` of `backbone`: int32 `token_ids` `[batch, length]` -> float32 `features` `[batch, width]`."""
+def backbone_fragment(backbone, token_ids, features, window):
+    """`OnnxFragment` of `backbone`: int32 `token_ids` `[batch, length <= window]` -> float32 `features`
+    `[batch, width]`, what Keras gives for the same ids padded to `window`."""
     extras.require("onnx", "the onnx format")
     from onnx import TensorProto, helper, numpy_helper
 
@@ -97,7 +102,15 @@ def backbone_fragment(backbone, token_ids, features):
         x = f"{prefix}/out"
     if backbone.pooling == "max":
         if backbone.bidirectional:
-            nodes.append(helper.make_node("ReduceMax", [x], ["rnn/pooled"], axes=[0], keepdims=0))
+            nodes += [
+                helper.make_node("ReduceMax", [x], ["rnn/steps_max"], axes=[0], keepdims=0),
+                helper.make_node("Less", ["rnn/lengths", constant("rnn/window", np.int32(window))], ["rnn/padded"]),
+                helper.make_node("Unsqueeze", ["rnn/padded", constant("rnn/padded_axis", np.int64([1]))],
+                                 ["rnn/padded_2d"]),
+                helper.make_node("Max", ["rnn/steps_max", constant("rnn/padding_output", np.float32(0))],
+                                 ["rnn/with_padding"]),
+                helper.make_node("Where", ["rnn/padded_2d", "rnn/with_padding", "rnn/steps_max"], ["rnn/pooled"]),
+            ]
         else:
             nodes += [
                 helper.make_node("Transpose", ["rnn/is_text"], ["rnn/is_text_t"], perm=[1, 0]),

@@ -38,7 +38,10 @@ RUNTIMES = backends.RUNTIMES[SUFFIX]
 NEEDS = ("tf2onnx", "onnx", "onnxruntime")
 # ONNX Runtime 1.2x runs opset 17 everywhere; tf2onnx 1.17 writes it.
 OPSET = 17
-TARGET = RuntimeTarget(batch_size=None)
+# Token ids of any length up to the window: ONNX Runtime takes each batch
+# padded only to its longest text (`zoo.runtime` does that where the file's
+# time dimension is dynamic), and the export validates that path too.
+TARGET = RuntimeTarget(batch_size=None, any_length=True)
 
 
 def serves(task, model):
@@ -91,7 +94,8 @@ def _write_float32(model, task, options, path):
     backbone = getattr(model, "backbone", None)
     native = None
     if task.splits_at_features and backbone is not None:
-        native = recipe_for(backbone).onnx_backbone(backbone, token_ids="token_ids", features="backbone_features")
+        native = recipe_for(backbone).onnx_backbone(backbone, token_ids="token_ids", features="backbone_features",
+                                                    window=model.sequence_length)
     if native is None:
         _convert(task.runtime_graph(model, TARGET, options), path)
         return

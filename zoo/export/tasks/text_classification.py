@@ -41,6 +41,7 @@ from zoo.preprocessing.reference import ReferenceWordTokenizer
 from zoo.models.documents import document_windows, pool_windows, predict_documents
 from zoo.runtime.documents import MAX_WINDOWS
 from zoo.runtime.sidecar import sidecar_path
+from zoo.runtime.text_classifier import PADDED_TO_LONGEST
 
 CALIBRATION_EXAMPLES = 200
 INPUT_NAME = "token_ids"
@@ -192,7 +193,8 @@ class TextClassificationExport(ExportTask):
         }
 
     def runtime_graph(self, model, target, options):
-        signature = [tf.TensorSpec([target.batch_size, model.sequence_length], tf.int32, name=INPUT_NAME)]
+        length = None if target.any_length else model.sequence_length
+        signature = [tf.TensorSpec([target.batch_size, length], tf.int32, name=INPUT_NAME)]
         if target.features_input:  # the format writes the backbone; the graph is the head
             width = model.backbone.output.shape[-1]
             signature.append(tf.TensorSpec([target.batch_size, width], tf.float32, name=FEATURES_NAME))
@@ -237,10 +239,11 @@ class TextClassificationExport(ExportTask):
                 continue
             runtime_figures = self.figures(validation, runtime_outputs[OUTPUT_NAME])
             label = f"{key} ({runtime})"
-            if exact:
-                validate.require_float32_parity(label, runtime_figures)
-            elif runtime_figures["has_nan"]:
-                raise ParityError(f"{label}: NaN in the outputs on validation examples")
+            self._require_parity(label, runtime_figures, exact)
+            if PADDED_TO_LONGEST in runtime_outputs:  # a file that takes ids of any length, run as `predict` runs it
+                trimmed = self.figures(validation, runtime_outputs[PADDED_TO_LONGEST])
+                self._require_parity(f"{label}, each batch padded to its longest text", trimmed, exact)
+                runtime_figures["max_abs_diff_padded_to_longest"] = trimmed["max_abs_diff"]
             if DOCUMENT_OUTPUT in runtime_outputs:
                 runtime_figures["documents_max_abs_diff"] = self._compare_documents(
                     validation, f"{label}, long documents", runtime_outputs[DOCUMENT_OUTPUT], exact)
@@ -253,6 +256,13 @@ class TextClassificationExport(ExportTask):
                 figures[runtime] = self._compare_self_tokenizing(validation, key, runtime, runtime_outputs,
                                                                  outputs[runtime_outputs["same_kernels_as"]], exact)
         return figures
+
+    @staticmethod
+    def _require_parity(label, figures, exact):
+        if exact:
+            validate.require_float32_parity(label, figures)
+        elif figures["has_nan"]:
+            raise ParityError(f"{label}: NaN in the outputs on validation examples")
 
     def _compare_documents(self, validation, label, probabilities, exact):
         """Max |difference| from Keras's `predict_documents` on `validation.documents` (float32: within tolerance)."""
