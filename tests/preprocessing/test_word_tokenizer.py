@@ -30,6 +30,7 @@ TRICKY = [
     "İstanbul",  # one upper-case letter, two lower-case code points
     "tab\tsep\nnew\rline\vvt\fff",
     "no\u00a0break\u2003em\u2028line\x85nel",  # not ASCII whitespace: no split
+    "file\x1cgroup\x1drecord\x1eunit\x1fend",  # ASCII, and Python's str.split() splits there: no split
     "emoji 😀 ok 👍🏽",
     "中文字符 日本語",
     "x\x00y z",  # TF's lowercase stops at NUL

@@ -34,6 +34,7 @@ Example:
 """
 
 import collections
+import itertools
 import json
 import re
 import string
@@ -62,6 +63,9 @@ MEDIAPIPE_DELIMITER_PATTERNS = {
     "keep": r"[ \t\n\x0b\x0c\r]+",
 }
 _WHITESPACE_RE = re.compile("[" + re.escape(ASCII_WHITESPACE) + "]+")
+# ASCII characters Python's `str.split()` splits on besides ASCII whitespace: an ASCII text without
+# them splits there exactly as rule 3 says, without the regex.
+_PYTHON_ONLY_ASCII_WHITESPACE_RE = re.compile("[\x1c-\x1f]")
 
 
 # Letters with a lowercase mapping in Python's Unicode 14 tables that
@@ -99,8 +103,9 @@ def as_text(text):
 def split_words(text, lower=True, punctuation="split"):
     """Apply rules 0-3 and return the list of words."""
     text = as_text(text).split("\x00", 1)[0]
-    if lower:
-        text = lowercase(text)
+    ascii_text = text.isascii()
+    if lower:  # ASCII lowercases the same under every Unicode version
+        text = text.lower() if ascii_text else lowercase(text)
     if punctuation == "split":
         text = _PUNCTUATION_RE.sub(lambda match: f" {match.group(0)} ", text)
     elif punctuation == "strip":
@@ -113,6 +118,8 @@ def split_words(text, lower=True, punctuation="split"):
         raise ValueError(
             f"punctuation must be one of {PUNCTUATION_MODES}, got {punctuation!r}"
         )
+    if ascii_text and not _PYTHON_ONLY_ASCII_WHITESPACE_RE.search(text):
+        return text.split()
     return [word for word in _WHITESPACE_RE.split(text) if word]
 
 
@@ -212,12 +219,16 @@ class ReferenceWordTokenizer:
         """Return int32 ids of shape `[len(texts), sequence_length]` (texts: str or UTF-8 bytes)."""
         if isinstance(texts, (str, bytes)):
             raise TypeError("encode() takes a list of texts, not one text")
-        texts = list(texts)
-        ids = np.full((len(texts), self.sequence_length), PAD_ID, dtype=np.int32)
+        rows = []
         for row, text in enumerate(texts):
             try:
-                words = self.tokenize(text)[: self.sequence_length]
+                rows.append(self.tokenize(text)[: self.sequence_length])
             except TypeError as error:
                 raise TypeError(f"texts[{row}]: {error}") from None
-            ids[row, : len(words)] = [self._ids.get(word, OOV_ID) for word in words]
+        # One lookup pass and one NumPy write for the whole batch: the row-major mask of text positions
+        # takes the words in order.
+        lengths = np.fromiter(map(len, rows), np.int64, len(rows))
+        ids = np.full((len(rows), self.sequence_length), PAD_ID, dtype=np.int32)
+        ids[np.arange(self.sequence_length) < lengths[:, None]] = list(
+            map(self._ids.get, itertools.chain.from_iterable(rows), itertools.repeat(OOV_ID)))
         return ids
