@@ -286,13 +286,15 @@ def _delimited_records(lines, name, delimiter, text_column, id_column):
 def decisions(predictor, probabilities):
     """Per row `{"label", "score"}`, or a multi-label model's `{"labels", "scores"}` over their thresholds."""
     names, thresholds = predictor.class_names, predictor.thresholds
+    if thresholds is None:  # one argmax for the whole batch: row by row it took ~9 µs a row
+        probabilities = np.asarray(probabilities)
+        best = probabilities.argmax(axis=1)
+        for index, score in zip(best.tolist(), probabilities[np.arange(len(best)), best].tolist()):
+            yield {"label": names[index], "score": round(score, 6)}
+        return
     for row in probabilities:
-        if thresholds is not None:
-            chosen = sorted((i for i in range(len(names)) if row[i] >= thresholds[i]), key=lambda i: -row[i])
-            yield {"labels": [names[i] for i in chosen], "scores": [round(float(row[i]), 6) for i in chosen]}
-        else:
-            best = int(np.argmax(row))
-            yield {"label": names[best], "score": round(float(row[best]), 6)}
+        chosen = sorted((i for i in range(len(names)) if row[i] >= thresholds[i]), key=lambda i: -row[i])
+        yield {"labels": [names[i] for i in chosen], "scores": [round(float(row[i]), 6) for i in chosen]}
 
 
 class _Writer:
