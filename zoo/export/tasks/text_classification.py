@@ -10,7 +10,11 @@
   their mean `probabilities`.
 - Runtime graph: int32 `token_ids` `[batch, sequence_length]` ->
   `probabilities`, the backbone traced by its architecture's recipe for the
-  format's `RuntimeTarget`, then the classifier's own head.
+  format's `RuntimeTarget`, then the classifier's own head. A target with
+  `any_length` (ONNX) gets `[batch, None]`: ids padded to any length up to
+  the window give the window's probabilities (every family masks padding id
+  0), so a runner pads a batch only to its longest text; the export checks
+  that path too (`PADDED_TO_LONGEST`).
 - Description: the labels and the reference tokenizer (rules, vocabulary,
   window), so a runner turns raw text into the same ids.
 
