@@ -64,3 +64,37 @@ def test_a_classifier_reads_a_long_text_whole_and_a_short_one_as_predict_does():
     assert predict_documents(model, []).shape == (0, 2)
     with pytest.raises(TypeError, match="takes a list of strings"):
         model.predict_documents("one text")
+
+
+def test_the_reference_tokenizer_gives_each_text_s_whole_ids_as_the_window_s_first_ones():
+    from zoo.preprocessing.reference import ReferenceWordTokenizer
+
+    tokenizer = ReferenceWordTokenizer(["[PAD]", "[UNK]", "a", "b", "!"], sequence_length=3)
+    texts = ["a b a b a!", "", "zz b"]
+    whole = tokenizer.encode_whole(texts)
+    assert [ids.tolist() for ids in whole] == [[2, 3, 2, 3, 2, 4], [], [1, 3]]
+    window = tokenizer.encode(texts)
+    for ids, row in zip(whole, window):
+        assert row[: len(ids)].tolist() == ids[:3].tolist()
+    with pytest.raises(TypeError, match="a list of texts"):
+        tokenizer.encode_whole("a b")
+
+
+@pytest.mark.slow
+def test_exported_runtime_files_read_documents_as_keras_does(gru_export, tiny_gru):
+    import json
+
+    import zoo.runtime
+    from zoo.export.tasks.text_classification import document_texts
+    from tests import helpers
+
+    report = json.loads((gru_export / "export_report.json").read_text())
+    documents = document_texts(helpers.TEXTS)
+    expected = tiny_gru.predict_documents(documents)
+    for artifact, relative in (("litert float32", "litert/model.tflite"), ("onnx float32", "onnx/model.onnx")):
+        assert report["parity"][artifact]["documents_max_abs_diff"] <= 1e-5, artifact  # checked at export
+        runner = zoo.runtime.load(gru_export / relative)
+        np.testing.assert_allclose(runner.predict_documents(documents), expected, atol=1e-5, err_msg=artifact)
+        short = list(helpers.TEXTS[:5])
+        np.testing.assert_allclose(runner.predict_documents(short), runner.predict(short), atol=1e-6)
+        assert runner.predict_documents([]).shape == (0, 2)

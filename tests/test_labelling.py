@@ -59,6 +59,25 @@ def test_every_model_kind_labels_the_same(kind, gru_export, tiny_gru, tmp_path):
     np.testing.assert_allclose([row["score"] for row in got], [row["score"] for row in want], atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["litert/model.tflite", "onnx/model.onnx", "saved_model", "keras"])
+def test_long_documents_are_read_whole_by_every_model_kind(kind, gru_export, tiny_gru, tmp_path):
+    from zoo.export.tasks.text_classification import document_texts
+
+    documents = document_texts(helpers.TEXTS) + ["", "a great film"]
+    if kind == "keras":
+        model = tmp_path / "model.keras"
+        tiny_gru.save(model)
+    else:
+        model = gru_export if kind == "saved_model" else gru_export / kind
+    output = tmp_path / "labels.jsonl"
+    label_corpus(model, _jsonl(tmp_path / "in.jsonl", documents), output, batch_size=5, threads=2,
+                 probabilities=True, long_documents=True)
+    got = np.array([[row["probabilities"]["negative"], row["probabilities"]["positive"]] for row in _rows(output)])
+    np.testing.assert_allclose(got, tiny_gru.predict_documents(documents), atol=1e-5)
+    cut = np.asarray(tiny_gru.predict(documents, verbose=0))
+    assert np.abs(got - cut).max() > 1e-3  # not what the window alone gives for the long ones
+
+
 class Killed(BaseException):
     """Stands in for a kill between two batches."""
 
@@ -94,6 +113,8 @@ def test_another_job_or_a_finished_output_is_not_continued(gru_export, tmp_path)
         label_corpus(model, source, output, batch_size=4, threads=1, progress=kill)
     with pytest.raises(LabellingError, match="another job's partial output .*model"):
         label_corpus(gru_export / "onnx" / "model.onnx", source, output)
+    with pytest.raises(LabellingError, match="another job's partial output .*long_documents"):
+        label_corpus(model, source, output, long_documents=True)
     label_corpus(model, source, output, batch_size=4, threads=1)
     with pytest.raises(LabellingError, match="exists and is complete.*--overwrite"):
         label_corpus(model, source, output)
@@ -183,6 +204,13 @@ def test_zoo_predict_labels_a_file_or_stdin(gru_export, tmp_path):
     assert [json.loads(line)["id"] for line in piped.stdout.splitlines()] == [1, 2]
     both = zoo("a text", "--input", tmp_path / "texts.txt")
     assert both.returncode == 2 and "not both" in both.stderr
+    long = " ".join(TEXTS)
+    whole = zoo(long, "a great film", "--long-documents", "--json")
+    assert whole.returncode == 0, whole.stderr
+    from zoo.runtime import load
+
+    expected = load(model).predict_documents([long, "a great film"]).max(axis=1)
+    assert [json.loads(line)["probability"] for line in whole.stdout.splitlines()] == pytest.approx(expected, abs=1e-5)
 
 
 def test_a_runner_that_sorts_by_length_still_writes_input_order_batch_by_batch(gru_export, tmp_path):

@@ -105,16 +105,18 @@ class ZooModelHandler(ModelHandler):
 
     Args:
         model_path: what `zoo.labelling.open_predictor` opens, readable on every worker.
+        long_documents: read each text whole (windows over it, probabilities averaged).
         min_batch_size, max_batch_size: the batches Beam hands the model.
     """
 
-    def __init__(self, model_path, *, min_batch_size=32, max_batch_size=256):
+    def __init__(self, model_path, *, min_batch_size=32, max_batch_size=256, long_documents=False):
         super().__init__()
         self._model_path = str(model_path)
+        self._long_documents = long_documents
         self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
 
     def load_model(self):
-        return labelling.open_predictor(self._model_path, threads=1)
+        return labelling.open_predictor(self._model_path, threads=1, long_documents=self._long_documents)
 
     def run_inference(self, batch, model, inference_args=None):
         texts = list(batch)
@@ -143,7 +145,8 @@ def _row(keyed):
     return json.dumps({"file": path, "id": identifier, **result.inference}, ensure_ascii=False)
 
 
-def label_files(pipeline, model, input_pattern, output_prefix, *, text_column="text", id_column="id", encoding=None):
+def label_files(pipeline, model, input_pattern, output_prefix, *, text_column="text", id_column="id", encoding=None,
+                long_documents=False):
     """Add the labelling steps to `pipeline`: files matching `input_pattern` -> JSONL shards at `output_prefix`."""
     return (
         pipeline
@@ -151,7 +154,7 @@ def label_files(pipeline, model, input_pattern, output_prefix, *, text_column="t
         | "Open" >> fileio.ReadMatches()
         | "Read" >> beam.FlatMap(_file_records, text_column, id_column, encoding)
         | "Spread" >> beam.Reshuffle()  # a file is read by one worker; its texts are labelled by all
-        | "Label" >> RunInference(KeyedModelHandler(ZooModelHandler(model)))
+        | "Label" >> RunInference(KeyedModelHandler(ZooModelHandler(model, long_documents=long_documents)))
         | "Format" >> beam.Map(_row)
         | "Write" >> beam.io.WriteToText(output_prefix, file_name_suffix=".jsonl")
     )
@@ -179,12 +182,14 @@ def main(argv=None):
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--id-column", default="id")
     parser.add_argument("--encoding", help="the files' encoding (default: decided per file, as zoo train does)")
+    parser.add_argument("--long-documents", action="store_true",
+                        help="read each text whole (windows over it, probabilities averaged), as zoo predict does")
     args, beam_args = parser.parse_known_args(argv)
     written_before = _written_by_sink(args.output)
     try:
         with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
             label_files(pipeline, args.model, args.input, args.output, text_column=args.text_column,
-                        id_column=args.id_column, encoding=args.encoding)
+                        id_column=args.id_column, encoding=args.encoding, long_documents=args.long_documents)
     except Exception as failure:  # noqa: BLE001 (any failure of the run: Beam's, a worker's, the model's)
         logging.getLogger(__name__).debug("the pipeline failed", exc_info=True)
         removed = _remove_written_since(args.output, written_before)

@@ -219,6 +219,9 @@ def _build_parser():
     command.add_argument("--threads", type=int, help="with --input: worker threads (default: one per core)")
     command.add_argument("--probabilities", action="store_true", help="with --input: every class's probability too")
     command.add_argument("--overwrite", action="store_true", help="with --input: replace a finished --output")
+    command.add_argument("--long-documents", action="store_true",
+                         help="read each text whole (windows over it, probabilities averaged) instead of cut at the "
+                              "model's window; one prediction per window")
     command.set_defaults(run=_predict)
 
     command = commands.add_parser("verify", help="check an exported version: sha256 of every file, sidecars vs models")
@@ -502,6 +505,8 @@ def _predict(args):
         return _predict_file(args)
     if not args.texts:
         raise ValueError("nothing to label: give TEXT arguments or --input FILE")
+    if args.long_documents:
+        return _print_predictions(args, _document_predictions(args))
     from zoo.runtime import backends
 
     if pathlib.Path(args.model).suffix in backends.RUNTIMES:
@@ -514,7 +519,25 @@ def _predict(args):
             raise ValueError(f"{args.model}: a {classifier.spec['task']} file, not a classifier; use zoo generate")
     else:
         classifier = _load_classifier(args.model)
-    for text, prediction in zip(args.texts, classifier.predict_labels(args.texts)):
+    _print_predictions(args, classifier.predict_labels(args.texts))
+
+
+def _document_predictions(args):
+    """`predict_labels`'s answers for the TEXT arguments, each text read whole (`--long-documents`)."""
+    from zoo.labelling import decisions, open_predictor
+
+    predictor = open_predictor(args.model, threads=1, long_documents=True)
+    predictions = []
+    for decision in decisions(predictor, predictor.probabilities(list(args.texts))):
+        if "labels" in decision:
+            predictions.append(list(zip(decision["labels"], decision["scores"])))
+        else:
+            predictions.append((decision["label"], decision["score"]))
+    return predictions
+
+
+def _print_predictions(args, predictions):
+    for text, prediction in zip(args.texts, predictions):
         if isinstance(prediction, list):
             # A multi-label model's prediction: every (label, score) over its label's threshold.
             if args.json:
@@ -542,7 +565,7 @@ def _predict_file(args):
     result = label_corpus(args.model, args.input, args.output, text_column=args.text_column,
                           id_column=args.id_column, encoding=args.encoding, batch_size=args.batch_size,
                           threads=args.threads, probabilities=args.probabilities, overwrite=args.overwrite,
-                          progress=progress_printer())
+                          progress=progress_printer(), long_documents=args.long_documents)
     if args.output != "-":
         resumed = f" after {result.resumed_from:,} already there" if result.resumed_from else ""
         print(f"\rlabelled {result.rows:,} texts{resumed} in {result.seconds:.1f} s "

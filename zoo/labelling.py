@@ -84,14 +84,15 @@ class Predictor:
         self.batches_per_call = batches_per_call
 
 
-def open_predictor(model, threads=1):
-    """A `Predictor` for `model` (see the module docstring for what it may be)."""
+def open_predictor(model, threads=1, long_documents=False):
+    """A `Predictor` for `model` (see the module docstring for what it may be); `long_documents`: each
+    text read whole, in windows whose probabilities are averaged (`zoo.runtime.documents`)."""
     path = pathlib.Path(model)
     suffix = path.suffix
     if suffix in (".tflite", ".onnx"):
-        return _runtime_predictor(path, threads)
+        return _runtime_predictor(path, threads, long_documents)
     if path.is_dir() and (path / "saved_model.pb").is_file():
-        return _saved_model_predictor(path)
+        return _saved_model_predictor(path, long_documents)
     from zoo.saving import load_model
 
     classifier = load_model(model)
@@ -104,12 +105,14 @@ def open_predictor(model, threads=1):
 
     def probabilities(texts):
         with lock:
+            if long_documents:
+                return classifier.predict_documents(texts)
             return np.asarray(classifier.predict_on_batch(texts))
 
     return Predictor(probabilities, classifier.class_names, getattr(classifier, "thresholds", None), f"{model} (Keras)")
 
 
-def _runtime_predictor(path, threads):
+def _runtime_predictor(path, threads, long_documents=False):
     import zoo.runtime
 
     # A LiteRT interpreter serves one call at a time: every worker thread opens its own on the same file.
@@ -122,13 +125,13 @@ def _runtime_predictor(path, threads):
         runner = getattr(local, "runner", None)
         if runner is None:
             runner = local.runner = zoo.runtime.load(path, num_threads=1, verify=False)
-        return np.asarray(runner.predict(texts))
+        return np.asarray(runner.predict_documents(texts) if long_documents else runner.predict(texts))
 
     return Predictor(probabilities, first.class_names, getattr(first, "thresholds", None), str(path),
                      batches_per_call=LENGTH_SORTED_BATCHES if getattr(first, "any_length", False) else 1)
 
 
-def _saved_model_predictor(path):
+def _saved_model_predictor(path, long_documents=False):
     import tensorflow as tf
 
     from zoo.export.manifest import MANIFEST_FILENAME
@@ -139,7 +142,12 @@ def _saved_model_predictor(path):
         class_names = manifest["labels"]
     except (OSError, ValueError, KeyError):
         raise LabellingError(f"{manifest_path}: expected zoo's export manifest with the model's labels") from None
-    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    signatures = tf.saved_model.load(str(path)).signatures
+    name = "serving_documents" if long_documents else "serving_default"
+    if name not in signatures:
+        raise LabellingError(f"{path}: the SavedModel has no {name} signature (an export older than zoo's "
+                             "long-document mode); export the model again")
+    serve = signatures[name]
     return Predictor(lambda texts: serve(text=tf.constant(texts))["probabilities"].numpy(), class_names,
                      manifest.get("thresholds"), f"{path} (SavedModel)")
 
@@ -350,13 +358,14 @@ def _output_kind(output):
     raise LabellingError(f"{output}: expected an output ending in .jsonl, .csv or .tsv (or - for stdout)")
 
 
-def _job(model, source, text_column, id_column, probabilities, kind):
+def _job(model, source, text_column, id_column, probabilities, kind, long_documents):
     """What must match for a run to continue another's output."""
     source_path = pathlib.Path(source)
     stat = source_path.stat()
     return {"model": str(pathlib.Path(model).resolve()) if pathlib.Path(model).exists() else str(model),
             "input": str(source_path.resolve()), "input_bytes": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
-            "text_column": text_column, "id_column": id_column, "probabilities": probabilities, "output": kind}
+            "text_column": text_column, "id_column": id_column, "probabilities": probabilities, "output": kind,
+            "long_documents": long_documents}
 
 
 def _write_progress(path, job, rows, size):
@@ -369,8 +378,12 @@ def _write_progress(path, job, rows, size):
 
 
 def label_corpus(model, source, output, *, text_column="text", id_column="id", encoding=None, batch_size=256,
-                 threads=None, probabilities=False, overwrite=False, progress=None):
-    """Label every text of `source` with `model` into `output`; see the module docstring. Returns `LabellingResult`."""
+                 threads=None, probabilities=False, overwrite=False, progress=None, long_documents=False):
+    """Label every text of `source` with `model` into `output`; see the module docstring. Returns `LabellingResult`.
+
+    `long_documents`: read each text whole (windows over it, their probabilities averaged,
+    `zoo.runtime.documents`) instead of cut at the model's window; costs one prediction per window.
+    """
     threads = threads or os.cpu_count() or 1
     if batch_size < 1 or threads < 1:
         raise LabellingError(f"--batch-size and --threads: expected positive numbers, got {batch_size} and {threads}")
@@ -381,12 +394,12 @@ def label_corpus(model, source, output, *, text_column="text", id_column="id", e
     position = {"bytes": 0}
     records = read_records(source, text_column=text_column, id_column=id_column, encoding=encoding,
                            position=position)
-    job = _job(model, source, text_column, id_column, probabilities, kind) if resumable else None
+    job = _job(model, source, text_column, id_column, probabilities, kind, long_documents) if resumable else None
     done = 0
     if not to_stdout:
         output = pathlib.Path(output)
         done = _prepare_output(output, progress_path, overwrite, job)
-    predictor = open_predictor(model, threads)
+    predictor = open_predictor(model, threads, long_documents)
     writer = _Writer(kind, predictor, probabilities)
     total_bytes = pathlib.Path(source).stat().st_size if str(source) != "-" else None
     started = time.perf_counter()

@@ -232,3 +232,17 @@ class ReferenceWordTokenizer:
         ids[np.arange(self.sequence_length) < lengths[:, None]] = list(
             map(self._ids.get, itertools.chain.from_iterable(rows), itertools.repeat(OOV_ID)))
         return ids
+
+    def encode_whole(self, texts):
+        """Each text's ids, not cut at the window: a list of int32 arrays (for reading long documents,
+        `zoo.runtime.documents`)."""
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("encode_whole() takes a list of texts, not one text")
+        whole = []
+        for row, text in enumerate(texts):
+            try:
+                words = self.tokenize(text)
+            except TypeError as error:
+                raise TypeError(f"texts[{row}]: {error}") from None
+            whole.append(np.fromiter((self._ids.get(word, OOV_ID) for word in words), np.int32, len(words)))
+        return whole

@@ -5,13 +5,15 @@ import pathlib
 import numpy as np
 
 from zoo.preprocessing.reference import ReferenceWordTokenizer
-from zoo.runtime import backends, registry
+from zoo.runtime import backends, documents, registry
 from zoo.runtime import verify as verification
 from zoo.runtime.sidecar import check_one_tensor_signature, check_word_tokenizer_fields, read_sidecar, sidecar_path
 
 TASK = "text-classification"
 # `probe`'s second output for a file that takes ids of any length: each batch padded only to its longest text.
 PADDED_TO_LONGEST = "probabilities_padded_to_longest"
+# The probe's output on validation documents read whole (`predict_documents`), when asked for them.
+DOCUMENT_OUTPUT = "document_probabilities"
 
 
 @registry.register_runner(TASK, (".tflite", ".onnx"))
@@ -84,6 +86,21 @@ class TextClassifierRunner:
             raise TypeError("predict() takes a list of strings, not one string")
         return self.predict_token_ids(self.tokenizer.encode(list(texts)))
 
+    def predict_documents(self, texts, max_windows=documents.MAX_WINDOWS):
+        """Probabilities `[len(texts), num_classes]` reading each text whole: windows of the file's length
+        spread over its token sequence, their probabilities averaged (`zoo.runtime.documents`; Keras's
+        `predict_documents` and the SavedModel's `serving_documents` give the same numbers, checked at
+        export). A text that fits the window gets `predict`'s result; a longer one costs one prediction
+        per window."""
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("predict_documents() takes a list of strings, not one string")
+        texts = list(texts)
+        windows, owners = documents.split_into_windows(self.tokenizer.encode_whole(texts),
+                                                       self.tokenizer.sequence_length, max_windows)
+        if not texts:
+            return np.zeros((0, len(self.class_names)), np.float32)
+        return documents.pool(self.predict_token_ids(windows), owners, len(texts))
+
     def predict_labels(self, texts):
         """`(class_name, probability)` for each text."""
         probabilities = self.predict(texts)
@@ -102,6 +119,8 @@ class TextClassifierRunner:
         outputs = {"probabilities": runner.predict_token_ids(inputs["token_ids"], trim_padding=False)}
         if runner.any_length:  # and the way `predict` runs it: batches of similar length, padded to the longest
             outputs[PADDED_TO_LONGEST] = runner.predict_token_ids(inputs["token_ids"])
+        if "documents" in inputs:
+            outputs[DOCUMENT_OUTPUT] = runner.predict_documents([str(text) for text in inputs["documents"]])
         return outputs
 
 

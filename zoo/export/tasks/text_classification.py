@@ -45,7 +45,7 @@ from zoo.preprocessing.reference import ReferenceWordTokenizer
 from zoo.models.documents import document_windows, pool_windows, predict_documents
 from zoo.runtime.documents import MAX_WINDOWS
 from zoo.runtime.sidecar import sidecar_path
-from zoo.runtime.text_classifier import PADDED_TO_LONGEST
+from zoo.runtime.text_classifier import DOCUMENT_OUTPUT, PADDED_TO_LONGEST
 
 CALIBRATION_EXAMPLES = 200
 INPUT_NAME = "token_ids"
@@ -54,7 +54,6 @@ OUTPUT_NAME = "probabilities"
 TEXT_SIGNATURE = "serving_default"
 TOKEN_IDS_SIGNATURE = "predict_token_ids"
 DOCUMENTS_SIGNATURE = "serving_documents"
-DOCUMENT_OUTPUT = "document_probabilities"
 # Runtime files' one signature (LiteRT and ONNX name theirs the same).
 RUNTIME_SIGNATURE = "serving_default"
 
@@ -128,8 +127,9 @@ class TextClassificationExport(ExportTask):
         return self.figures(validation, validation.keras_probabilities)
 
     def probe_inputs(self, validation):
-        # "texts" for runtimes that tokenize the raw text themselves.
-        return {INPUT_NAME: validation.token_ids, "texts": np.array(validation.texts, dtype=str)}
+        # "texts" for runtimes that tokenize the raw text themselves; "documents" to read whole.
+        return {INPUT_NAME: validation.token_ids, "texts": np.array(validation.texts, dtype=str),
+                "documents": np.array(validation.documents, dtype=str)}
 
     def validation_examples(self, validation):
         return len(validation.texts)
