@@ -31,3 +31,19 @@ def test_a_classifier_without_the_branch_reports_its_whole_only(tmp_path):
                                        verbose=0, sequence_length=16, embedding_dim=8, hidden_dim=8,
                                        naive_bayes_buckets=0)
     assert result.report["parts"] == {"whole": round(result.validation.accuracy, 4)}
+
+
+def test_the_accuracy_benchmarks_table_has_the_branch_and_deep_columns():
+    from benchmarks.classifier_accuracy import markdown_table
+
+    output = {"results": [
+        {"model": "naive_bayes_bigram (peer)", "seed": 1, "validation_accuracy": 0.75},
+        {"model": "lstm_classifier", "seed": 1, "validation_accuracy": 0.786, "best_epoch": 4, "epochs_run": 7,
+         "train_seconds": 120.5, "branch_alone_accuracy": 0.77, "deep_alone_accuracy": 0.641},
+    ]}
+    assert markdown_table(output).splitlines() == [
+        "| model | seed | validation accuracy | branch alone | deep alone | best epoch / run | train seconds |",
+        "|---|---|---|---|---|---|---|",
+        "| naive_bayes_bigram (peer) | 1 | 75.0% |  |  |  |  |",
+        "| lstm_classifier | 1 | 78.6% | 77.0% | 64.1% | 4/7 | 120.5 |",
+    ]
