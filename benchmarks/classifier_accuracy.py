@@ -13,7 +13,9 @@ the identical split is what tells whether a split is easy or hard.
 With --keep ROOT the trained models stay in ROOT/<name> (as `zoo train` leaves
 them) for later export; otherwise they go to a temporary folder.
 
-Writes benchmarks/results/classifier_accuracy.json and prints a markdown table.
+Writes benchmarks/results/classifier_accuracy.json and prints a markdown table; for each
+family beside its accuracy, that of its Naive Bayes branch alone and of its network alone
+(the train report's `parts`).
 """
 
 import argparse
@@ -94,7 +96,11 @@ def main(argv=None):
                 {"model": name, "seed": seed, "validation_accuracy": result.validation.accuracy,
                  "best_epoch": result.best_epoch, "epochs_run": result.report["epochs_run"],
                  "train_seconds": result.report["train_seconds"],
-                 "parameters": int(result.model.count_params())}
+                 "parameters": int(result.model.count_params()),
+                 # The Naive Bayes branch alone and the network alone (the logits without the branch):
+                 # whether the family's network adds anything to the branch.
+                 "branch_alone_accuracy": result.report.get("parts", {}).get("branch"),
+                 "deep_alone_accuracy": result.report.get("parts", {}).get("deep")}
             )
             print(rows[-1], flush=True)
 
@@ -114,10 +120,15 @@ def main(argv=None):
 
 
 def markdown_table(output):
-    lines = ["| model | seed | validation accuracy | best epoch / run | train seconds |", "|---|---|---|---|---|"]
+    def percent(value):
+        return "" if value is None else f"{value:.1%}"
+
+    lines = ["| model | seed | validation accuracy | branch alone | deep alone | best epoch / run | train seconds |",
+             "|---|---|---|---|---|---|---|"]
     for row in output["results"]:
         lines.append(
             f"| {row['model']} | {row['seed']} | {row['validation_accuracy']:.1%} | "
+            f"{percent(row.get('branch_alone_accuracy'))} | {percent(row.get('deep_alone_accuracy'))} | "
             f"{row.get('best_epoch', '')}{'/' + str(row['epochs_run']) if 'epochs_run' in row else ''} | "
             f"{row.get('train_seconds', '')} |"
         )

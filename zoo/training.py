@@ -194,7 +194,7 @@ def train_classifier(
         model.choose_thresholds(validation.texts, validation.labels)
     report = evaluate_classifier(model, validation)
     summary = _summary(name, overrides, data_fields, history.history, monitor, best_epoch, seconds,
-                       len(train) * len(monitored) / seconds, report)
+                       len(train) * len(monitored) / seconds, report, _parts(model, validation))
     model_path, summary = save_trained_model(model, out_dir, summary)
     return TrainResult(model, model_path, report, history.history, best_epoch, seconds, summary)
 
@@ -217,14 +217,24 @@ def _train_distributed(name, model, cluster, train, validation, out_dir, overrid
         saved = keras.saving.load_model(pathlib.Path(scratch) / "model.keras", safe_mode=True)
     report = evaluate_classifier(saved, validation)
     summary = _summary(name, overrides, data_fields, fitted.history, "val_accuracy", fitted.best_epoch,
-                       fitted.seconds, fitted.examples_per_second, report)
+                       fitted.seconds, fitted.examples_per_second, report, _parts(saved, validation))
     summary["distributed"] = fitted.layout
     model_path, summary = save_trained_model(saved, out_dir, summary)
     return TrainResult(saved, model_path, report, fitted.history, fitted.best_epoch, fitted.seconds, summary)
 
 
-def _summary(name, overrides, data_fields, history, monitor, best_epoch, seconds, examples_per_second, report):
-    return {
+def _parts(model, validation):
+    """Validation accuracy of the whole model, its Naive Bayes branch alone and its network alone
+    (`TextClassifier.part_accuracies`), for the tasks that score them; else None."""
+    if not hasattr(model, "part_accuracies"):
+        return None
+    return {part: round(accuracy, 4) for part, accuracy in model.part_accuracies(validation.texts,
+                                                                                 validation.labels).items()}
+
+
+def _summary(name, overrides, data_fields, history, monitor, best_epoch, seconds, examples_per_second, report,
+             parts=None):
+    summary = {
         "model": name,
         "config": _jsonable(dict(models.model_info(name).default_config, **overrides)),
         "data": data_fields,
@@ -237,6 +247,9 @@ def _summary(name, overrides, data_fields, history, monitor, best_epoch, seconds
         "validation": report.to_dict(),
         "versions": library_versions(),
     }
+    if parts is not None:
+        summary["parts"] = parts
+    return summary
 
 
 # The window chosen from the data: this percentile of the training texts' token counts, rounded up to

@@ -21,6 +21,10 @@ from zoo.models.text_classifier_preprocessor import TextClassifierPreprocessor
 from zoo.preprocessing import WordTokenizer
 
 
+# What `TextClassifier.part_logits` scores: the whole model, its Naive Bayes branch, its network.
+PARTS = ("whole", "branch", "deep")
+
+
 class WordClassifier(keras_hub.models.TextClassifier):
     """What zoo's classifiers over its word tokenizer share (single-label `TextClassifier`, multi-label
     `MultiLabelTextClassifier`): raw strings in through a `TextClassifierPreprocessor`, an optional Naive
@@ -174,6 +178,39 @@ class TextClassifier(WordClassifier):
             outputs = self.output_activation(self.wide_and_deep([outputs, self.naive_bayes(token_ids)]))
         return outputs
 
+    def part_logits(self, texts, part="whole", batch_size=256):
+        """Logits `[n, num_classes]` of one part of the model for raw `texts`: `"whole"` (what `predict`'s
+        softmax reads), `"branch"` (the Naive Bayes branch alone) or `"deep"` (the backbone and output
+        layer alone, the branch left out). Whole is branch plus deep. Inference mode (no dropout)."""
+        self._check_not_one_string(texts, "part_logits")
+        if part not in PARTS:
+            raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
+        if self.naive_bayes is None and part != "whole":
+            raise ValueError(f"{self.name} has no Naive Bayes branch (naive_bayes_buckets=0): only part='whole' "
+                             f"scores it, got {part!r}")
+        texts = list(texts)
+        batches = []
+        for start in range(0, len(texts), batch_size):
+            token_ids = self.preprocessor(self.string_batch(texts[start : start + batch_size]))
+            if part == "branch":
+                logits = self.naive_bayes(token_ids, training=False)
+            else:
+                # The output layer's affine map without its activation (a model without the branch has softmax there).
+                features = keras.ops.cast(self.backbone(token_ids, training=False), "float32")
+                logits = keras.ops.matmul(features, self.output_dense.kernel) + self.output_dense.bias
+                if part == "whole" and self.naive_bayes is not None:
+                    logits = logits + self.naive_bayes(token_ids, training=False)
+            batches.append(keras.ops.convert_to_numpy(logits))
+        return np.concatenate(batches) if batches else np.zeros((0, self.num_classes), np.float32)
+
+    def part_accuracies(self, texts, labels):
+        """Accuracy of each part (`part_logits`) on `texts` with int `labels`: `{"whole", "branch", "deep"}`,
+        or `{"whole"}` for a model without a Naive Bayes branch. Tells whether the network learned anything
+        beside the branch: a deep part at chance, or a whole no better than its branch, means it did not."""
+        labels = np.asarray(labels)
+        parts = PARTS if self.naive_bayes is not None else ("whole",)
+        return {part: float(np.mean(np.argmax(self.part_logits(texts, part), axis=-1) == labels)) for part in parts}
+
     def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
         # keras-hub's default (Adam 5e-5) is for fine-tuning pretrained
         # transformers; zoo's classifiers train from scratch.
@@ -235,6 +272,11 @@ CLASSIFIER_DEFAULTS = dict(
     # network overfits within two epochs at 1e-3; it only has to learn what
     # that branch misses.
     learning_rate=3e-4,
+    # The network and the branch train together from the first step, with no schedule: on rt-polarity
+    # (seeded splits 1337, 42, 7) zeroing the branch for 20-50% of the training examples, or training
+    # the network alone for its first 3 epochs, made the network alone better (cnn by 4-13 points) but
+    # the whole model no more accurate than this plain sum (at 20%: cnn the same, lstm 0.2 points worse
+    # on average; up to 1.5 points worse with more dropout or the warm-up).
     naive_bayes_buckets=2**18,
 )
 
