@@ -120,18 +120,22 @@ def main(argv=None):
 
 
 def markdown_table(output):
+    """One row per model and seed; the branch-alone and deep-alone columns where the run recorded them
+    (runs from before the train report had `parts` did not)."""
     def percent(value):
         return "" if value is None else f"{value:.1%}"
 
-    lines = ["| model | seed | validation accuracy | branch alone | deep alone | best epoch / run | train seconds |",
-             "|---|---|---|---|---|---|---|"]
+    parts = any("branch_alone_accuracy" in row for row in output["results"])
+    header = ["model", "seed", "validation accuracy", *(["branch alone", "deep alone"] if parts else []),
+              "best epoch / run", "train seconds"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in output["results"]:
-        lines.append(
-            f"| {row['model']} | {row['seed']} | {row['validation_accuracy']:.1%} | "
-            f"{percent(row.get('branch_alone_accuracy'))} | {percent(row.get('deep_alone_accuracy'))} | "
-            f"{row.get('best_epoch', '')}{'/' + str(row['epochs_run']) if 'epochs_run' in row else ''} | "
-            f"{row.get('train_seconds', '')} |"
-        )
+        cells = [row["model"], row["seed"], f"{row['validation_accuracy']:.1%}"]
+        if parts:
+            cells += [percent(row.get("branch_alone_accuracy")), percent(row.get("deep_alone_accuracy"))]
+        cells += [f"{row.get('best_epoch', '')}{'/' + str(row['epochs_run']) if 'epochs_run' in row else ''}",
+                  row.get("train_seconds", "")]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)
 
 
