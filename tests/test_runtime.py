@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from tests import helpers
-from zoo.export import export
 
 # Makes every TensorFlow-stack import fail in the child process, as on a machine without them.
 BLOCK_TENSORFLOW = textwrap.dedent("""

@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests import helpers
 from zoo.runtime import Generator, TextClassifierRunner
 from zoo.runtime.sidecar import SidecarError
 from zoo.runtime.verify import VerificationError
