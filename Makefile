@@ -34,9 +34,10 @@ demo: $(STAMP)
 	$(BIN)/zoo predict "$$(ls -d saved_models/lstm_classifier/[0-9]* | sort -t/ -k3 -n | tail -1)/litert/model.tflite" \
 		"a gorgeous, witty, seductive movie." "the plot is a tedious mess."
 
-# Every test, one pytest worker per core (pytest-xdist); what CI runs.
+# Every test, one pytest worker per core (pytest-xdist); what CI runs. worksteal: a worker that runs out of
+# tests takes queued ones from the other, so a few minute-long tests at the end do not leave a core idle.
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -q -n auto --durations=25 tests
+	$(BIN)/python -m pytest -q -n auto --dist worksteal --durations=25 tests
 
 # The fast tier while editing: every test not marked slow (no training past a few steps, no export,
 # no extra processes; see pytest.ini).
