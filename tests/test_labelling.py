@@ -43,15 +43,19 @@ def test_every_row_labelled_once_in_input_order_as_the_runner_labels_it(gru_expo
     assert not (tmp_path / "labels.csv.progress.json").exists()
 
 
+def _model_of_kind(kind, gru_export, tiny_gru, folder):
+    """What `label_corpus` is given for `kind`: a file of the export, its SavedModel folder, or a .keras file."""
+    if kind == "keras":
+        tiny_gru.save(folder / "model.keras")
+        return folder / "model.keras"
+    return gru_export if kind == "saved_model" else gru_export / kind
+
+
 @pytest.mark.parametrize("kind", ["onnx/model.onnx", "saved_model", "keras"])
 def test_every_model_kind_labels_the_same(kind, gru_export, tiny_gru, tmp_path):
     reference = tmp_path / "reference.jsonl"
     label_corpus(gru_export / "litert" / "model.tflite", _jsonl(tmp_path / "in.jsonl"), reference, threads=2)
-    if kind == "keras":
-        model = tmp_path / "model.keras"
-        tiny_gru.save(model)
-    else:
-        model = gru_export if kind == "saved_model" else gru_export / kind
+    model = _model_of_kind(kind, gru_export, tiny_gru, tmp_path)
     output = tmp_path / "labels.jsonl"
     label_corpus(model, tmp_path / "in.jsonl", output, batch_size=7, threads=2)
     got, want = _rows(output), _rows(reference)
@@ -64,11 +68,7 @@ def test_long_documents_are_read_whole_by_every_model_kind(kind, gru_export, tin
     from zoo.export.tasks.text_classification import document_texts
 
     documents = document_texts(helpers.TEXTS) + ["", "a great film"]
-    if kind == "keras":
-        model = tmp_path / "model.keras"
-        tiny_gru.save(model)
-    else:
-        model = gru_export if kind == "saved_model" else gru_export / kind
+    model = _model_of_kind(kind, gru_export, tiny_gru, tmp_path)
     output = tmp_path / "labels.jsonl"
     label_corpus(model, _jsonl(tmp_path / "in.jsonl", documents), output, batch_size=5, threads=2,
                  probabilities=True, long_documents=True)
