@@ -217,32 +217,34 @@ class ReferenceWordTokenizer:
 
     def encode(self, texts):
         """Return int32 ids of shape `[len(texts), sequence_length]` (texts: str or UTF-8 bytes)."""
-        if isinstance(texts, (str, bytes)):
-            raise TypeError("encode() takes a list of texts, not one text")
-        rows = []
-        for row, text in enumerate(texts):
-            try:
-                rows.append(self.tokenize(text)[: self.sequence_length])
-            except TypeError as error:
-                raise TypeError(f"texts[{row}]: {error}") from None
+        rows = self._words(texts, "encode", self.sequence_length)
         # One lookup pass and one NumPy write for the whole batch: the row-major mask of text positions
         # takes the words in order.
         lengths = np.fromiter(map(len, rows), np.int64, len(rows))
         ids = np.full((len(rows), self.sequence_length), PAD_ID, dtype=np.int32)
-        ids[np.arange(self.sequence_length) < lengths[:, None]] = list(
-            map(self._ids.get, itertools.chain.from_iterable(rows), itertools.repeat(OOV_ID)))
+        ids[np.arange(self.sequence_length) < lengths[:, None]] = self._lookup(rows, int(lengths.sum()))
         return ids
 
     def encode_whole(self, texts):
         """Each text's ids, not cut at the window: a list of int32 arrays (for reading long documents,
         `zoo.runtime.documents`)."""
+        rows = self._words(texts, "encode_whole")
+        lengths = np.fromiter(map(len, rows), np.int64, len(rows))
+        return np.split(self._lookup(rows, int(lengths.sum())), np.cumsum(lengths)[:-1])
+
+    def _words(self, texts, method, limit=None):
+        """Each text's words (at most `limit`); a text that is not one is an error naming its row."""
         if isinstance(texts, (str, bytes)):
-            raise TypeError("encode_whole() takes a list of texts, not one text")
-        whole = []
+            raise TypeError(f"{method}() takes a list of texts, not one text")
+        rows = []
         for row, text in enumerate(texts):
             try:
-                words = self.tokenize(text)
+                rows.append(self.tokenize(text)[:limit])
             except TypeError as error:
                 raise TypeError(f"texts[{row}]: {error}") from None
-            whole.append(np.fromiter((self._ids.get(word, OOV_ID) for word in words), np.int32, len(words)))
-        return whole
+        return rows
+
+    def _lookup(self, rows, count):
+        """The int32 ids of every word of `rows`, in order, in one pass (`count` words in all)."""
+        return np.fromiter(map(self._ids.get, itertools.chain.from_iterable(rows), itertools.repeat(OOV_ID)),
+                           np.int32, count)
