@@ -1,11 +1,9 @@
 """Validation accuracy of every registered classifier, with its defaults, on rt-polarity.
 
 Each model is trained exactly as `zoo train NAME` does (same seeded 90/10
-split, same defaults), next to a multinomial Naive Bayes over binarized
-unigrams + bigrams (Wang & Manning 2012's MNB-bi, alpha=1) and fastText with
-word bigrams (`benchmarks.fasttext_peer`), each fitted on the same split: the
-published figures are 10-fold cross-validation means, so the peer on
-the identical split is what tells whether a split is easy or hard.
+split, same defaults), next to the peers of `benchmarks.accuracy_peers`
+(TF-IDF + LinearSVC, Naive Bayes bigrams, fastText bigrams), each fitted on
+the same split.
 
     python -m benchmarks.classifier_accuracy [--models lstm_classifier ...] [--seeds 1337 ...]
         [--keep saved_models]
@@ -15,7 +13,8 @@ them) for later export; otherwise they go to a temporary folder.
 
 Writes benchmarks/results/classifier_accuracy.json and prints a markdown table; for each
 family beside its accuracy, that of its Naive Bayes branch alone and of its network alone
-(the train report's `parts`).
+(the train report's `parts`), the window the data chose with the share of training texts it cuts,
+the training time and the model file's size.
 """
 
 import argparse
@@ -24,43 +23,11 @@ import math
 import pathlib
 import tempfile
 
-import numpy as np
-
-from benchmarks import fasttext_peer
+from benchmarks.accuracy_peers import peer_rows
 from zoo.versions import library_versions
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 PUBLISHED = {"NBSVM-bi (Wang & Manning 2012)": 0.794, "MNB-bi (Wang & Manning 2012)": 0.790, "CNN-rand (Kim 2014)": 0.761}
-
-
-def naive_bayes_bigram_accuracy(train, validation, alpha=1.0):
-    """MNB over binarized uni+bigram features: log-count ratio r, predict sign(x·r + b)."""
-
-    def features(text):
-        words = text.lower().split()
-        return set(words) | {f"{a} {b}" for a, b in zip(words, words[1:])}
-
-    index = {}
-    counts = {}
-    for text, label in zip(train.texts, train.labels):
-        for feature in features(text):
-            column = index.setdefault(feature, len(index))
-            counts.setdefault(int(label), {}).setdefault(column, 0)
-            counts[int(label)][column] += 1
-    num_classes = len(train.class_names)
-    log_probs = np.zeros((num_classes, len(index)))
-    for label in range(num_classes):
-        row = np.full(len(index), alpha)
-        for column, count in counts.get(label, {}).items():
-            row[column] += count
-        log_probs[label] = np.log(row / row.sum())
-    priors = np.log(np.bincount(train.labels, minlength=num_classes) / len(train))
-    correct = 0
-    for text, label in zip(validation.texts, validation.labels):
-        columns = [index[f] for f in features(text) if f in index]
-        scores = priors + log_probs[:, columns].sum(axis=1)
-        correct += int(np.argmax(scores) == label)
-    return correct / len(validation)
 
 
 def main(argv=None):
@@ -79,24 +46,22 @@ def main(argv=None):
     rows = []
     for seed in args.seeds:
         train, validation = dataset.split(0.1, seed)
-        rows.append(
-            {"model": "naive_bayes_bigram (peer)", "seed": seed,
-             "validation_accuracy": naive_bayes_bigram_accuracy(train, validation)}
-        )
-        print(rows[-1], flush=True)
-        if fasttext_peer.available():
-            rows.append({"model": "fasttext bigrams (peer)", "seed": seed,
-                         "validation_accuracy": fasttext_peer.accuracy(train, validation, seed=seed)[0]})
+        for row in peer_rows(train, validation, seed):
+            rows.append({**row, "seed": seed})
             print(rows[-1], flush=True)
         for name in args.models:
             with tempfile.TemporaryDirectory() as scratch:
                 out_dir = pathlib.Path(args.keep) / name if args.keep else scratch
                 result = train_classifier(name, args.data, out_dir=out_dir, seed=seed, verbose=2)
+                model_bytes = (pathlib.Path(out_dir) / "model.keras").stat().st_size
+            window = result.report["data"].get("window", {})
             rows.append(
                 {"model": name, "seed": seed, "validation_accuracy": result.validation.accuracy,
                  "best_epoch": result.best_epoch, "epochs_run": result.report["epochs_run"],
                  "train_seconds": result.report["train_seconds"],
-                 "parameters": int(result.model.count_params()),
+                 "parameters": int(result.model.count_params()), "model_bytes": model_bytes,
+                 "sequence_length": int(result.model.sequence_length),
+                 "truncated_share": window.get("truncated_share"),
                  # The Naive Bayes branch alone and the network alone (the logits without the branch):
                  # whether the family's network adds anything to the branch.
                  "branch_alone_accuracy": result.report.get("parts", {}).get("branch"),
@@ -120,21 +85,33 @@ def main(argv=None):
 
 
 def markdown_table(output):
-    """One row per model and seed; the branch-alone and deep-alone columns where the run recorded them
-    (runs from before the train report had `parts` did not)."""
+    """One row per model and seed; the branch-alone and deep-alone columns, and the window with its
+    truncation share and the model's size, where the run recorded them (older runs did not)."""
     def percent(value):
         return "" if value is None else f"{value:.1%}"
 
+    def window(row):
+        if "sequence_length" not in row:
+            return ""
+        cut = row.get("truncated_share")
+        return str(row["sequence_length"]) + ("" if cut is None else f" ({cut:.0%})")
+
     parts = any("branch_alone_accuracy" in row for row in output["results"])
+    sizes = any("sequence_length" in row for row in output["results"])
     header = ["model", "seed", "validation accuracy", *(["branch alone", "deep alone"] if parts else []),
-              "best epoch / run", "train seconds"]
+              *(["window (cut)"] if sizes else []), "best epoch / run", "train seconds",
+              *(["size MB"] if sizes else [])]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in output["results"]:
         cells = [row["model"], row["seed"], f"{row['validation_accuracy']:.1%}"]
         if parts:
             cells += [percent(row.get("branch_alone_accuracy")), percent(row.get("deep_alone_accuracy"))]
+        if sizes:
+            cells.append(window(row))
         cells += [f"{row.get('best_epoch', '')}{'/' + str(row['epochs_run']) if 'epochs_run' in row else ''}",
                   row.get("train_seconds", "")]
+        if sizes:
+            cells.append(f"{row['model_bytes'] / 2**20:.1f}" if "model_bytes" in row else "")
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)
 

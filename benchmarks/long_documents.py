@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from benchmarks import fasttext_peer
+from benchmarks.accuracy_peers import peer_rows
 from zoo.versions import library_versions
 
 RESULTS = pathlib.Path(__file__).parent / "results"
@@ -108,31 +108,6 @@ def write_task(path, documents):
     with open(path, "w", encoding="utf-8") as file:
         file.writelines(json.dumps(document) + "\n" for document in documents)
     return path
-
-
-def tfidf_linear_svc_accuracy(train, validation):
-    """TF-IDF of word uni- and bigrams (sublinear tf) + LinearSVC, fitted on `train`."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.svm import LinearSVC
-
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-    classifier = LinearSVC().fit(vectorizer.fit_transform(train.texts), train.labels)
-    return float(np.mean(classifier.predict(vectorizer.transform(validation.texts)) == np.asarray(validation.labels)))
-
-
-def peer_rows(train, validation, seed):
-    from benchmarks.classifier_accuracy import naive_bayes_bigram_accuracy
-
-    rows = []
-    for name, measure in (("tfidf + linear_svc (peer)", lambda: tfidf_linear_svc_accuracy(train, validation)),
-                          ("naive_bayes_bigram (peer)", lambda: naive_bayes_bigram_accuracy(train, validation)),
-                          ("fasttext bigrams (peer)", lambda: fasttext_peer.accuracy(train, validation, seed=seed)[0])):
-        if name.startswith("fasttext") and not fasttext_peer.available():
-            continue
-        started = time.perf_counter()
-        rows.append({"model": name, "validation_accuracy": measure(),
-                     "train_seconds": round(time.perf_counter() - started, 1)})
-    return rows
 
 
 def model_row(name, corpus, seed, validation, sequence_length=None, epochs=10):

@@ -47,3 +47,18 @@ def test_the_accuracy_benchmarks_table_has_the_branch_and_deep_columns():
         "| naive_bayes_bigram (peer) | 1 | 75.0% |  |  |  |  |",
         "| lstm_classifier | 1 | 78.6% | 77.0% | 64.1% | 4/7 | 120.5 |",
     ]
+
+
+def test_the_accuracy_benchmarks_table_has_the_window_and_size_columns_when_recorded():
+    from benchmarks.classifier_accuracy import markdown_table
+
+    output = {"results": [
+        {"model": "tfidf + linear_svc (peer)", "seed": 1, "validation_accuracy": 0.771, "train_seconds": 0.9},
+        {"model": "cnn_classifier", "seed": 1, "validation_accuracy": 0.79, "best_epoch": 3, "epochs_run": 6,
+         "train_seconds": 105.0, "branch_alone_accuracy": 0.77, "deep_alone_accuracy": 0.626,
+         "sequence_length": 48, "truncated_share": 0.012, "model_bytes": 15 * 2**20},
+    ]}
+    assert markdown_table(output).splitlines()[2:] == [
+        "| tfidf + linear_svc (peer) | 1 | 77.1% |  |  |  |  | 0.9 |  |",
+        "| cnn_classifier | 1 | 79.0% | 77.0% | 62.6% | 48 (1%) | 3/6 | 105.0 | 15.0 |",
+    ]
