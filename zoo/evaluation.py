@@ -14,6 +14,14 @@ import numpy as np
 DEFAULT_THRESHOLD = 0.5
 
 
+def labels_over_thresholds(scores, class_names, thresholds):
+    """A multi-label prediction from one row of scores: `[(label, score), ...]`, every label whose
+    score is at or above its own threshold, highest score first (the rule every model kind and runtime
+    answers with)."""
+    return sorted(((name, float(score)) for name, score, threshold in zip(class_names, scores, thresholds)
+                   if score >= threshold), key=lambda pair: -pair[1])
+
+
 @dataclasses.dataclass(frozen=True)
 class ClassificationReport:
     class_names: tuple

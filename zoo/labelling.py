@@ -43,6 +43,8 @@ import time
 
 import numpy as np
 
+from zoo.evaluation import labels_over_thresholds
+
 PROGRESS_SUFFIX = ".progress.json"
 JSON_SUFFIXES = (".jsonl", ".json")
 # Batches a call for a runner that orders a call's texts by length and pads each batch only to its longest:
@@ -301,8 +303,8 @@ def decisions(predictor, probabilities):
             yield {"label": names[index], "score": round(score, 6)}
         return
     for row in probabilities:
-        chosen = sorted((i for i in range(len(names)) if row[i] >= thresholds[i]), key=lambda i: -row[i])
-        yield {"labels": [names[i] for i in chosen], "scores": [round(float(row[i]), 6) for i in chosen]}
+        chosen = labels_over_thresholds(row, names, thresholds)
+        yield {"labels": [name for name, _ in chosen], "scores": [round(score, 6) for _, score in chosen]}
 
 
 class _Writer:

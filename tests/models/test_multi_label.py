@@ -332,3 +332,12 @@ def test_a_strategy_is_refused_in_one_line_before_any_data_is_read(tmp_path):
     # zoo.distributed's step computes sparse cross-entropy and accuracy: it does not train label sets.
     with pytest.raises(ValueError, match=r"^cnn_multi_label_classifier: strategy= trains single-label classifiers"):
         train_classifier("cnn_multi_label_classifier", tmp_path / "no-such-file.csv", strategy="mirrored")
+
+
+def test_labels_over_thresholds_keeps_scores_at_or_above_each_labels_own_threshold_best_first():
+    from zoo.evaluation import labels_over_thresholds
+
+    scores = np.array([0.5, 0.9, 0.3, 0.7], np.float32)
+    assert labels_over_thresholds(scores, ["a", "b", "c", "d"], [0.5, 0.95, 0.2, 0.1]) == [
+        ("d", pytest.approx(0.7)), ("a", 0.5), ("c", pytest.approx(0.3))]
+    assert labels_over_thresholds(scores, ["a", "b", "c", "d"], [1.0] * 4) == []

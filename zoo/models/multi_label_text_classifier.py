@@ -17,7 +17,7 @@ import inspect
 import keras
 import numpy as np
 
-from zoo.evaluation import DEFAULT_THRESHOLD, best_f1_thresholds
+from zoo.evaluation import DEFAULT_THRESHOLD, best_f1_thresholds, labels_over_thresholds
 from zoo.layers.naive_bayes import OneVsRestNaiveBayesLogits
 from zoo.models.cnn import CNNBackbone
 from zoo.models.recurrent import RecurrentBackbone
@@ -164,11 +164,7 @@ class MultiLabelTextClassifier(WordClassifier):
         """For each text, `[(label, score), ...]`: every label at or above its threshold, highest score first."""
         self._check_not_one_string(texts, "predict_labels")
         scores = self.predict(list(texts), batch_size=batch_size, verbose=0)
-        return [
-            sorted(((name, float(score)) for name, score, threshold in zip(self.class_names, row, self.thresholds)
-                    if score >= threshold), key=lambda pair: -pair[1])
-            for row in scores
-        ]
+        return [labels_over_thresholds(row, self.class_names, self.thresholds) for row in scores]
 
     def choose_thresholds(self, texts, labels, batch_size=128):
         """Set each label's threshold to the one maximizing its F1 on held-out `texts` and multi-hot `labels`.

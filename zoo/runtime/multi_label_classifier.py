@@ -1,5 +1,6 @@
 """`MultiLabelClassifierRunner`: raw strings in, every label over its threshold out, through an exported file."""
 
+from zoo.evaluation import labels_over_thresholds
 from zoo.runtime import registry
 from zoo.runtime.sidecar import check_one_tensor_signature, check_word_tokenizer_fields
 from zoo.runtime.text_classifier import TextClassifierRunner
@@ -32,9 +33,7 @@ class MultiLabelClassifierRunner(TextClassifierRunner):
 
     def predict_labels(self, texts):
         """For each text, `[(label, score), ...]`: every label at or above its threshold, highest score first."""
-        return [sorted(((name, float(score)) for name, score, threshold in zip(self.class_names, row, self.thresholds)
-                        if score >= threshold), key=lambda pair: -pair[1])
-                for row in self.predict(texts)]
+        return [labels_over_thresholds(row, self.class_names, self.thresholds) for row in self.predict(texts)]
 
 
 @registry.sidecar_fields(TASK)
