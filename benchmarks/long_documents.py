@@ -130,6 +130,8 @@ def model_row(name, corpus, seed, validation, sequence_length=None, epochs=10):
             "documents_accuracy": documents_accuracy, "documents_seconds": round(documents_seconds, 2),
             "sequence_length": int(result.model.sequence_length),
             "truncated_share": window.get("truncated_share"),
+            "branch_alone_accuracy": result.report.get("parts", {}).get("branch"),
+            "deep_alone_accuracy": result.report.get("parts", {}).get("deep"),
             "epochs_run": result.report["epochs_run"], "train_seconds": result.report["train_seconds"],
             "model_bytes": size}
 
@@ -159,14 +161,18 @@ def measure(tasks, models, lengths, *, documents=None, seeds=(1337,), epochs=10,
 
 
 def markdown_table(results):
-    lines = ["| task | seed | model | setting | window (cut) | validation accuracy | read whole (predict_documents) "
-             "| epochs | train s | size MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+    def percent(value):
+        return "-" if value is None else f"{value:.1%}"
+
+    lines = ["| task | seed | model | setting | window (cut) | validation accuracy | branch alone | deep alone "
+             "| read whole (predict_documents) | epochs | train s | size MB |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in results["rows"]:
         window = (f"{row['sequence_length']} ({row['truncated_share']:.0%})" if row.get("truncated_share") is not None
                   else str(row.get("sequence_length", "whole text")))
         size = f"{row['model_bytes'] / 2**20:.1f}" if "model_bytes" in row else "-"
         lines.append(f"| {row['task']} | {row['seed']} | {row['model']} | {row.get('setting', '-')} | {window} | "
-                     f"{row['validation_accuracy']:.1%} | "
+                     f"{row['validation_accuracy']:.1%} | {percent(row.get('branch_alone_accuracy'))} | "
+                     f"{percent(row.get('deep_alone_accuracy'))} | "
                      f"{format(row['documents_accuracy'], '.1%') if 'documents_accuracy' in row else '-'} | "
                      f"{row.get('epochs_run', '-')} | {row['train_seconds']} | "
                      f"{size} |")

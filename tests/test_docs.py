@@ -136,15 +136,16 @@ def test_links_between_pages_resolve():
 
 def results_tables():
     """The markdown the benchmark scripts write from `benchmarks/results/*.json`: speed, distributed, accuracy,
-    bulk labelling."""
-    from benchmarks import bulk_labelling, classifier_accuracy, distributed, report
+    bulk labelling, long documents."""
+    from benchmarks import bulk_labelling, classifier_accuracy, distributed, long_documents, report
 
     results = REPO / "benchmarks" / "results"
     speed = json.loads((results / "speed.json").read_text())
     return (report.markdown(speed, plots_relative_to=REPO / "benchmarks", json_path=results / "speed.json"),
             distributed.table(json.loads((results / "distributed.json").read_text())),
             classifier_accuracy.markdown_table(json.loads((results / "classifier_accuracy.json").read_text())),
-            bulk_labelling.markdown_table(json.loads((results / "bulk_labelling.json").read_text())))
+            bulk_labelling.markdown_table(json.loads((results / "bulk_labelling.json").read_text())),
+            long_documents.markdown_table(json.loads((results / "long_documents.json").read_text())))
 
 
 # A measured figure: a median with its range, "316.9 (307.5-321.9)" or "1.61x (1.45-1.67)", or a percentage.
