@@ -306,11 +306,8 @@ def _run_classifier_export_test(model, tmp_path):
             if format_module is FORMATS["litert"]:
                 ops = litert.op_names(path.read_bytes())
                 assert all(op.isupper() for op in ops), ops
-                # LSTMs ship as TFLite's fused sequence op (float phone files), other
-                # recurrent layers (and the batch32 file's LSTMs) unrolled (no WHILE loop).
-                assert "WHILE" not in ops, ops
-                if "lstm" in model.name:
-                    assert ("UNIDIRECTIONAL_SEQUENCE_LSTM" in ops) == (variant in ("float32", "float16")), ops
+                # Recurrent layers ship unrolled over the window (no WHILE loop, no fused sequence op).
+                assert "WHILE" not in ops and "UNIDIRECTIONAL_SEQUENCE_LSTM" not in ops, ops
                 # Both runtimes an app meets: the builtin kernels alone, and LiteRT's
                 # default XNNPACK delegate (which refuses some int8 scales outright).
                 assert figures["examples"] == figures["xnnpack"]["examples"] == len(texts)

@@ -3,7 +3,7 @@
 A task builds a `Graph` (named endpoints, each a traceable function with its
 input signature, plus the objects whose variables it reads); a format writes
 it. `RuntimeTarget` is how a runtime-file format states its constraints
-(static batch, unrolled loops, fused sequence ops) without the task knowing
+(static batch, unrolled loops) without the task knowing
 which format asked.
 """
 
@@ -22,8 +22,6 @@ class RuntimeTarget:
         batch_size: the static batch, or None for any batch.
         unroll: trace recurrent loops as unrolled steps over the fixed window
             (for a format whose loop op is slow or missing).
-        sequence_ops: use fused sequence ops (TFLite's fused LSTM) where the
-            architecture has them; they take precedence over `unroll`.
         features_input: the format writes the backbone itself (ONNX's native
             recurrent ops), so the graph takes the backbone's output as a
             second input, float32 `features` `[batch, width]`, and holds only
@@ -35,7 +33,6 @@ class RuntimeTarget:
 
     batch_size: Optional[int] = 1
     unroll: bool = False
-    sequence_ops: bool = False
     features_input: bool = False
     any_length: bool = False
 
@@ -54,7 +51,6 @@ class Graph:
         endpoints: `{signature name: Endpoint}`, in the order they are written.
         tracked: Keras models, layers or TF resources whose variables the
             endpoints read (written once each).
-        fused: the endpoints hold fused sequence ops.
         custom_ops: ops outside the target's core set the graph needs (named
             in the manifest).
         examples: `{signature: [{input name: value}, ...]}`, example inputs of
@@ -63,7 +59,6 @@ class Graph:
 
     endpoints: dict
     tracked: list
-    fused: bool = False
     custom_ops: tuple = ()
     examples: dict = dataclasses.field(default_factory=dict)
 

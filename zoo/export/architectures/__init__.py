@@ -3,8 +3,7 @@
 A recipe knows one architecture and neither tasks nor formats. What it gives:
 
     features(backbone, token_ids, target)   the backbone's inference on int32 token ids, traced for a
-                                            `RuntimeTarget` (unrolled loops, fused sequence ops)
-    fuses(backbone, target)                 whether `features` emits fused sequence ops for `target`
+                                            `RuntimeTarget` (unrolled loops, a static batch)
     int8_float_ops                          TFLite ops kept in float32 in a full-int8 file
     onnx_backbone(backbone, token_ids, features, window)
                                             the backbone as ONNX nodes of its own (native recurrent ops)
@@ -38,9 +37,6 @@ class Recipe:
 
     def features(self, backbone, token_ids, target):
         return backbone(token_ids, training=False)
-
-    def fuses(self, backbone, target):
-        return False
 
     def onnx_backbone(self, backbone, token_ids, features, window):
         return None

@@ -1,58 +1,35 @@
-"""The recurrent backbones' recipe: loops unrolled, or LSTMs as TFLite's fused sequence op.
+"""The recurrent backbones' recipe: each recurrent layer as unrolled steps with its input projection hoisted.
 
 `RecurrentRecipe.features` traces `zoo.models.recurrent.RecurrentBackbone`
-for a runtime file in one of three ways:
-- fused (`target.sequence_ops`, every layer an LSTM): TFLite's
-  UNIDIRECTIONAL_SEQUENCE_LSTM, built as below;
-- unrolled (`target.unroll`): the Keras layers traced step by step over the
-  fixed window (TFLite has no fused GRU and its converter emits no fused
-  SimpleRNN; the alternative, a WHILE loop, is slower, and full-int8
-  calibration needs unrolled ops: TFLite's calibrator segfaults logging
-  WHILE outputs, tensorflow#75140);
-- else the Keras layers as they are (a generic loop).
+for a runtime file (`target.unroll`) as written here, or else as the Keras
+layers are (a generic loop, which the LiteRT converter lowers to a WHILE).
 
-Keras 3 LSTM/GRU/SimpleRNN layers trace to a generic loop that the converter
-lowers to a builtin WHILE. TFLite has fused builtins for LSTM
-(UNIDIRECTIONAL_SEQUENCE_LSTM), and its converter produces them from one
-pattern only: a function carrying the attribute
-`api_implements="lstm_<unique>"` with tf.keras's `standard_lstm` signature
-(inputs, init_h, init_c, kernel, recurrent_kernel, bias) -> (last_output,
-outputs, h, c, runtime), batch-major (`time_major=False`,
-`go_backwards=False` attributes). The converter's prepare-composite-functions
-pass replaces that function's body with the fused op, so the body only has to
-be a correct LSTM for TF itself.
+Hoisted: for each direction of each layer, the input half of every step's
+gate pre-activations is one matmul over the whole window (`x @ W + b`, one
+FULLY_CONNECTED that XNNPACK runs at matmul speed); the loop, unrolled over
+the fixed window, then does only `h @ U` and the gate arithmetic per step.
+LSTM, GRU (Keras's default `reset_after=True` form) and SimpleRNN, any activations.
+Against the two other loop styles on the default lstm_classifier phone file
+(batch 1, rt-polarity texts, rounds against ONNX Runtime): TFLite's fused
+UNIDIRECTIONAL_SEQUENCE_LSTM (which XNNPACK does not take, and which keeps
+its state between invokes) took 1.8x as long, the Keras layers unrolled
+(one small input matmul per step) 3.5x. Unrolled ops also quantize to full
+int8, which a WHILE does not (TFLite's calibrator segfaults logging WHILE
+outputs, tensorflow#75140).
 
-The fused op has no mask input, so the conversion function rebuilds the
-masked semantics around it instead of calling the Keras recurrent layers:
+Masking is rebuilt around the recurrence instead of being run inside it:
+padding (id 0) is only ever on the right, so
 
-* forward direction: run over all `sequence_length` steps. Padding (id 0)
-  is only ever on the right, so outputs at text steps are the masked
-  layer's; the masked steps are then set to what Keras gives them: zeros
-  when the layer has `zero_output_for_mask` (always inside Bidirectional),
-  else the last text step's output (0 for an empty text).
-* backward direction: REVERSE_SEQUENCE on the text lengths before and after
-  the forward op (the reversed text stays at the front, padding after).
-
-The fused op is stateful in TFLite: its initial h and c must be constant
-zeros, which the converter turns into *variable* tensors, and the kernel
-leaves the final state in them, so the next `invoke()` starts where the last
-one ended (measured: exact on the first call, max |dh| 0.6 on the second).
-Callers cannot be asked to `reset_all_variables()` (LiteRT's signature
-runners fail on it, and Android/iOS apps would not know to), so the sequence
-gets one extra leading "reset" step: an extra input feature, 1 at that step
-and 0 elsewhere, whose kernel row is -RESET_BIAS for the input and forget
-gates. sigmoid(-3e4) is exactly 0 in float32, so after the step c = 0*c +
-0*g = 0 and h = o*tanh(0) = 0: every call starts from the zero state. At
-text steps the feature is 0 and adds exactly -0.0 to the gate sums. 3e4 stays
-finite in float16 (0 * -inf would be NaN); int8 weight quantization of this
-kernel would however be ruined by the outlier row.
+* forward direction: the outputs at text steps are the masked layer's; the
+  masked steps are then set to what Keras gives them: zeros when the layer
+  has `zero_output_for_mask` (always inside Bidirectional), else the last
+  text step's output (0 for an empty text);
+* backward direction: each text reversed in place before and after the loop
+  (the reversed text stays at the front, padding after).
 
 Everything else (embedding, pooling) calls the trained Keras 3 layers, so
 only the recurrence is rewritten.
 """
-
-import contextlib
-import uuid
 
 import keras
 import tensorflow as tf
@@ -61,91 +38,89 @@ from zoo.export.architectures import Recipe, recurrent_onnx, register_recipe
 from zoo.export.errors import ExportError
 from zoo.models.recurrent import RecurrentBackbone
 
-# Cells with a fused TFLite builtin the converter can produce.
-FUSABLE_CELLS = (keras.layers.LSTM,)
-# Pre-activation of the input and forget gates at the reset step.
-RESET_BIAS = 3.0e4
+
+def _lstm_steps(cell, projected, batch):
+    """LSTM outputs `[batch, steps, units]` from the hoisted `x @ W + b`, gate order i, f, g, o."""
+    h = c = tf.zeros([batch, cell.units], projected.dtype)
+    recurrent_kernel = tf.convert_to_tensor(cell.recurrent_kernel)
+    outputs = []
+    for t in range(projected.shape[1]):
+        z_i, z_f, z_g, z_o = tf.split(projected[:, t] + tf.matmul(h, recurrent_kernel), 4, axis=1)
+        c = cell.recurrent_activation(z_f) * c + cell.recurrent_activation(z_i) * cell.activation(z_g)
+        h = cell.recurrent_activation(z_o) * cell.activation(c)
+        outputs.append(h)
+    return tf.stack(outputs, axis=1)
 
 
-def _lstm_body(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
-    # What TF runs; the converter swaps the whole function for the fused op.
-    steps = tf.transpose(inputs, [1, 0, 2])
-
-    def step(state, x):
-        h, c = state
-        z = tf.matmul(x, kernel) + tf.matmul(h, recurrent_kernel) + bias
-        z_i, z_f, z_g, z_o = tf.split(z, 4, axis=1)
-        c = tf.sigmoid(z_f) * c + tf.sigmoid(z_i) * tf.tanh(z_g)
-        h = tf.sigmoid(z_o) * tf.tanh(c)
-        return h, c
-
-    hs, cs = tf.scan(step, steps, initializer=(init_h, init_c))
-    outputs = tf.transpose(hs, [1, 0, 2])
-    # The fifth result mirrors tf.keras's `runtime` (1.0 = CPU); unused.
-    return outputs[:, -1], outputs, hs[-1], cs[-1], tf.constant(1.0, tf.float32)
+def _gru_steps(cell, projected, batch):
+    """GRU outputs from the hoisted `x @ W + input bias`, gate order z, r, h (Keras's `reset_after` form)."""
+    h = tf.zeros([batch, cell.units], projected.dtype)
+    recurrent_kernel = tf.convert_to_tensor(cell.recurrent_kernel)
+    recurrent_bias = cell.bias[1] if cell.use_bias else tf.zeros([3 * cell.units], projected.dtype)
+    outputs = []
+    for t in range(projected.shape[1]):
+        x_z, x_r, x_h = tf.split(projected[:, t], 3, axis=1)
+        r_z, r_r, r_h = tf.split(tf.matmul(h, recurrent_kernel) + recurrent_bias, 3, axis=1)
+        z = cell.recurrent_activation(x_z + r_z)
+        r = cell.recurrent_activation(x_r + r_r)
+        h = z * h + (1.0 - z) * cell.activation(x_h + r * r_h)
+        outputs.append(h)
+    return tf.stack(outputs, axis=1)
 
 
-def _composite_lstm():
-    # A fresh name per call site: the converter pairs functions by this name.
-    return tf.function(
-        _lstm_body,
-        autograph=False,
-        experimental_attributes={
-            "api_implements": f"lstm_{uuid.uuid4()}",
-            "api_preferred_device": "CPU",
-            "time_major": False,
-            "go_backwards": False,
-        },
-    )
+def _simple_rnn_steps(cell, projected, batch):
+    h = tf.zeros([batch, cell.units], projected.dtype)
+    recurrent_kernel = tf.convert_to_tensor(cell.recurrent_kernel)
+    outputs = []
+    for t in range(projected.shape[1]):
+        h = cell.activation(projected[:, t] + tf.matmul(h, recurrent_kernel))
+        outputs.append(h)
+    return tf.stack(outputs, axis=1)
 
 
-def check_fusable(layer):
-    """Raise ExportError unless `layer` (a Keras 3 LSTM) maps onto the fused op."""
-    if not isinstance(layer, FUSABLE_CELLS):
-        raise ExportError(f"{layer.name}: no fused TFLite op for {type(layer).__name__}")
-    cell = layer.cell
-    if keras.activations.serialize(cell.activation) != "tanh" or keras.activations.serialize(
-        cell.recurrent_activation
-    ) != "sigmoid":
-        raise ExportError(f"{layer.name}: the fused LSTM needs tanh/sigmoid activations")
-    if layer.stateful or layer.return_state or layer.unroll:
-        raise ExportError(f"{layer.name}: stateful, return_state or unroll LSTMs are not fused")
+# Cell type -> its unrolled steps over the hoisted input projection.
+_STEPS = {keras.layers.LSTMCell: _lstm_steps, keras.layers.GRUCell: _gru_steps,
+          keras.layers.SimpleRNNCell: _simple_rnn_steps}
 
 
-def _lstm_weights(layer):
-    cell = layer.cell
-    bias = cell.bias if cell.use_bias else tf.zeros([4 * cell.units], cell.kernel.dtype)
-    return tf.convert_to_tensor(cell.kernel), tf.convert_to_tensor(cell.recurrent_kernel), tf.convert_to_tensor(bias)
+def _input_projection(cell, inputs):
+    """`x @ W + b` for every step at once: `[batch, steps, gates * units]`."""
+    projected = tf.matmul(inputs, tf.convert_to_tensor(cell.kernel))
+    if cell.use_bias:
+        # A GRU's bias is [input bias, recurrent bias]; the recurrent half is added per step.
+        bias = cell.bias[0] if isinstance(cell, keras.layers.GRUCell) else cell.bias
+        projected += bias
+    return projected
 
 
-def _with_reset_step(inputs, kernel):
-    """Prepend the state-reset step (see the module docstring)."""
-    batch, _, features = inputs.shape
-    units = kernel.shape[1] // 4
-    flag = tf.one_hot(features, features + 1, dtype=inputs.dtype)  # [features + 1]
-    first = tf.tile(flag[tf.newaxis, tf.newaxis], [batch, 1, 1])
-    rest = tf.pad(inputs, [[0, 0], [0, 0], [0, 1]])
-    reset_row = tf.concat(
-        [tf.fill([2 * units], -RESET_BIAS), tf.zeros([2 * units])], axis=0
-    )  # gate order i, f, g, o
-    return tf.concat([first, rest], axis=1), tf.concat([kernel, reset_row[tf.newaxis]], axis=0)
+def _reverse_text(sequence, lengths):
+    """Each row's first `length` steps reversed, the padding after them left in place (REVERSE_SEQUENCE
+    as a GATHER, which has int8 kernels; REVERSE_SEQUENCE has none)."""
+    positions = tf.range(sequence.shape[1])[tf.newaxis, :]
+    lengths = lengths[:, tf.newaxis]
+    order = tf.where(positions < lengths, lengths - 1 - positions, positions)
+    return tf.gather(sequence, order, axis=1, batch_dims=1)
 
 
 def _run_direction(layer, inputs, mask, lengths, zero_output_for_mask):
     """Keras's masked `return_sequences=True` outputs of one direction."""
-    check_fusable(layer)
+    steps = _STEPS.get(type(layer.cell))
+    if steps is None:
+        raise ExportError(f"{layer.name}: no unrolled recipe for {type(layer.cell).__name__}")
+    if layer.stateful or layer.return_state:
+        raise ExportError(f"{layer.name}: stateful or return_state recurrent layers are not exported")
+    if isinstance(layer.cell, keras.layers.GRUCell) and not layer.cell.reset_after:
+        raise ExportError(f"{layer.name}: only GRUs with reset_after=True (Keras's default) are unrolled")
+    if isinstance(layer.cell, keras.layers.GRUCell) and not layer.cell.reset_after:
+        raise ExportError(f"{layer.name}: only GRUs with reset_after=True (Keras's default) are unrolled")
+    batch, length = inputs.shape[0], inputs.shape[1]
+    if length is None:
+        raise ExportError(f"{layer.name}: an unrolled recurrence needs a static window")
     if layer.go_backwards:
-        inputs = tf.reverse_sequence(inputs, lengths, seq_axis=1, batch_axis=0)
-    batch = inputs.shape[0]
-    if batch is None:
-        raise ExportError("the fused LSTM needs a static batch size")
-    init = tf.zeros([batch, layer.cell.units], inputs.dtype)
-    kernel, recurrent_kernel, bias = _lstm_weights(layer)
-    inputs, kernel = _with_reset_step(inputs, kernel)
-    _, outputs, _, _, _ = _composite_lstm()(inputs, init, init, kernel, recurrent_kernel, bias)
-    outputs = outputs[:, 1:]
+        inputs = _reverse_text(inputs, lengths)
+    outputs = steps(layer.cell, _input_projection(layer.cell, inputs), batch if batch is not None else tf.shape(inputs)[0])
     if layer.go_backwards:
-        outputs = tf.reverse_sequence(outputs, lengths, seq_axis=1, batch_axis=0)
+        outputs = _reverse_text(outputs, lengths)
     keep = mask[:, :, tf.newaxis]
     if zero_output_for_mask:
         return tf.where(keep, outputs, tf.zeros_like(outputs))
@@ -165,8 +140,8 @@ def _last_step(layer, sequence, lengths):
     return tf.where((lengths > 0)[:, tf.newaxis], last, tf.zeros_like(last))
 
 
-def fused_recurrent(layer, inputs, mask, lengths):
-    """One (maybe Bidirectional) recurrent layer of the backbone, fused."""
+def unrolled_recurrent(layer, inputs, mask, lengths):
+    """One (maybe Bidirectional) recurrent layer of the backbone, unrolled with its input projection hoisted."""
     if isinstance(layer, keras.layers.Bidirectional):
         if layer.merge_mode != "concat":
             raise ExportError(f"{layer.name}: only merge_mode='concat' is supported")
@@ -179,66 +154,23 @@ def fused_recurrent(layer, inputs, mask, lengths):
     return sequence if layer.return_sequences else _last_step(layer, sequence, lengths)
 
 
-def fused_features(backbone, token_ids):
-    """The backbone's inference on int32 token ids `[batch, length]` (static batch), LSTMs fused."""
+def unrolled_features(backbone, token_ids):
+    """The backbone's inference on int32 token ids `[batch, window]` (static window), loops unrolled."""
     mask = tf.not_equal(token_ids, 0)
     lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
     x = backbone.token_embedding(token_ids)
     for layer in backbone.recurrent_layers:
-        x = fused_recurrent(layer, x, mask, lengths)
+        x = unrolled_recurrent(layer, x, mask, lengths)
     # The pool takes every step: the masked ones hold what Keras gives them (see `_run_direction`).
     return backbone.pooler(x) if backbone.pooler is not None else x
 
 
-def can_fuse(backbone):
-    """Whether every recurrent layer of `backbone` has a fused TFLite op."""
-    for layer in backbone.recurrent_layers:
-        directions = (
-            (layer.forward_layer, layer.backward_layer) if isinstance(layer, keras.layers.Bidirectional) else (layer,)
-        )
-        for direction in directions:
-            try:
-                check_fusable(direction)
-            except ExportError:
-                return False
-    return True
-
-
-@contextlib.contextmanager
-def unrolled(backbone):
-    """Trace every recurrent layer of `backbone` as unrolled steps."""
-    recurrent = [layer for layer in backbone._flatten_layers() if isinstance(layer, keras.layers.RNN)]
-    saved = [(layer.unroll, layer.zero_output_for_mask) for layer in recurrent]
-    try:
-        for layer in recurrent:
-            layer.unroll = True
-            if layer.go_backwards:
-                # Keras 3.15's unrolled rnn() zeroes masked outputs with the
-                # mask in input order while the outputs are in (reversed)
-                # processing order, so a Bidirectional layer's backward half
-                # zeroes real steps and keeps padded ones (max |diff| 0.02).
-                # zoo pads at the end, so a backward pass meets the padding
-                # first and, without the zeroing, outputs the zeros it starts
-                # from there: exactly what the WHILE loop gives.
-                layer.zero_output_for_mask = False
-        yield
-    finally:
-        for layer, (unroll, zero_output_for_mask) in zip(recurrent, saved):
-            layer.unroll = unroll
-            layer.zero_output_for_mask = zero_output_for_mask
-
-
 @register_recipe(RecurrentBackbone)
 class RecurrentRecipe(Recipe):
-    def fuses(self, backbone, target):
-        return target.sequence_ops and can_fuse(backbone)
-
     def features(self, backbone, token_ids, target):
-        if self.fuses(backbone, target):
-            return fused_features(backbone, token_ids)
-        # Inside the traced function, so every trace of it (the converter's too) sees the unrolled layers.
-        with unrolled(backbone) if target.unroll else contextlib.nullcontext():
-            return backbone(token_ids, training=False)
+        if target.unroll:
+            return unrolled_features(backbone, token_ids)
+        return backbone(token_ids, training=False)
 
     def onnx_backbone(self, backbone, token_ids, features, window):
         # ONNX's fused ops take only their default activations.

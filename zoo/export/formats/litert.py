@@ -10,16 +10,12 @@ of producing a file that cannot run.
 
 The variants, and what this format asks of the task's graph for each:
 - float32 and float16: batch 1 (the phone file), loops unrolled over the
-  window, fused sequence ops where the architecture has them (TFLite's fused
-  LSTM). A fused kernel's weights quantize as whole matrices, so the int8
-  variants take no fused ops.
+  window as the architecture's recipe writes them (`zoo.export.architectures`).
 - dynamic_int8 (int8 weights, float activations) and int8 (weights and
   activations calibrated on the task's representative inputs; the
   architecture's `int8_float_ops` stay float32): batch 1, unrolled.
 - batch32: float32 weights with a static batch of 32, for servers (a batch-1
-  file takes 32 texts as 32 invokes); unrolled, not fused: TFLite's fused
-  LSTM kernel, which XNNPACK does not take, ran batch 32 at 4.9-11x ONNX
-  Runtime's native LSTM, while unrolled its matmuls are XNNPACK's.
+  file takes 32 texts as 32 invokes), unrolled.
 
 A batch-1 file of a task that describes labels and a word tokenizer (a text
 classifier) carries TFLite model metadata (`zoo.export.tflite_metadata`), so
@@ -74,7 +70,7 @@ def target(variant):
     """What a file of `variant` asks of the task's graph (the module docstring says why)."""
     if variant == "batch32":
         return RuntimeTarget(batch_size=32, unroll=True)
-    return RuntimeTarget(batch_size=1, unroll=True, sequence_ops=variant in ("float32", "float16"))
+    return RuntimeTarget(batch_size=1, unroll=True)
 
 
 def write(model, path, variant="float32", *, task=None, options=None, validation=None, name=None, version=None,
@@ -98,19 +94,13 @@ def write(model, path, variant="float32", *, task=None, options=None, validation
         scratch = pathlib.Path(scratch or own_scratch)
         file_target = target(variant)
         graph = task.runtime_graph(model, file_target, options)
-        conversion = scratch / f"litert_b{file_target.batch_size}_{'fused' if graph.fused else 'unrolled'}"
+        conversion = scratch / f"litert_b{file_target.batch_size}"
         if not conversion.exists():
             graph.write_saved_model(conversion)
         flatbuffer = convert(
             conversion, _QUANTIZATION[variant],
             calibration_inputs=task.calibration_inputs(model, validation) if variant == "int8" else None,
             signature_keys=tuple(graph.endpoints), float_ops=recipe_for(model.backbone).int8_float_ops,
-            # The fused float16 LSTM's state variables stay plain float32 constants: by default
-            # the converter stores their zero initial values as float16 behind DEQUANTIZE ops,
-            # which ai_edge_litert runs but MediaPipe's TextClassifier refuses to load ("Output
-            # tensor ... to op DEQUANTIZE is a variable"); the older quantizer keeps them float32.
-            converter_options={"experimental_new_dynamic_range_quantizer": False}
-            if variant == "float16" and graph.fused else None,
         )
     fields = {}
     if _has_text_classifier_metadata(description, file_target):
@@ -192,7 +182,7 @@ def file_signatures(flatbuffer):
 
 
 def convert(saved_model_dir, quantization=None, calibration_inputs=None, signature_keys=("serving_default",),
-            float_ops=(), converter_options=None):
+            float_ops=()):
     """Convert to a builtins-only flatbuffer; return its bytes.
 
     Args:
@@ -205,14 +195,11 @@ def convert(saved_model_dir, quantization=None, calibration_inputs=None, signatu
             examples, required for "int8".
         float_ops: "int8" only: TFLite op names (e.g. "BATCH_MATMUL") left
             in float32 (the architecture recipe's `int8_float_ops`).
-        converter_options: `TFLiteConverter` attributes to set.
     """
     if quantization not in (None, "float16", "dynamic_int8", "int8"):
         raise ConversionError(f"quantization must be float16, dynamic_int8, int8 or None, got {quantization!r}")
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=list(signature_keys))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    for option, value in (converter_options or {}).items():
-        setattr(converter, option, value)
     if quantization is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantization == "float16":

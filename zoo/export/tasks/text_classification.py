@@ -208,7 +208,6 @@ class TextClassificationExport(ExportTask):
         return Graph(
             endpoints={RUNTIME_SIGNATURE: endpoint},
             tracked=[token_id_model(model)],
-            fused=recipe_for(model.backbone).fuses(model.backbone, target),
         )
 
     def forward(self, model, token_ids, target):
