@@ -117,3 +117,34 @@ def test_a_dynamic_length_signature_gets_rows_by_length_each_call_cut_to_its_lon
     for call in calls:  # each call as wide as its longest row (at least one id), never cutting an id off
         assert call.shape[1] == max(1, np.count_nonzero(call, axis=1).max())
     assert [call.shape[1] for call in calls] == sorted(call.shape[1] for call in calls)
+
+
+
+def test_memory_allocated_under_huge_pages_keeps_its_contents_and_gets_2_mib_pages_where_the_kernel_has_them():
+    # A fresh process, as a Generator's usually is: there a 16 MiB block is its own new mapping (this one's
+    # allocator may serve it from memory it already holds, which `huge_pages` leaves alone).
+    output = run_without_tensorflow("""
+        import json
+        import numpy as np
+        from zoo.runtime import backends
+        with backends.huge_pages():
+            block = np.arange(4 * 2**20, dtype=np.int32)
+        intact = bool((block == np.arange(4 * 2**20, dtype=np.int32)).all())
+        # The advice splits the block's mapping where its 2 MiB pages begin and end: sum over the pieces.
+        first, last = block.ctypes.data, block.ctypes.data + block.nbytes
+        huge_kib, overlaps = 0, False
+        for line in open("/proc/self/smaps").read().splitlines():
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5:
+                start, end = (int(value, 16) for value in fields[0].split("-"))
+                overlaps = start < last and first < end
+            elif overlaps and fields[0] == "AnonHugePages:":
+                huge_kib += int(fields[1])
+        print(json.dumps({"intact": intact, "huge_kib": huge_kib}))
+    """)
+    result = json.loads(output)
+    assert result["intact"]
+    with open("/sys/kernel/mm/transparent_hugepage/enabled") as mode:
+        thp_on = "[never]" not in mode.read()
+    # madvise or always: every whole 2 MiB page inside the 16 MiB mapping (at least 7) is a huge page.
+    assert result["huge_kib"] >= (7 * 2048 if thp_on else 0)

@@ -19,6 +19,7 @@ packed weights for every thread that ever calls, unbounded in a server's
 thread pool.)
 """
 
+import contextlib
 import pathlib
 import threading
 
@@ -146,6 +147,71 @@ class ResidentSignature:
 
     def invoke(self):
         self._wrapper.Invoke(self._subgraph)
+
+
+# madvise(2) advice values (Linux): back a range with 2 MiB pages from now on, and collapse what is there now.
+_MADV_HUGEPAGE, _MADV_COLLAPSE = 14, 25
+_HUGE_PAGE = 2 * 2**20
+
+
+def _private_anonymous_mappings():
+    """`{(start, end)}` of this process's private anonymous read-write mappings, the heap included."""
+    try:
+        lines = pathlib.Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return set()
+    mappings = set()
+    for line in lines:
+        fields = line.split()
+        # Anonymous: no path (or "[heap]"); inode 0. Private and writable: "rw-p".
+        if fields[1] == "rw-p" and fields[4] == "0" and (len(fields) == 5 or fields[5] == "[heap]"):
+            start, end = (int(address, 16) for address in fields[0].split("-"))
+            mappings.add((start, end))
+    return mappings
+
+
+@contextlib.contextmanager
+def huge_pages():
+    """Back the memory allocated inside the `with` (an interpreter's arena, XNNPACK's packed weights) with
+    2 MiB pages where the kernel allows it.
+
+    A decode step streams every weight once: 500 MB of float32 GPT-2 small
+    through 4 KiB pages is ~120,000 TLB misses a token. With this machine's
+    transparent huge pages on `madvise` (not `always`), glibc's allocations
+    get none unless asked: GPT-2 small's int8 decode ran 1.40x the tokens/s
+    with them here (median of 6 alternated rounds). Only whole 2 MiB pages
+    inside a new mapping are advised, so allocations of a few MiB each
+    (float32 GPT-2's packed matrices) are covered only in part; running the
+    process with `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` covers them all.
+    Best effort: where `madvise` refuses (not
+    Linux, an older kernel without MADV_COLLAPSE, THP off) memory stays as
+    it was, which is only slower.
+    """
+    before = _private_anonymous_mappings()
+    try:
+        yield
+    finally:
+        new = [(start, end) for start, end in _private_anonymous_mappings() - before if end - start >= _HUGE_PAGE]
+        if new:
+            _advise_huge_pages(new)
+
+
+def _advise_huge_pages(ranges):
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return
+    libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    for start, end in ranges:
+        # Whole huge pages only: the advice covers exactly what lies inside.
+        first = -(-start // _HUGE_PAGE) * _HUGE_PAGE
+        last = end // _HUGE_PAGE * _HUGE_PAGE
+        if last > first:
+            for advice in (_MADV_HUGEPAGE, _MADV_COLLAPSE):
+                libc.madvise(first, last - first, advice)
 
 
 class ONNXModel:

@@ -147,8 +147,6 @@ class Generator:
         if verify:
             verification.verify_model_file(self.model_path)
         self.spec = read_sidecar(self.model_path, TASK)
-        self.model = backends.open_model(self.model_path, None if delegates else "builtin", num_threads)
-        verification.check_sidecar_against_model(self.spec, self.model, sidecar_path(self.model_path))
         tokenizer, generation = self.spec["tokenizer"], self.spec["generation"]
         self.tokenizer = ReferenceBytePairTokenizer(tokenizer["vocabulary"], tokenizer["merges"])
         self.start_token_id = int(generation["start_token_id"])
@@ -157,10 +155,14 @@ class Generator:
         self.prefill_length = int(generation["prefill_length"])
         self._cache_inputs = generation["cache_inputs"]
         self._replace_cache = generation.get("cache_update", "rows") == "replace"
-        # The caches stay inside the interpreter: each step writes only its new rows into them
-        # (handing the whole cache to the signature runner every step copied it every token).
-        self._prefill = self.model.resident_signature("prefill")
-        self._decode = self.model.resident_signature("decode")
+        # Every decode step reads all the weights XNNPACK packs while the signatures are set up: on huge pages.
+        with backends.huge_pages():
+            self.model = backends.open_model(self.model_path, None if delegates else "builtin", num_threads)
+            verification.check_sidecar_against_model(self.spec, self.model, sidecar_path(self.model_path))
+            # The caches stay inside the interpreter: each step writes only its new rows into them
+            # (handing the whole cache to the signature runner every step copied it every token).
+            self._prefill = self.model.resident_signature("prefill")
+            self._decode = self.model.resident_signature("decode")
         # Rows a step has not written yet are masked out of attention, but they still meet a zero
         # weight in a matmul: they must hold numbers (a fresh buffer may hold NaN bit patterns).
         # Only prefill's: every generation starts there, and prefill hands decode its whole caches.
@@ -244,12 +246,14 @@ class Generator:
                 if token == self.end_token_id or length == max_length:
                     break
                 position = length - 1
-                decode.set("token_id", [[token]])
+                decode.input("token_id")[0, 0] = token
                 decode.set("position", position)
                 decode.invoke()
                 # A KV decoder hands back only this token's keys/values: that row is all that is written.
                 self._update_cache(decode, position)
-                logits = np.array(decode.output("logits")[0])
+                # Sampled from the interpreter's own buffer, uncopied: `_sample` is done with it before the
+                # next invoke overwrites it.
+                logits = decode.output("logits")[0]
         return new_ids
 
     def generate(self, prompts, max_length=64, sampler="greedy", strip_prompt=False, **sampler_args):
