@@ -176,10 +176,9 @@ def huge_pages():
     2 MiB pages where the kernel allows it.
 
     A decode step streams every weight once: 500 MB of float32 GPT-2 small
-    through 4 KiB pages is ~120,000 TLB misses a token. With this machine's
-    transparent huge pages on `madvise` (not `always`), glibc's allocations
-    get none unless asked: GPT-2 small's int8 decode ran 1.40x the tokens/s
-    with them here (median of 6 alternated rounds). Only whole 2 MiB pages
+    through 4 KiB pages is ~120,000 TLB misses a token. Where transparent
+    huge pages are on `madvise` (not `always`), as on common Linux
+    distributions, glibc's allocations get none unless asked. Only whole 2 MiB pages
     inside a new mapping are advised, so allocations of a few MiB each
     (float32 GPT-2's packed matrices) are covered only in part; running the
     process with `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` covers them all.
