@@ -39,48 +39,50 @@ from zoo.export.errors import ExportError
 from zoo.models.recurrent import RecurrentBackbone
 
 
-def _lstm_steps(cell, projected, batch):
-    """LSTM outputs `[batch, steps, units]` from the hoisted `x @ W + b`, gate order i, f, g, o."""
-    h = c = tf.zeros([batch, cell.units], projected.dtype)
+def _lstm_step(cell, x, state, recurrent_kernel):
+    """One LSTM step from the hoisted `x @ W + b` (gate order i, f, g, o): (output, new state)."""
+    h, c = state
+    z_i, z_f, z_g, z_o = tf.split(x + tf.matmul(h, recurrent_kernel), 4, axis=1)
+    c = cell.recurrent_activation(z_f) * c + cell.recurrent_activation(z_i) * cell.activation(z_g)
+    h = cell.recurrent_activation(z_o) * cell.activation(c)
+    return h, (h, c)
+
+
+def _gru_step(cell, x, state, recurrent_kernel):
+    """One GRU step from the hoisted `x @ W + input bias` (gate order z, r, h; Keras's `reset_after` form)."""
+    (h,) = state
+    recurrent = tf.matmul(h, recurrent_kernel)
+    if cell.use_bias:
+        recurrent += cell.bias[1]
+    x_z, x_r, x_h = tf.split(x, 3, axis=1)
+    r_z, r_r, r_h = tf.split(recurrent, 3, axis=1)
+    z = cell.recurrent_activation(x_z + r_z)
+    r = cell.recurrent_activation(x_r + r_r)
+    h = z * h + (1.0 - z) * cell.activation(x_h + r * r_h)
+    return h, (h,)
+
+
+def _simple_rnn_step(cell, x, state, recurrent_kernel):
+    (h,) = state
+    h = cell.activation(x + tf.matmul(h, recurrent_kernel))
+    return h, (h,)
+
+
+# Cell type -> (its step over the hoisted input projection, how many state tensors it carries).
+_STEPS = {keras.layers.LSTMCell: (_lstm_step, 2), keras.layers.GRUCell: (_gru_step, 1),
+          keras.layers.SimpleRNNCell: (_simple_rnn_step, 1)}
+
+
+def _unrolled_steps(cell, projected, batch):
+    """Outputs `[batch, steps, units]` of `cell` over the hoisted projection, from the zero state."""
+    step, state_count = _STEPS[type(cell)]
+    state = (tf.zeros([batch, cell.units], projected.dtype),) * state_count
     recurrent_kernel = tf.convert_to_tensor(cell.recurrent_kernel)
     outputs = []
     for t in range(projected.shape[1]):
-        z_i, z_f, z_g, z_o = tf.split(projected[:, t] + tf.matmul(h, recurrent_kernel), 4, axis=1)
-        c = cell.recurrent_activation(z_f) * c + cell.recurrent_activation(z_i) * cell.activation(z_g)
-        h = cell.recurrent_activation(z_o) * cell.activation(c)
-        outputs.append(h)
+        output, state = step(cell, projected[:, t], state, recurrent_kernel)
+        outputs.append(output)
     return tf.stack(outputs, axis=1)
-
-
-def _gru_steps(cell, projected, batch):
-    """GRU outputs from the hoisted `x @ W + input bias`, gate order z, r, h (Keras's `reset_after` form)."""
-    h = tf.zeros([batch, cell.units], projected.dtype)
-    recurrent_kernel = tf.convert_to_tensor(cell.recurrent_kernel)
-    recurrent_bias = cell.bias[1] if cell.use_bias else tf.zeros([3 * cell.units], projected.dtype)
-    outputs = []
-    for t in range(projected.shape[1]):
-        x_z, x_r, x_h = tf.split(projected[:, t], 3, axis=1)
-        r_z, r_r, r_h = tf.split(tf.matmul(h, recurrent_kernel) + recurrent_bias, 3, axis=1)
-        z = cell.recurrent_activation(x_z + r_z)
-        r = cell.recurrent_activation(x_r + r_r)
-        h = z * h + (1.0 - z) * cell.activation(x_h + r * r_h)
-        outputs.append(h)
-    return tf.stack(outputs, axis=1)
-
-
-def _simple_rnn_steps(cell, projected, batch):
-    h = tf.zeros([batch, cell.units], projected.dtype)
-    recurrent_kernel = tf.convert_to_tensor(cell.recurrent_kernel)
-    outputs = []
-    for t in range(projected.shape[1]):
-        h = cell.activation(projected[:, t] + tf.matmul(h, recurrent_kernel))
-        outputs.append(h)
-    return tf.stack(outputs, axis=1)
-
-
-# Cell type -> its unrolled steps over the hoisted input projection.
-_STEPS = {keras.layers.LSTMCell: _lstm_steps, keras.layers.GRUCell: _gru_steps,
-          keras.layers.SimpleRNNCell: _simple_rnn_steps}
 
 
 def _input_projection(cell, inputs):
@@ -104,13 +106,10 @@ def _reverse_text(sequence, lengths):
 
 def _run_direction(layer, inputs, mask, lengths, zero_output_for_mask):
     """Keras's masked `return_sequences=True` outputs of one direction."""
-    steps = _STEPS.get(type(layer.cell))
-    if steps is None:
+    if type(layer.cell) not in _STEPS:
         raise ExportError(f"{layer.name}: no unrolled recipe for {type(layer.cell).__name__}")
     if layer.stateful or layer.return_state:
         raise ExportError(f"{layer.name}: stateful or return_state recurrent layers are not exported")
-    if isinstance(layer.cell, keras.layers.GRUCell) and not layer.cell.reset_after:
-        raise ExportError(f"{layer.name}: only GRUs with reset_after=True (Keras's default) are unrolled")
     if isinstance(layer.cell, keras.layers.GRUCell) and not layer.cell.reset_after:
         raise ExportError(f"{layer.name}: only GRUs with reset_after=True (Keras's default) are unrolled")
     batch, length = inputs.shape[0], inputs.shape[1]
@@ -118,7 +117,8 @@ def _run_direction(layer, inputs, mask, lengths, zero_output_for_mask):
         raise ExportError(f"{layer.name}: an unrolled recurrence needs a static window")
     if layer.go_backwards:
         inputs = _reverse_text(inputs, lengths)
-    outputs = steps(layer.cell, _input_projection(layer.cell, inputs), batch if batch is not None else tf.shape(inputs)[0])
+    outputs = _unrolled_steps(layer.cell, _input_projection(layer.cell, inputs),
+                              batch if batch is not None else tf.shape(inputs)[0])
     if layer.go_backwards:
         outputs = _reverse_text(outputs, lengths)
     keep = mask[:, :, tf.newaxis]
