@@ -126,9 +126,13 @@ def _run_direction(layer, inputs, mask, lengths, zero_output_for_mask):
         return tf.where(keep, outputs, tf.zeros_like(outputs))
     if layer.go_backwards:
         raise ExportError(f"{layer.name}: go_backwards without zero_output_for_mask is not supported")
-    last = tf.gather(outputs, tf.maximum(lengths - 1, 0), axis=1, batch_dims=1)
-    last = tf.where((lengths > 0)[:, tf.newaxis], last, tf.zeros_like(last))
-    return tf.where(keep, outputs, last[:, tf.newaxis, :])
+    return tf.where(keep, outputs, _at_last_text_step(outputs, lengths)[:, tf.newaxis, :])
+
+
+def _at_last_text_step(sequence, lengths):
+    """Each row's output at its last text step, zeros for an empty text."""
+    last = tf.gather(sequence, tf.maximum(lengths - 1, 0), axis=1, batch_dims=1)
+    return tf.where((lengths > 0)[:, tf.newaxis], last, tf.zeros_like(last))
 
 
 def _last_step(layer, sequence, lengths):
@@ -136,8 +140,7 @@ def _last_step(layer, sequence, lengths):
     if layer.go_backwards:
         # The backward pass ends at the first text step.
         return sequence[:, 0]
-    last = tf.gather(sequence, tf.maximum(lengths - 1, 0), axis=1, batch_dims=1)
-    return tf.where((lengths > 0)[:, tf.newaxis], last, tf.zeros_like(last))
+    return _at_last_text_step(sequence, lengths)
 
 
 def unrolled_recurrent(layer, inputs, mask, lengths):
